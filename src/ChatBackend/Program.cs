@@ -1,0 +1,1 @@
+namespace ChatBackend; public static class Program { public static void Main(string[] args) { } }
