@@ -1,5 +1,29 @@
-var b = WebApplication.CreateBuilder(args);
-b.Services.AddReverseProxy();
-var app = b.Build();
-app.MapReverseProxy();
-app.Run();
+using Gateway.Admin;
+using Gateway.Configuration;
+
+namespace Gateway;
+
+public static class Program
+{
+    public static async Task<int> Main(string[] args)
+    {
+        if (args.Contains(HealthProbe.Argument))
+        {
+            return await HealthProbe.RunAsync(args);
+        }
+
+        try
+        {
+            await using var app = GatewayApplication.Build(args);
+            await GatewayApplication.StartAsync(app);
+            await app.WaitForShutdownAsync();
+            return 0;
+        }
+        catch (GatewayStartupException ex)
+        {
+            // One line the operator can act on; the exit code tells scripts which kind of failure it was.
+            Console.Error.WriteLine($"gateway: error: {ex.Message}");
+            return ex.ExitCode;
+        }
+    }
+}

@@ -1,0 +1,37 @@
+using Gateway.Listeners;
+
+namespace Gateway.Admin;
+
+/// <summary>
+/// The operator's endpoints. They answer only on the admin listener: the public listeners never branch here,
+/// and the admin listener never reaches the proxy.
+/// </summary>
+public static class AdminEndpoints
+{
+    public static IApplicationBuilder UseAdminListener(this IApplicationBuilder app)
+    {
+        return app.MapWhen(IsAdminConnection, admin => admin.Run(HandleAsync));
+    }
+
+    private static bool IsAdminConnection(HttpContext context) =>
+        context.Features.Get<GatewayListener>() is { IsAdmin: true };
+
+    private static Task HandleAsync(HttpContext context)
+    {
+        var response = context.Response;
+        response.ContentType = "text/plain; charset=utf-8";
+        response.Headers.CacheControl = "no-store";
+        switch (context.Request.Path.Value)
+        {
+            case "/healthz":
+                return response.WriteAsync("ok\n");
+            case "/readyz":
+                var ready = context.RequestServices.GetRequiredService<Readiness>().IsReady;
+                response.StatusCode = ready ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable;
+                return response.WriteAsync(ready ? "ready\n" : "not ready\n");
+            default:
+                response.StatusCode = StatusCodes.Status404NotFound;
+                return response.WriteAsync("not found: the admin listener serves /healthz and /readyz\n");
+        }
+    }
+}

@@ -1,0 +1,80 @@
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+
+namespace Gateway.Configuration;
+
+/// <summary>The <c>Gateway</c> section of the configuration file: everything that is not YARP's.</summary>
+public sealed class GatewayOptions
+{
+    public const string SectionName = "Gateway";
+
+    /// <summary>Public listeners by name. When the section is absent: <c>ws</c> on *:80 and <c>wss</c> on *:443.</summary>
+    public Dictionary<string, ListenerOptions> Listeners { get; set; } = new(StringComparer.OrdinalIgnoreCase);
+
+    public TlsOptions Tls { get; set; } = new();
+
+    public AdminOptions Admin { get; set; } = new();
+
+    public DataProtectionOptions DataProtection { get; set; } = new();
+
+    /// <summary>How long shutdown waits for open connections before it cuts them.</summary>
+    public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(30);
+}
+
+public sealed class ListenerOptions
+{
+    /// <summary><c>*</c> (every interface, IPv4 and IPv6), <c>localhost</c>, or an IP address.</summary>
+    public string Address { get; set; } = "*";
+
+    public int? Port { get; set; }
+
+    /// <summary>Terminate TLS on this listener (wss/https).</summary>
+    public bool Tls { get; set; }
+
+    /// <summary>Kestrel's protocols. Default: Http1AndHttp2 with TLS (ALPN), Http1 without.</summary>
+    public HttpProtocols? Protocols { get; set; }
+}
+
+public sealed class TlsOptions
+{
+    /// <summary>Server certificates; the one chosen for a connection is picked by SNI host name.</summary>
+    public List<CertificateOptions> Certificates { get; set; } = new();
+
+    /// <summary>How long a client may take to complete the TLS handshake.</summary>
+    public TimeSpan HandshakeTimeout { get; set; } = TimeSpan.FromSeconds(10);
+}
+
+public sealed class CertificateOptions
+{
+    /// <summary>SNI host names this certificate serves (<c>*.example.com</c> matches one label). Empty: the default certificate.</summary>
+    public List<string> Hosts { get; set; } = new();
+
+    /// <summary>A PEM certificate (with <see cref="KeyPath"/>) or a PFX/PKCS#12 file.</summary>
+    public string? Path { get; set; }
+
+    /// <summary>The PEM private key. Absent: <see cref="Path"/> is a PFX file.</summary>
+    public string? KeyPath { get; set; }
+
+    /// <summary>The environment variable holding the PFX (or encrypted PEM key) password. Passwords never live in the file.</summary>
+    public string? PasswordEnvironmentVariable { get; set; }
+}
+
+public sealed class AdminOptions
+{
+    public bool Enabled { get; set; } = true;
+
+    /// <summary>Loopback by default: health and metrics are for the operator, not the internet.</summary>
+    public string Address { get; set; } = "127.0.0.1";
+
+    public int Port { get; set; } = 9901;
+}
+
+public sealed class DataProtectionOptions
+{
+    /// <summary>
+    /// Where the key ring that encrypts affinity cookies is kept. Replicas that must honour each other's
+    /// cookies share it. Absent: ASP.NET Core's default ($HOME/.aspnet/DataProtection-Keys).
+    /// </summary>
+    public string? KeyDirectory { get; set; }
+
+    public string ApplicationName { get; set; } = "Gateway";
+}

@@ -1,0 +1,13 @@
+namespace Gateway.Configuration;
+
+internal static partial class Log
+{
+    [LoggerMessage(EventId = 100, Level = LogLevel.Information, Message = "Configuration file {File} reloaded; routes and clusters are re-applied (listeners and TLS need a restart)")]
+    public static partial void Reloaded(ILogger logger, string file);
+
+    [LoggerMessage(EventId = 101, Level = LogLevel.Error, Message = "Configuration file {File} changed but cannot be used, the running configuration stays: {Reason}")]
+    public static partial void ReloadFailed(ILogger logger, string file, string reason);
+
+    [LoggerMessage(EventId = 102, Level = LogLevel.Warning, Message = "Configuration file {File} has no ReverseProxy:Routes: every request will get 404")]
+    public static partial void NoRoutes(ILogger logger, string file);
+}

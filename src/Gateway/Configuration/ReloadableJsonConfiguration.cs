@@ -1,0 +1,118 @@
+using System.Text.Json;
+using Microsoft.Extensions.Configuration.Json;
+using Microsoft.Extensions.FileProviders;
+using Microsoft.Extensions.Primitives;
+
+namespace Gateway.Configuration;
+
+/// <summary>
+/// The configuration file as an <see cref="IConfigurationSource"/> that survives bad edits.
+/// Written by hand because the framework's JSON file provider empties its data when a reload fails to parse
+/// (or when an editor briefly removes the file), and YARP would then apply "no routes" to a running gateway.
+/// Here a reload that fails keeps the last good data and reports why; the first load still throws.
+/// </summary>
+public sealed class ReloadableJsonConfigurationSource : IConfigurationSource
+{
+    public ReloadableJsonConfigurationSource(string path) => FullPath = Path.GetFullPath(path);
+
+    public string FullPath { get; }
+
+    /// <summary>How long to wait after a change notification before reading: editors write in several steps.</summary>
+    public TimeSpan ReloadDelay { get; init; } = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>Raised after a reload applied new data.</summary>
+    public event Action? Reloaded;
+
+    /// <summary>Raised when a changed file could not be read; the previous data stays in force.</summary>
+    public event Action<Exception>? ReloadFailed;
+
+    public IConfigurationProvider Build(IConfigurationBuilder builder) => new Provider(this);
+
+    internal void OnReloaded() => Reloaded?.Invoke();
+
+    internal void OnReloadFailed(Exception ex) => ReloadFailed?.Invoke(ex);
+
+    private sealed class Provider : ConfigurationProvider, IDisposable
+    {
+        private readonly ReloadableJsonConfigurationSource _source;
+        private readonly PhysicalFileProvider _files;
+        private readonly IDisposable _watch;
+        private int _reloading;
+
+        public Provider(ReloadableJsonConfigurationSource source)
+        {
+            _source = source;
+            _files = new PhysicalFileProvider(Path.GetDirectoryName(source.FullPath)!);
+            var name = Path.GetFileName(source.FullPath);
+            _watch = ChangeToken.OnChange(() => _files.Watch(name), OnFileChanged);
+        }
+
+        public override void Load() => Data = Parse(_source.FullPath);
+
+        private void OnFileChanged()
+        {
+            // Coalesce the burst of notifications one save produces into one reload.
+            if (Interlocked.Exchange(ref _reloading, 1) == 1)
+            {
+                return;
+            }
+            _ = Task.Run(async () =>
+            {
+                try
+                {
+                    await Task.Delay(_source.ReloadDelay).ConfigureAwait(false);
+                    Volatile.Write(ref _reloading, 0);
+                    IDictionary<string, string?> data;
+                    try
+                    {
+                        data = Parse(_source.FullPath);
+                    }
+                    catch (Exception ex)
+                    {
+                        _source.OnReloadFailed(ex);
+                        return;
+                    }
+                    Data = data;
+                    OnReload();
+                    _source.OnReloaded();
+                }
+                catch (Exception ex)
+                {
+                    _source.OnReloadFailed(ex);
+                }
+            });
+        }
+
+        public void Dispose()
+        {
+            _watch.Dispose();
+            _files.Dispose();
+        }
+
+        private static IDictionary<string, string?> Parse(string path)
+        {
+            using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            var parser = new StreamParser(new JsonStreamConfigurationSource { Stream = stream });
+            try
+            {
+                parser.Load(stream);
+            }
+            catch (JsonException ex)
+            {
+                throw new InvalidDataException($"invalid JSON: {ex.Message}", ex);
+            }
+            catch (FormatException ex)
+            {
+                // Duplicate keys and similar are reported by the framework as FormatException.
+                throw new InvalidDataException(ex.InnerException is JsonException json ? $"invalid JSON: {json.Message}" : ex.Message, ex);
+            }
+            return parser.Values;
+        }
+
+        /// <summary>Reuses the framework's JSON-to-keys flattening (the same key names as AddJsonFile).</summary>
+        private sealed class StreamParser(JsonStreamConfigurationSource source) : JsonStreamConfigurationProvider(source)
+        {
+            public IDictionary<string, string?> Values => Data;
+        }
+    }
+}

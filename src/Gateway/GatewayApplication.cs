@@ -1,0 +1,161 @@
+using Gateway.Admin;
+using Gateway.Configuration;
+using Gateway.Listeners;
+using Gateway.Proxy;
+using Gateway.Tls;
+using Microsoft.AspNetCore.DataProtection;
+
+namespace Gateway;
+
+/// <summary>Builds the gateway from its configuration file: listeners, TLS, YARP, admin endpoints.</summary>
+public static class GatewayApplication
+{
+    public const string ReverseProxySection = "ReverseProxy";
+
+    /// <summary>
+    /// Builds (does not start) the gateway. Every configuration mistake surfaces here as a
+    /// <see cref="GatewayStartupException"/> whose message names the file and the key.
+    /// </summary>
+    public static WebApplication Build(string[] args, Func<string, string?>? getEnvironment = null)
+    {
+        getEnvironment ??= Environment.GetEnvironmentVariable;
+        var configFile = ConfigFileLocator.Locate(args, getEnvironment);
+        var shownFile = ShownPath(configFile);
+        var remainingArgs = ConfigFileLocator.RemoveConfigArguments(args);
+
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = remainingArgs });
+        // Startup failures are reported as one line by Program; the host's own copy is a stack trace.
+        builder.Logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.Critical);
+        builder.Logging.AddSimpleConsole(console =>
+        {
+            console.SingleLine = true;
+            console.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fff ";
+            console.UseUtcTimestamp = true;
+        });
+
+        // The file first, then environment variables and the command line, which override it as usual.
+        var source = new ReloadableJsonConfigurationSource(configFile);
+        try
+        {
+            ((IConfigurationBuilder)builder.Configuration).Add(source);
+        }
+        catch (Exception ex) when (ex is InvalidDataException or IOException or UnauthorizedAccessException)
+        {
+            throw new GatewayStartupException($"{shownFile}: {ex.Message}", GatewayStartupException.ConfigurationExitCode, ex);
+        }
+        builder.Configuration.AddEnvironmentVariables();
+        builder.Configuration.AddCommandLine(remainingArgs);
+
+        GatewayOptions options;
+        ServerCertificateSelector? certificates;
+        try
+        {
+            options = GatewayOptionsLoader.Load(builder.Configuration, Path.GetDirectoryName(configFile)!);
+            certificates = LoadCertificates(options, getEnvironment, out var selfSigned);
+            builder.Services.AddSingleton(new TlsStartupReport(certificates, selfSigned));
+        }
+        catch (GatewayConfigurationException ex)
+        {
+            throw new GatewayStartupException($"{shownFile}: {ex.Message}", GatewayStartupException.ConfigurationExitCode, ex);
+        }
+
+        builder.Services.AddSingleton(options);
+        builder.Services.AddSingleton(new ConfigFile(configFile, shownFile));
+        builder.Services.AddSingleton(source);
+        builder.Services.AddHostedService<ConfigReloadReporter>();
+        builder.Services.AddSingleton<Readiness>();
+        builder.WebHost.ConfigureKestrel(kestrel => KestrelListeners.Configure(kestrel, options, certificates));
+        builder.WebHost.UseShutdownTimeout(options.ShutdownTimeout);
+
+        var dataProtection = builder.Services.AddDataProtection().SetApplicationName(options.DataProtection.ApplicationName);
+        if (options.DataProtection.KeyDirectory is { } keyDirectory)
+        {
+            EnsureWritableDirectory(keyDirectory, shownFile);
+            dataProtection.PersistKeysToFileSystem(new DirectoryInfo(keyDirectory));
+        }
+
+        builder.Services.AddReverseProxy()
+            .LoadFromConfig(builder.Configuration.GetSection(ReverseProxySection))
+            .AddConfigFilter<ProxyConfigDefaults>();
+
+        var app = builder.Build();
+        app.Services.GetRequiredService<Readiness>();
+        app.Services.GetRequiredService<TlsStartupReport>().Log(app.Services.GetRequiredService<ILoggerFactory>());
+        if (!builder.Configuration.GetSection($"{ReverseProxySection}:Routes").Exists())
+        {
+            Configuration.Log.NoRoutes(app.Logger, shownFile);
+        }
+
+        app.UseAdminListener();
+        try
+        {
+            // YARP loads and validates routes and clusters here, running ProxyConfigDefaults on each.
+            app.MapReverseProxy();
+        }
+        catch (InvalidOperationException ex)
+        {
+            throw new GatewayStartupException($"{shownFile}: {ProxyConfigErrors.Describe(ex)}", GatewayStartupException.ConfigurationExitCode, ex);
+        }
+        return app;
+    }
+
+    /// <summary>Starts the gateway; a listener that cannot be bound becomes a <see cref="GatewayStartupException"/>.</summary>
+    public static async Task StartAsync(WebApplication app, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            await app.StartAsync(cancellationToken);
+        }
+        catch (Exception ex) when (KestrelListeners.IsBindFailure(ex))
+        {
+            var file = app.Services.GetRequiredService<ConfigFile>();
+            throw KestrelListeners.DescribeBindFailure(ex, app.Services.GetRequiredService<GatewayOptions>(), file.ShownPath);
+        }
+    }
+
+    private static ServerCertificateSelector? LoadCertificates(GatewayOptions options, Func<string, string?> getEnvironment, out bool selfSigned)
+    {
+        selfSigned = false;
+        if (!options.Listeners.Values.Any(l => l.Tls))
+        {
+            return null;
+        }
+        var loaded = new List<LoadedCertificate>();
+        for (var i = 0; i < options.Tls.Certificates.Count; i++)
+        {
+            loaded.Add(CertificateLoader.Load(options.Tls.Certificates[i], i, getEnvironment));
+        }
+        if (loaded.Count == 0)
+        {
+            selfSigned = true;
+            loaded.Add(new LoadedCertificate(SelfSignedCertificate.CreateForLocalhost(TimeProvider.System), new(), []));
+        }
+        return new ServerCertificateSelector(loaded);
+    }
+
+    private static void EnsureWritableDirectory(string directory, string shownFile)
+    {
+        try
+        {
+            Directory.CreateDirectory(directory);
+            var probe = Path.Combine(directory, $".write-test-{Environment.ProcessId}");
+            File.WriteAllText(probe, string.Empty);
+            File.Delete(probe);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new GatewayStartupException(
+                $"{shownFile}: {GatewayOptions.SectionName}:DataProtection:KeyDirectory: cannot write to '{directory}': {ex.Message}",
+                GatewayStartupException.ConfigurationExitCode, ex);
+        }
+    }
+
+    private static string ShownPath(string fullPath)
+    {
+        var relative = Path.GetRelativePath(Environment.CurrentDirectory, fullPath);
+        return relative.StartsWith("..", StringComparison.Ordinal) ? fullPath : relative;
+    }
+}
+
+/// <summary>The configuration file in use, as a full path and as shown in messages.</summary>
+public sealed record ConfigFile(string FullPath, string ShownPath);

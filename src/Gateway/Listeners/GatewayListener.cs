@@ -1,0 +1,27 @@
+namespace Gateway.Listeners;
+
+/// <summary>
+/// Which configured listener accepted a connection. Set once per connection as a connection feature
+/// (Kestrel serves connection features through every request's feature collection).
+/// </summary>
+public sealed class GatewayListener
+{
+    public GatewayListener(string name, string configKey, bool tls, bool isAdmin)
+    {
+        Name = name;
+        ConfigKey = configKey;
+        Tls = tls;
+        IsAdmin = isAdmin;
+    }
+
+    public string Name { get; }
+
+    public string ConfigKey { get; }
+
+    public bool Tls { get; }
+
+    public bool IsAdmin { get; }
+
+    /// <summary>The WebSocket scheme clients use on this listener.</summary>
+    public string WebSocketScheme => Tls ? "wss" : "ws";
+}

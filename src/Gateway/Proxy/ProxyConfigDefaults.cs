@@ -1,0 +1,85 @@
+using System.Net;
+using Gateway.Configuration;
+using Yarp.ReverseProxy.Configuration;
+using Yarp.ReverseProxy.Forwarder;
+
+namespace Gateway.Proxy;
+
+/// <summary>
+/// Runs on every load and reload of YARP's routes and clusters (YARP's own extension point), so the same rules
+/// hold at startup and on reload: fills in the gateway's defaults for long-lived WebSocket connections and
+/// refuses what YARP would accept but then fail on at request time.
+/// </summary>
+public sealed class ProxyConfigDefaults : IProxyConfigFilter
+{
+    /// <summary>LeastRequests counts in-flight requests, and a proxied WebSocket is in flight for its whole life: least connections.</summary>
+    public const string DefaultLoadBalancingPolicy = "LeastRequests";
+    public const string DefaultAffinityKeyName = "gateway-affinity";
+
+    public ValueTask<ClusterConfig> ConfigureClusterAsync(ClusterConfig cluster, CancellationToken cancel)
+    {
+        var key = $"ReverseProxy:Clusters:{cluster.ClusterId}";
+
+        if (cluster.Destinations is null || cluster.Destinations.Count == 0)
+        {
+            throw new GatewayConfigurationException($"{key}:Destinations", "a cluster needs at least one destination");
+        }
+        foreach (var (id, destination) in cluster.Destinations)
+        {
+            if (!Uri.TryCreate(destination.Address, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
+            {
+                throw new GatewayConfigurationException($"{key}:Destinations:{id}:Address",
+                    $"'{destination.Address}' is not an absolute http:// or https:// URL");
+            }
+        }
+
+        var affinity = cluster.SessionAffinity;
+        if (string.Equals(affinity?.Policy, "HashCookie", StringComparison.OrdinalIgnoreCase))
+        {
+            // YARP's HashCookie needs System.IO.Hashing, which this build cannot ship (see shared platform notes):
+            // accepting it would fail every affinitized request at run time.
+            throw new GatewayConfigurationException($"{key}:SessionAffinity:Policy",
+                "'HashCookie' is not available in this build; use 'Cookie' (encrypted cookie), 'ArrCookie' or 'CustomHeader'");
+        }
+
+        // Sticky by default: a chat client that reconnects should find its session where it left it.
+        affinity = affinity is null
+            ? new SessionAffinityConfig { Enabled = true, Policy = "Cookie", AffinityKeyName = DefaultAffinityKeyName }
+            : affinity with
+            {
+                Enabled = affinity.Enabled ?? true,
+                Policy = affinity.Policy ?? "Cookie",
+                AffinityKeyName = string.IsNullOrEmpty(affinity.AffinityKeyName) ? DefaultAffinityKeyName : affinity.AffinityKeyName,
+            };
+
+        // HTTP/1.1 to backends unless a cluster says otherwise: YARP would first try WebSockets over HTTP/2
+        // (extended CONNECT) with https backends, and many backends refuse it.
+        var request = cluster.HttpRequest ?? new ForwarderRequestConfig();
+        if (request.Version is null)
+        {
+            request = request with { Version = HttpVersion.Version11, VersionPolicy = HttpVersionPolicy.RequestVersionOrLower };
+        }
+
+        return ValueTask.FromResult(cluster with
+        {
+            LoadBalancingPolicy = cluster.LoadBalancingPolicy ?? DefaultLoadBalancingPolicy,
+            SessionAffinity = affinity,
+            HttpRequest = request,
+        });
+    }
+
+    public ValueTask<RouteConfig> ConfigureRouteAsync(RouteConfig route, ClusterConfig? cluster, CancellationToken cancel)
+    {
+        var key = $"ReverseProxy:Routes:{route.RouteId}";
+        if (string.IsNullOrEmpty(route.ClusterId))
+        {
+            throw new GatewayConfigurationException($"{key}:ClusterId", "is required");
+        }
+        if (cluster is null)
+        {
+            // YARP accepts a route to a missing cluster and answers 503 at request time; a typo deserves a clear refusal.
+            throw new GatewayConfigurationException($"{key}:ClusterId", $"cluster '{route.ClusterId}' is not defined under ReverseProxy:Clusters (or it failed validation)", consequence: true);
+        }
+        return ValueTask.FromResult(route);
+    }
+}
