@@ -64,7 +64,9 @@ public static class GatewayApplication
         builder.Services.AddSingleton(source);
         builder.Services.AddHostedService<ConfigReloadReporter>();
         builder.Services.AddSingleton<Readiness>();
-        builder.WebHost.ConfigureKestrel(kestrel => KestrelListeners.Configure(kestrel, options, certificates));
+        var bound = new BoundListeners();
+        builder.Services.AddSingleton(bound);
+        builder.WebHost.ConfigureKestrel(kestrel => KestrelListeners.Configure(kestrel, options, certificates, bound));
         builder.WebHost.UseShutdownTimeout(options.ShutdownTimeout);
 
         var dataProtection = builder.Services.AddDataProtection().SetApplicationName(options.DataProtection.ApplicationName);

@@ -12,7 +12,7 @@ namespace Gateway.Listeners;
 /// <summary>Turns the configured listeners into Kestrel endpoints, and Kestrel's bind failures into one clear line.</summary>
 public static class KestrelListeners
 {
-    public static void Configure(KestrelServerOptions kestrel, GatewayOptions options, ServerCertificateSelector? certificates)
+    public static void Configure(KestrelServerOptions kestrel, GatewayOptions options, ServerCertificateSelector? certificates, BoundListeners bound)
     {
         // The gateway sits in front of many long-lived connections; the framework's default server header adds nothing.
         kestrel.AddServerHeader = false;
@@ -24,7 +24,7 @@ public static class KestrelListeners
             Listen(kestrel, listener.Address, listener.Port!.Value, endpoint =>
             {
                 endpoint.Protocols = protocols;
-                Tag(endpoint, tag);
+                Tag(endpoint, tag, bound);
                 if (listener.Tls)
                 {
                     endpoint.UseHttps(new TlsHandshakeCallbackOptions
@@ -42,7 +42,7 @@ public static class KestrelListeners
             Listen(kestrel, options.Admin.Address, options.Admin.Port, endpoint =>
             {
                 endpoint.Protocols = HttpProtocols.Http1;
-                Tag(endpoint, tag);
+                Tag(endpoint, tag, bound);
             });
         }
     }
@@ -63,12 +63,15 @@ public static class KestrelListeners
         }
     }
 
-    private static void Tag(ListenOptions endpoint, GatewayListener tag) =>
+    private static void Tag(ListenOptions endpoint, GatewayListener tag, BoundListeners bound)
+    {
+        bound.Add(tag, endpoint);
         endpoint.Use(next => connection =>
         {
             connection.Features.Set(tag);
             return next(connection);
         });
+    }
 
     /// <summary>Says which listener could not be bound and why, in the operator's words.</summary>
     public static GatewayStartupException DescribeBindFailure(Exception ex, GatewayOptions options, string configFile)
