@@ -1,6 +1,7 @@
 using Gateway.Admin;
 using Gateway.Configuration;
 using Gateway.Listeners;
+using Gateway.Policies;
 using Gateway.Proxy;
 using Gateway.Tls;
 using Microsoft.AspNetCore.DataProtection;
@@ -64,6 +65,7 @@ public static class GatewayApplication
         builder.Services.AddSingleton(source);
         builder.Services.AddHostedService<ConfigReloadReporter>();
         builder.Services.AddSingleton<Readiness>();
+        builder.Services.AddSingleton<WebSocketPolicies>();
         var bound = new BoundListeners();
         builder.Services.AddSingleton(bound);
         builder.WebHost.ConfigureKestrel(kestrel => KestrelListeners.Configure(kestrel, options, certificates, bound));

@@ -1,3 +1,4 @@
+using Gateway.Policies;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 
 namespace Gateway.Configuration;
@@ -15,6 +16,9 @@ public sealed class GatewayOptions
     public AdminOptions Admin { get; set; } = new();
 
     public DataProtectionOptions DataProtection { get; set; } = new();
+
+    /// <summary>Named WebSocket policies that routes refer to from their metadata.</summary>
+    public Dictionary<string, WebSocketPolicyOptions> WebSocketPolicies { get; set; } = new(StringComparer.OrdinalIgnoreCase);
 
     /// <summary>How long shutdown waits for open connections before it cuts them.</summary>
     public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(30);

@@ -98,6 +98,11 @@ public static class GatewayOptionsLoader
             }
         }
 
+        foreach (var (name, policy) in options.WebSocketPolicies)
+        {
+            Policies.WebSocketPolicies.Validate(name, policy);
+        }
+
         if (options.Tls.HandshakeTimeout <= TimeSpan.Zero)
         {
             throw new GatewayConfigurationException($"{GatewayOptions.SectionName}:Tls:HandshakeTimeout", "must be positive");

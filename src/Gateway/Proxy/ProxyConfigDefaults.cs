@@ -1,5 +1,6 @@
 using System.Net;
 using Gateway.Configuration;
+using Gateway.Policies;
 using Yarp.ReverseProxy.Configuration;
 using Yarp.ReverseProxy.Forwarder;
 
@@ -12,6 +13,10 @@ namespace Gateway.Proxy;
 /// </summary>
 public sealed class ProxyConfigDefaults : IProxyConfigFilter
 {
+    private readonly WebSocketPolicies _policies;
+
+    public ProxyConfigDefaults(WebSocketPolicies policies) => _policies = policies;
+
     /// <summary>LeastRequests counts in-flight requests, and a proxied WebSocket is in flight for its whole life: least connections.</summary>
     public const string DefaultLoadBalancingPolicy = "LeastRequests";
     public const string DefaultAffinityKeyName = "gateway-affinity";
@@ -79,6 +84,11 @@ public sealed class ProxyConfigDefaults : IProxyConfigFilter
         {
             // YARP accepts a route to a missing cluster and answers 503 at request time; a typo deserves a clear refusal.
             throw new GatewayConfigurationException($"{key}:ClusterId", $"cluster '{route.ClusterId}' is not defined under ReverseProxy:Clusters (or it failed validation)", consequence: true);
+        }
+        if (route.Metadata is { } metadata && metadata.TryGetValue(WebSocketPolicies.MetadataKey, out var policy) && !_policies.Contains(policy))
+        {
+            throw new GatewayConfigurationException($"{key}:Metadata:{WebSocketPolicies.MetadataKey}",
+                $"policy '{policy}' is not defined under {GatewayOptions.SectionName}:WebSocketPolicies");
         }
         return ValueTask.FromResult(route);
     }
