@@ -1,0 +1,78 @@
+using Gateway.Configuration;
+using Yarp.ReverseProxy.Model;
+
+namespace Gateway.Policies;
+
+/// <summary>A policy as the running gateway uses it: validated, named, immutable.</summary>
+public sealed class WebSocketPolicy
+{
+    public WebSocketPolicy(string name, WebSocketPolicyOptions options)
+    {
+        Name = name;
+        Options = options;
+    }
+
+    public string Name { get; }
+
+    public WebSocketPolicyOptions Options { get; }
+
+    public bool KeepAliveEnabled => Options.KeepAlive.Interval > TimeSpan.Zero;
+}
+
+/// <summary>Finds the policy of the route a request matched.</summary>
+public sealed class WebSocketPolicies
+{
+    /// <summary>The route metadata key that names a policy.</summary>
+    public const string MetadataKey = "WebSocketPolicy";
+    public const string DefaultName = "default";
+
+    private readonly Dictionary<string, WebSocketPolicy> _policies = new(StringComparer.OrdinalIgnoreCase);
+
+    public WebSocketPolicies(GatewayOptions options)
+    {
+        foreach (var (name, policy) in options.WebSocketPolicies)
+        {
+            _policies[name] = new WebSocketPolicy(name, policy);
+        }
+        Default = _policies.GetValueOrDefault(DefaultName) ?? new WebSocketPolicy(DefaultName, new WebSocketPolicyOptions());
+    }
+
+    public WebSocketPolicy Default { get; }
+
+    public IEnumerable<WebSocketPolicy> All => _policies.Values.Append(Default).Distinct();
+
+    public bool Contains(string name) => _policies.ContainsKey(name) || string.Equals(name, DefaultName, StringComparison.OrdinalIgnoreCase);
+
+    public WebSocketPolicy ForRoute(RouteModel? route)
+    {
+        if (route?.Config.Metadata is { } metadata && metadata.TryGetValue(MetadataKey, out var name)
+            && _policies.TryGetValue(name, out var policy))
+        {
+            return policy;
+        }
+        return Default;
+    }
+
+    /// <summary>Checks one policy's values; the key names the policy so the error points into the file.</summary>
+    internal static void Validate(string name, WebSocketPolicyOptions policy)
+    {
+        var key = $"{GatewayOptions.SectionName}:WebSocketPolicies:{name}";
+        var keepAlive = policy.KeepAlive;
+        if (keepAlive.Interval < TimeSpan.Zero)
+        {
+            throw new GatewayConfigurationException($"{key}:KeepAlive:Interval", "must not be negative (00:00:00 turns keepalive off)");
+        }
+        if (keepAlive.Interval > TimeSpan.Zero && keepAlive.Timeout <= TimeSpan.Zero)
+        {
+            throw new GatewayConfigurationException($"{key}:KeepAlive:Timeout", "must be positive when keepalive is on");
+        }
+        if (policy.Frames.MaxMessageBytes < 0)
+        {
+            throw new GatewayConfigurationException($"{key}:Frames:MaxMessageBytes", "must not be negative (0 means no limit)");
+        }
+        if (policy.Frames.MaxFrameBytes < 0)
+        {
+            throw new GatewayConfigurationException($"{key}:Frames:MaxFrameBytes", "must not be negative (0 means no limit)");
+        }
+    }
+}
