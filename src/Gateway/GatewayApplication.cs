@@ -1,6 +1,7 @@
 using Gateway.Admin;
 using Gateway.Configuration;
 using Gateway.Listeners;
+using Gateway.Metrics;
 using Gateway.Policies;
 using Gateway.Proxy;
 using Gateway.Tls;
@@ -66,6 +67,7 @@ public static class GatewayApplication
         builder.Services.AddHostedService<ConfigReloadReporter>();
         builder.Services.AddSingleton<Readiness>();
         builder.Services.AddSingleton<WebSocketPolicies>();
+        builder.Services.AddSingleton<GatewayMeter>();
         var bound = new BoundListeners();
         builder.Services.AddSingleton(bound);
         builder.WebHost.ConfigureKestrel(kestrel => KestrelListeners.Configure(kestrel, options, certificates, bound));
@@ -94,7 +96,13 @@ public static class GatewayApplication
         try
         {
             // YARP loads and validates routes and clusters here, running ProxyConfigDefaults on each.
-            app.MapReverseProxy();
+            // The proxy pipeline: the gateway's own steps first (before any backend is chosen), then YARP's.
+            app.MapReverseProxy(proxy =>
+            {
+                proxy.UseSessionAffinity();
+                proxy.UseLoadBalancing();
+                proxy.UsePassiveHealthChecks();
+            });
         }
         catch (InvalidOperationException ex)
         {
