@@ -1,11 +1,14 @@
 using Gateway.Admin;
 using Gateway.Configuration;
+using Gateway.KeepAlive;
 using Gateway.Listeners;
 using Gateway.Metrics;
 using Gateway.Policies;
 using Gateway.Proxy;
+using Gateway.Relay;
 using Gateway.Tls;
 using Microsoft.AspNetCore.DataProtection;
+using Yarp.ReverseProxy.Transforms;
 
 namespace Gateway;
 
@@ -68,6 +71,9 @@ public static class GatewayApplication
         builder.Services.AddSingleton<Readiness>();
         builder.Services.AddSingleton<WebSocketPolicies>();
         builder.Services.AddSingleton<GatewayMeter>();
+        builder.Services.AddSingleton<RelayMetrics>();
+        builder.Services.AddSingleton<KeepAliveSweeper>();
+        builder.Services.AddHostedService(services => services.GetRequiredService<KeepAliveSweeper>());
         var bound = new BoundListeners();
         builder.Services.AddSingleton(bound);
         builder.WebHost.ConfigureKestrel(kestrel => KestrelListeners.Configure(kestrel, options, certificates, bound));
@@ -82,7 +88,8 @@ public static class GatewayApplication
 
         builder.Services.AddReverseProxy()
             .LoadFromConfig(builder.Configuration.GetSection(ReverseProxySection))
-            .AddConfigFilter<ProxyConfigDefaults>();
+            .AddConfigFilter<ProxyConfigDefaults>()
+            .AddTransforms(transforms => transforms.AddResponseTransform(RelayMiddleware.AttachBackendAsync));
 
         var app = builder.Build();
         app.Services.GetRequiredService<Readiness>();
@@ -99,6 +106,7 @@ public static class GatewayApplication
             // The proxy pipeline: the gateway's own steps first (before any backend is chosen), then YARP's.
             app.MapReverseProxy(proxy =>
             {
+                proxy.UseWebSocketRelay();
                 proxy.UseSessionAffinity();
                 proxy.UseLoadBalancing();
                 proxy.UsePassiveHealthChecks();

@@ -1,0 +1,118 @@
+using System.Diagnostics;
+using System.Net.WebSockets;
+using System.Text;
+using System.Text.Json.Nodes;
+using Gateway.Tests.Infrastructure;
+
+namespace Gateway.Tests.Relay;
+
+[Collection(SerialCollection.Name)]
+public sealed class KeepAliveTests
+{
+    [Fact]
+    public async Task An_idle_tunnel_with_keepalive_outlives_the_activity_timeout_and_the_backend_sees_no_pongs()
+    {
+        await using var backend = new RawBackend();
+        await using var gateway = await GatewayServer.StartAsync(RelayConfig.Build(
+            backend.Address, RelayConfig.KeepAlive("00:00:00.200", "00:00:01"), activityTimeout: "00:00:01"));
+        await using var client = await RawWebSocketClient.ConnectAsync(gateway.Ws, "/raw/idle");
+
+        // Four times YARP's activity timeout without a byte of application traffic.
+        var unexpected = await client.IdleAsync(TimeSpan.FromSeconds(4));
+        Assert.Empty(unexpected);
+        Assert.True(client.PingsSeen >= 5, $"the client saw {client.PingsSeen} pings");
+
+        await client.SendAsync(RawFrames.Encode(RawFrame.Text, "still here"u8));
+        var echo = await client.ReceiveAsync();
+        Assert.NotNull(echo);
+        Assert.Equal("still here", Encoding.UTF8.GetString(echo.Payload));
+
+        // The client answered every ping, yet none of its pongs reached the backend; the backend was pinged too.
+        Assert.Equal(0, backend.Count(RawFrame.Pong));
+        Assert.True(backend.Count(RawFrame.Ping) >= 5, $"the backend saw {backend.Count(RawFrame.Ping)} pings");
+        Assert.Null(client.ReadError);
+    }
+
+    [Fact]
+    public async Task Without_keepalive_the_activity_timeout_still_closes_an_idle_tunnel()
+    {
+        await using var backend = new RawBackend();
+        await using var gateway = await GatewayServer.StartAsync(RelayConfig.Build(
+            backend.Address, RelayConfig.KeepAlive("00:00:00", "00:00:01"), activityTimeout: "00:00:01"));
+        await using var client = await RawWebSocketClient.ConnectAsync(gateway.Ws, "/raw/idle");
+
+        var ended = await Task.WhenAny(client.Ended, Task.Delay(TimeSpan.FromSeconds(5)));
+        Assert.Same(client.Ended, ended);
+        Assert.Equal(0, client.PingsSeen);
+    }
+
+    [Fact]
+    public async Task A_client_that_stops_answering_is_reaped_and_the_backend_gets_1001()
+    {
+        await using var backend = new RawBackend();
+        await using var gateway = await GatewayServer.StartAsync(RelayConfig.Build(
+            backend.Address, RelayConfig.KeepAlive("00:00:00.300", "00:00:00.500")));
+        await using var client = await RawWebSocketClient.ConnectAsync(gateway.Ws, "/raw/silent");
+        await client.SendAsync(RawFrames.Encode(RawFrame.Text, "hello"u8));
+        Assert.NotNull(await client.ReceiveAsync());
+
+        client.AnswerPings = false;
+        var silentSince = Stopwatch.StartNew();
+        var close = await backend.CloseReceived.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        var elapsed = silentSince.Elapsed;
+
+        Assert.Equal(1001, close.CloseCode);
+        // Interval + timeout = 0.8 s; allow the sweep period and a loaded machine.
+        Assert.True(elapsed >= TimeSpan.FromMilliseconds(700), $"reaped after {elapsed}");
+        Assert.True(elapsed <= TimeSpan.FromMilliseconds(800 + 2000), $"reaped after {elapsed}");
+        await client.Ended.WaitAsync(TimeSpan.FromSeconds(5));
+        Assert.True(client.PingsSeen >= 1);
+    }
+
+    [Fact]
+    public async Task A_backend_that_goes_silent_is_detected_and_the_client_gets_1011()
+    {
+        await using var backend = new RawBackend();
+        await using var gateway = await GatewayServer.StartAsync(RelayConfig.Build(
+            backend.Address, RelayConfig.KeepAlive("00:00:00.300", "00:00:00.500")));
+        await using var client = await RawWebSocketClient.ConnectAsync(gateway.Ws, "/raw/backend-dies");
+        await client.SendAsync(RawFrames.Encode(RawFrame.Text, "hello"u8));
+        Assert.NotNull(await client.ReceiveAsync());
+
+        backend.Responsive = false;
+        var silentSince = Stopwatch.StartNew();
+        var close = await client.ReceiveAsync(TimeSpan.FromSeconds(10));
+        var elapsed = silentSince.Elapsed;
+
+        Assert.NotNull(close);
+        Assert.Equal(RawFrame.Close, close.Opcode);
+        Assert.Equal(1011, close.CloseCode);
+        Assert.True(elapsed <= TimeSpan.FromMilliseconds(800 + 2000), $"detected after {elapsed}");
+        await client.Ended.WaitAsync(TimeSpan.FromSeconds(5));
+    }
+
+    [Fact]
+    public async Task Keepalive_holds_a_wss_http2_tunnel_open_past_the_activity_timeout()
+    {
+        await using var backend = await Backend.StartAsync("h2");
+        using var certificates = new TestCertificates();
+        var (pem, key, _) = certificates.IssueServer("server", "localhost");
+        var config = RelayConfig.Build(backend.Address, RelayConfig.KeepAlive("00:00:00.200", "00:00:01"), activityTimeout: "00:00:01", path: "/echo");
+        config["Gateway"]!["Tls"]!["Certificates"] = new JsonArray(new JsonObject { ["Path"] = pem, ["KeyPath"] = key });
+        await using var gateway = await GatewayServer.StartAsync(config);
+
+        foreach (var transport in new[] { Transport.WssHttp2, Transport.Ws })
+        {
+            using var socket = await WebSocketClient.ConnectAsync(gateway, transport, "/echo", certificates);
+            // ClientWebSocket answers pings itself, as browsers do.
+            var receive = WebSocketClient.ReceiveAsync(socket);
+            await Task.Delay(TimeSpan.FromSeconds(3));
+            Assert.False(receive.IsCompleted, "the tunnel closed while idle");
+            await WebSocketClient.SendTextAsync(socket, "after a long silence");
+            var (type, payload) = await receive;
+            Assert.Equal(WebSocketMessageType.Text, type);
+            Assert.Equal("after a long silence", Encoding.UTF8.GetString(payload));
+            Assert.Equal(WebSocketCloseStatus.NormalClosure, await WebSocketClient.CloseAsync(socket));
+        }
+    }
+}

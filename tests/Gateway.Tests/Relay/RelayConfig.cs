@@ -1,0 +1,41 @@
+using System.Text.Json.Nodes;
+using Gateway.Tests.Infrastructure;
+
+namespace Gateway.Tests.Relay;
+
+/// <summary>Gateway configs for relay tests: one route <c>/raw/...</c> to one backend under a policy named "test".</summary>
+internal static class RelayConfig
+{
+    public static JsonObject Build(Uri backend, JsonObject policy, string? activityTimeout = null, string path = "/raw")
+    {
+        var cluster = new JsonObject
+        {
+            ["Destinations"] = new JsonObject { ["d1"] = new JsonObject { ["Address"] = backend.ToString() } },
+        };
+        if (activityTimeout is not null)
+        {
+            cluster["HttpRequest"] = new JsonObject { ["ActivityTimeout"] = activityTimeout };
+        }
+        var proxy = new JsonObject
+        {
+            ["Routes"] = new JsonObject
+            {
+                ["raw"] = new JsonObject
+                {
+                    ["ClusterId"] = "raw",
+                    ["Match"] = new JsonObject { ["Path"] = path + "/{**rest}" },
+                    ["Metadata"] = new JsonObject { ["WebSocketPolicy"] = "test" },
+                },
+            },
+            ["Clusters"] = new JsonObject { ["raw"] = cluster },
+        };
+        var config = GatewayServer.Config(proxy);
+        config["Gateway"]!["WebSocketPolicies"] = new JsonObject { ["test"] = policy };
+        return config;
+    }
+
+    public static JsonObject KeepAlive(string interval, string timeout, bool backend = true) => new()
+    {
+        ["KeepAlive"] = new JsonObject { ["Interval"] = interval, ["Timeout"] = timeout, ["Backend"] = backend },
+    };
+}
