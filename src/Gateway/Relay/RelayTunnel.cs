@@ -78,6 +78,7 @@ public sealed class RelayTunnel : Stream, IHttpUpgradeFeature, IHttpExtendedConn
     private long _abortAt;
     private volatile bool _readEnded;
     private volatile bool _clientClosedByGateway;
+    private volatile bool _dropBackendFrames;
     private volatile bool _clientViolation;
     private volatile bool _backendViolation;
 
@@ -285,7 +286,7 @@ public sealed class RelayTunnel : Stream, IHttpUpgradeFeature, IHttpExtendedConn
     public override ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken = default)
     {
         Volatile.Write(ref _lastBackendRead, Environment.TickCount64);
-        if (_clientClosedByGateway || data.IsEmpty)
+        if (_clientClosedByGateway || _dropBackendFrames || data.IsEmpty)
         {
             // The gateway closed the client side: what the backend still says has no one to go to.
             return default;
@@ -547,6 +548,8 @@ public sealed class RelayTunnel : Stream, IHttpUpgradeFeature, IHttpExtendedConn
         }
         _metrics.Reaped("client", _route);
         Log.ClientReaped(_logger, _route, 1001, 1001);
+        // The backend's answer to our Close is not for a client that is gone (and would precede the client's own Close).
+        _dropBackendFrames = true;
         // The client is silent, so YARP is parked reading it: the backend hears a proper goodbye at a frame boundary.
         await SendCloseToBackendAsync(1001, "client stopped responding").ConfigureAwait(false);
         // The client gets one too if its connection still takes it, but nobody waits for a peer that is gone.
@@ -579,6 +582,10 @@ public sealed class RelayTunnel : Stream, IHttpUpgradeFeature, IHttpExtendedConn
             var code = _fromClient.ViolationCode;
             var reason = _fromClient.ViolationReason ?? "protocol error";
             Log.ClientViolation(_logger, _route, reason, code, 1001);
+            // The client's Close goes first: after it nothing more reaches the client, so the backend's answer to
+            // its own Close (next) cannot overtake the code that says what the client did wrong.
+            await SendCloseToClientAsync(code, reason).ConfigureAwait(false);
+            _dropBackendFrames = true;
             if (_backend is not null)
             {
                 var frame = ArrayPool<byte>.Shared.Rent(WebSocketFrame.MaxControlFrameLength);
@@ -596,7 +603,6 @@ public sealed class RelayTunnel : Stream, IHttpUpgradeFeature, IHttpExtendedConn
                     ArrayPool<byte>.Shared.Return(frame);
                 }
             }
-            await SendCloseToClientAsync(code, reason).ConfigureAwait(false);
         }
         return 0;
     }
