@@ -67,11 +67,15 @@ public static class GatewayApplication
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton(new ConfigFile(configFile, shownFile));
         builder.Services.AddSingleton(source);
-        builder.Services.AddHostedService<ConfigReloadReporter>();
+        builder.Services.AddSingleton<ConfigReloadReporter>();
+        builder.Services.AddHostedService(services => services.GetRequiredService<ConfigReloadReporter>());
+        builder.Services.AddSingleton<Yarp.ReverseProxy.Configuration.IConfigChangeListener>(services => services.GetRequiredService<ConfigReloadReporter>());
         builder.Services.AddSingleton<Readiness>();
         builder.Services.AddSingleton<WebSocketPolicies>();
         builder.Services.AddSingleton<GatewayMeter>();
         builder.Services.AddSingleton<RelayMetrics>();
+        builder.Services.AddSingleton<ProxyMetrics>();
+        builder.Services.AddSingleton<MetricsSetup>();
         builder.Services.AddSingleton<KeepAliveSweeper>();
         builder.Services.AddHostedService(services => services.GetRequiredService<KeepAliveSweeper>());
         var bound = new BoundListeners();
@@ -93,6 +97,10 @@ public static class GatewayApplication
 
         var app = builder.Build();
         app.Services.GetRequiredService<Readiness>();
+        // Metrics listen from the start, with the instruments of every feature created up front.
+        app.Services.GetRequiredService<MetricsSetup>();
+        app.Services.GetRequiredService<RelayMetrics>();
+        app.Services.GetRequiredService<ProxyMetrics>();
         app.Services.GetRequiredService<TlsStartupReport>().Log(app.Services.GetRequiredService<ILoggerFactory>());
         if (!builder.Configuration.GetSection($"{ReverseProxySection}:Routes").Exists())
         {
@@ -106,6 +114,7 @@ public static class GatewayApplication
             // The proxy pipeline: the gateway's own steps first (before any backend is chosen), then YARP's.
             app.MapReverseProxy(proxy =>
             {
+                proxy.UseMiddleware<ProxyErrorsMiddleware>();
                 proxy.UseWebSocketRelay();
                 proxy.UseSessionAffinity();
                 proxy.UseLoadBalancing();

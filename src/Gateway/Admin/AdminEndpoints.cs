@@ -25,13 +25,18 @@ public static class AdminEndpoints
         {
             case "/healthz":
                 return response.WriteAsync("ok\n");
+            case "/metrics":
+                // The Prometheus text exposition format, as OpenTelemetry's Prometheus exporter serves it.
+                var text = context.RequestServices.GetRequiredService<Metrics.MetricsSetup>().Exporter.Scrape();
+                response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
+                return response.WriteAsync(text);
             case "/readyz":
                 var ready = context.RequestServices.GetRequiredService<Readiness>().IsReady;
                 response.StatusCode = ready ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable;
                 return response.WriteAsync(ready ? "ready\n" : "not ready\n");
             default:
                 response.StatusCode = StatusCodes.Status404NotFound;
-                return response.WriteAsync("not found: the admin listener serves /healthz and /readyz\n");
+                return response.WriteAsync("not found: the admin listener serves /healthz, /readyz and /metrics\n");
         }
     }
 }

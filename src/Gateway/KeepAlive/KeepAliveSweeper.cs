@@ -16,10 +16,12 @@ public sealed class KeepAliveSweeper : BackgroundService
     private int _count;
     private readonly ILogger<KeepAliveSweeper> _logger;
 
-    public KeepAliveSweeper(WebSocketPolicies policies, ILogger<KeepAliveSweeper> logger)
+    public KeepAliveSweeper(WebSocketPolicies policies, IHostApplicationLifetime lifetime, ILogger<KeepAliveSweeper> logger)
     {
         _logger = logger;
         Period = ChoosePeriod(policies);
+        // Draining starts with shutdown, before the server stops: open tunnels get a proper Close, not a cut.
+        lifetime.ApplicationStopping.Register(DrainAll);
     }
 
     /// <summary>A quarter of the shortest interval or timeout, between 10 ms and 1 s: pings are late by at most that.</summary>
@@ -97,6 +99,21 @@ public sealed class KeepAliveSweeper : BackgroundService
                 Log.SweepFailed(_logger, ex);
             }
         }
+    }
+
+    private void DrainAll()
+    {
+        var tunnels = Volatile.Read(ref _tunnels);
+        var count = 0;
+        for (var i = 0; i < tunnels.Length; i++)
+        {
+            if (Volatile.Read(ref tunnels[i]) is { } tunnel)
+            {
+                count++;
+                _ = tunnel.DrainAsync();
+            }
+        }
+        Log.Draining(_logger, count);
     }
 
     private static TimeSpan ChoosePeriod(WebSocketPolicies policies)

@@ -38,6 +38,9 @@ internal struct FrameScanner
     /// <summary>Payload bytes of data frames that passed.</summary>
     public long PayloadBytes;
 
+    /// <summary>The status code of the first Close frame seen in this direction (1005 when it carried none); 0 before.</summary>
+    public ushort CloseCode;
+
     public ushort ViolationCode;
     public string? ViolationReason;
 
@@ -111,6 +114,10 @@ internal struct FrameScanner
             {
                 return Violate(1002, "fragmented control frame");
             }
+            if (opcode == WebSocketFrame.OpcodeClose && CloseCode == 0)
+            {
+                CloseCode = ReadCloseCode(input, headerLength, payloadLength, masked);
+            }
             if (opcode == WebSocketFrame.OpcodePong && pongExpected && payloadLength == WebSocketFrame.PingPayloadLength)
             {
                 var frameLength = headerLength + WebSocketFrame.PingPayloadLength;
@@ -156,6 +163,23 @@ internal struct FrameScanner
         _payloadRemaining = payloadLength - passed;
         length = headerLength + passed;
         return ScanResult.Pass;
+    }
+
+    /// <summary>§5.5.1: a Close payload starts with a 2-byte status code; 1005 stands for "none" (§7.4.1).</summary>
+    private static ushort ReadCloseCode(ReadOnlySpan<byte> input, int headerLength, long payloadLength, bool masked)
+    {
+        if (payloadLength < 2 || input.Length < headerLength + 2)
+        {
+            return 1005;
+        }
+        int high = input[headerLength], low = input[headerLength + 1];
+        if (masked)
+        {
+            high ^= input[headerLength - 4];
+            low ^= input[headerLength - 3];
+        }
+        var code = (ushort)((high << 8) | low);
+        return code == 0 ? (ushort)1005 : code;
     }
 
     private ScanResult Violate(ushort code, string reason)

@@ -6,10 +6,26 @@ namespace Gateway.Relay;
 
 /// <summary>
 /// The relay's instruments. Frames are counted in plain fields of each tunnel and added here when the tunnel
-/// closes, so relaying a frame touches no instrument; pings and reaps are rare and counted as they happen.
+/// closes, so relaying a frame touches no instrument; connection events, pings and reaps are counted as they happen
+/// with tag lists built once per tunnel.
 /// </summary>
 public sealed class RelayMetrics
 {
+    /// <summary>Who ended a tunnel, as the <c>closed_by</c> label says it.</summary>
+    public static class ClosedBy
+    {
+        public const string Client = "client";
+        public const string Backend = "backend";
+        public const string GatewayReaped = "gateway_reaped";
+        public const string GatewayLimit = "gateway_limit";
+        public const string Drain = "drain";
+    }
+
+    private readonly UpDownCounter<long> _active;
+    private readonly Counter<long> _opened;
+    private readonly Counter<long> _closed;
+    private readonly Histogram<double> _handshakeDuration;
+    private readonly Histogram<double> _lifetime;
     private readonly Counter<long> _pingsSent;
     private readonly Counter<long> _pongsReceived;
     private readonly Histogram<double> _pingRoundTrip;
@@ -21,14 +37,58 @@ public sealed class RelayMetrics
     public RelayMetrics(GatewayMeter meter)
     {
         var m = meter.Meter;
-        _pingsSent = m.CreateCounter<long>("gateway.keepalive.pings_sent", "{ping}", "Pings the gateway sent into idle tunnels");
-        _pongsReceived = m.CreateCounter<long>("gateway.keepalive.pongs_received", "{pong}", "Pongs answering the gateway's pings (swallowed)");
-        _pingRoundTrip = m.CreateHistogram<double>("gateway.keepalive.ping_rtt", "s", "Round-trip time of the gateway's pings",
-            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5] });
-        _reaped = m.CreateCounter<long>("gateway.keepalive.peers_reaped", "{peer}", "Peers given up on because they stopped answering pings");
-        _gatewayCloses = m.CreateCounter<long>("gateway.relay.gateway_closes", "{close}", "Close frames the gateway initiated, by side and code");
-        _messages = m.CreateCounter<long>("gateway.relay.messages", "{message}", "WebSocket data messages relayed");
-        _bytes = m.CreateCounter<long>("gateway.relay.payload_bytes", "By", "WebSocket data payload bytes relayed");
+        _active = m.CreateUpDownCounter<long>("gateway.websocket.connections.active", "{connection}",
+            "Proxied WebSocket connections open now, by route, cluster, destination, protocol and scheme");
+        _opened = m.CreateCounter<long>("gateway.websocket.connections.opened", "{connection}",
+            "Proxied WebSocket connections established (the backend answered the upgrade)");
+        _closed = m.CreateCounter<long>("gateway.websocket.connections.closed", "{connection}",
+            "Proxied WebSocket connections ended, by close code and by who closed (client, backend, gateway_reaped, gateway_limit, drain)");
+        _handshakeDuration = m.CreateHistogram<double>("gateway.websocket.handshake.duration", "s",
+            "From the gateway receiving the handshake to the upgrade being sent to the client, backend time included",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] });
+        _lifetime = m.CreateHistogram<double>("gateway.websocket.connection.duration", "s",
+            "How long proxied WebSocket connections lived",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 43200, 86400] });
+        _pingsSent = m.CreateCounter<long>("gateway.keepalive.pings_sent", "{ping}", "Pings the gateway sent into idle tunnels, by side");
+        _pongsReceived = m.CreateCounter<long>("gateway.keepalive.pongs_received", "{pong}", "Pongs answering the gateway's pings (swallowed), by side");
+        _pingRoundTrip = m.CreateHistogram<double>("gateway.keepalive.ping_rtt", "s", "Round-trip time of the gateway's pings, by side",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5] });
+        _reaped = m.CreateCounter<long>("gateway.keepalive.peers_reaped", "{peer}", "Peers given up on because they stopped answering pings, by side and route");
+        _gatewayCloses = m.CreateCounter<long>("gateway.relay.gateway_closes", "{close}", "Close frames the gateway initiated, by side, code and route");
+        _messages = m.CreateCounter<long>("gateway.relay.messages", "{message}", "WebSocket data messages relayed, by route and direction (counted when a tunnel closes)");
+        _bytes = m.CreateCounter<long>("gateway.relay.payload", "By", "WebSocket data payload relayed, by route and direction (counted when a tunnel closes)");
+    }
+
+    /// <summary>The labels of one tunnel's connection gauge, built once when it opens.</summary>
+    internal static TagList ConnectionTags(string route, string cluster, string destination, string protocol, string scheme) => new()
+    {
+        { "route", route },
+        { "cluster", cluster },
+        { "destination", destination },
+        { "protocol", protocol },
+        { "scheme", scheme },
+    };
+
+    internal void Opened(in TagList tags, string route, string protocol, TimeSpan handshake)
+    {
+        _active.Add(1, tags);
+        _opened.Add(1, tags);
+        _handshakeDuration.Record(handshake.TotalSeconds, new KeyValuePair<string, object?>("route", route), new KeyValuePair<string, object?>("protocol", protocol));
+    }
+
+    internal void Closed(in TagList tags, string route, string cluster, string closedBy, ushort code, TimeSpan lifetime,
+        long messagesFromClient, long bytesFromClient, long messagesFromBackend, long bytesFromBackend)
+    {
+        _active.Add(-1, tags);
+        var closed = new TagList { { "route", route }, { "cluster", cluster }, { "closed_by", closedBy }, { "code", CodeLabel(code) } };
+        _closed.Add(1, closed);
+        _lifetime.Record(lifetime.TotalSeconds, new KeyValuePair<string, object?>("route", route), new KeyValuePair<string, object?>("closed_by", closedBy));
+        var toBackend = new TagList { { "route", route }, { "direction", "client_to_backend" } };
+        var toClient = new TagList { { "route", route }, { "direction", "backend_to_client" } };
+        _messages.Add(messagesFromClient, toBackend);
+        _bytes.Add(bytesFromClient, toBackend);
+        _messages.Add(messagesFromBackend, toClient);
+        _bytes.Add(bytesFromBackend, toClient);
     }
 
     internal void PingSent(string side) => _pingsSent.Add(1, new KeyValuePair<string, object?>("side", side));
@@ -44,15 +104,20 @@ public sealed class RelayMetrics
         _reaped.Add(1, new KeyValuePair<string, object?>("side", side), new KeyValuePair<string, object?>("route", route));
 
     internal void GatewayClose(string side, ushort code, string route) =>
-        _gatewayCloses.Add(1, new KeyValuePair<string, object?>("side", side), new KeyValuePair<string, object?>("code", code), new KeyValuePair<string, object?>("route", route));
+        _gatewayCloses.Add(1, new KeyValuePair<string, object?>("side", side), new KeyValuePair<string, object?>("code", CodeLabel(code)), new KeyValuePair<string, object?>("route", route));
 
-    internal void TunnelClosed(string route, long messagesFromClient, long bytesFromClient, long messagesFromBackend, long bytesFromBackend)
+    // Close codes as label values without allocating for the common ones.
+    private static string CodeLabel(ushort code) => code switch
     {
-        var toBackend = new TagList { { "route", route }, { "direction", "client_to_backend" } };
-        var toClient = new TagList { { "route", route }, { "direction", "backend_to_client" } };
-        _messages.Add(messagesFromClient, toBackend);
-        _bytes.Add(bytesFromClient, toBackend);
-        _messages.Add(messagesFromBackend, toClient);
-        _bytes.Add(bytesFromBackend, toClient);
-    }
+        1000 => "1000",
+        1001 => "1001",
+        1002 => "1002",
+        1005 => "1005",
+        1006 => "1006",
+        1008 => "1008",
+        1009 => "1009",
+        1011 => "1011",
+        1014 => "1014",
+        _ => code.ToString(System.Globalization.CultureInfo.InvariantCulture),
+    };
 }

@@ -5,6 +5,7 @@ using System.Security.Cryptography;
 using Gateway.KeepAlive;
 using Gateway.Policies;
 using Microsoft.AspNetCore.Http.Features;
+using Yarp.ReverseProxy.Model;
 
 namespace Gateway.Relay;
 
@@ -74,6 +75,15 @@ public sealed class RelayTunnel : Stream, IHttpUpgradeFeature, IHttpExtendedConn
     private PingState _clientPing;
     private PingState _backendPing;
 
+    // Metrics: what the tunnel is, when it started, who ended it.
+    private readonly long _createdTimestamp = Stopwatch.GetTimestamp();
+    private long _openedTimestamp;
+    private TagList _tags;
+    private string _cluster = string.Empty;
+    private string? _closedBy;
+    private ushort _closeCode;
+    private volatile bool _clientEnded;
+
     private int _closing;
     private long _abortAt;
     private volatile bool _readEnded;
@@ -136,7 +146,23 @@ public sealed class RelayTunnel : Stream, IHttpUpgradeFeature, IHttpExtendedConn
     {
         var now = Environment.TickCount64;
         _lastClientRead = _lastClientWrite = _lastBackendRead = _lastBackendWrite = now;
+        var proxy = _context.GetReverseProxyFeature();
+        _cluster = proxy.Cluster?.Config.ClusterId ?? string.Empty;
+        var protocol = _upgrade is not null ? "HTTP/1.1" : "HTTP/2";
+        _tags = RelayMetrics.ConnectionTags(_route, _cluster, proxy.ProxiedDestination?.DestinationId ?? string.Empty, protocol,
+            _context.Request.IsHttps ? "wss" : "ws");
+        _openedTimestamp = Stopwatch.GetTimestamp();
+        _metrics.Opened(_tags, _route, protocol, Stopwatch.GetElapsedTime(_createdTimestamp, _openedTimestamp));
         _slot = _sweeper.Register(this);
+    }
+
+    /// <summary>Remembers who ended the tunnel first, and with which code; later closes do not change it.</summary>
+    private void SetClosedBy(string closedBy, ushort code)
+    {
+        if (Interlocked.CompareExchange(ref _closedBy, closedBy, null) is null)
+        {
+            _closeCode = code;
+        }
     }
 
     // ---- Client to backend: YARP reads the client through these ----
@@ -194,6 +220,7 @@ public sealed class RelayTunnel : Stream, IHttpUpgradeFeature, IHttpExtendedConn
             if (read == 0)
             {
                 // The client ended the stream; whatever was held back goes on as it is.
+                _clientEnded = true;
                 return filled;
             }
             var now = Environment.TickCount64;
@@ -201,6 +228,10 @@ public sealed class RelayTunnel : Stream, IHttpUpgradeFeature, IHttpExtendedConn
             filled += read;
 
             var produced = FilterFromClient(buffer.Span[..filled]);
+            if (_fromClient.CloseCode != 0 && _closedBy is null)
+            {
+                SetClosedBy(RelayMetrics.ClosedBy.Client, _fromClient.CloseCode);
+            }
             if (produced > 0)
             {
                 Volatile.Write(ref _lastBackendWrite, now);
@@ -351,6 +382,10 @@ public sealed class RelayTunnel : Stream, IHttpUpgradeFeature, IHttpExtendedConn
             if (wrote)
             {
                 Volatile.Write(ref _lastClientWrite, Environment.TickCount64);
+            }
+            if (_fromBackend.CloseCode != 0 && _closedBy is null)
+            {
+                SetClosedBy(RelayMetrics.ClosedBy.Backend, _fromBackend.CloseCode);
             }
             Volatile.Write(ref _clientGate, ClientIdle);
         }
@@ -546,6 +581,7 @@ public sealed class RelayTunnel : Stream, IHttpUpgradeFeature, IHttpExtendedConn
         {
             return;
         }
+        SetClosedBy(RelayMetrics.ClosedBy.GatewayReaped, 1001);
         _metrics.Reaped("client", _route);
         Log.ClientReaped(_logger, _route, 1001, 1001);
         // The backend's answer to our Close is not for a client that is gone (and would precede the client's own Close).
@@ -564,6 +600,7 @@ public sealed class RelayTunnel : Stream, IHttpUpgradeFeature, IHttpExtendedConn
         {
             return;
         }
+        SetClosedBy(RelayMetrics.ClosedBy.GatewayReaped, 1011);
         _metrics.Reaped("backend", _route);
         Log.BackendReaped(_logger, _route, 1011);
         await SendCloseToClientAsync(1011, "backend not responding").ConfigureAwait(false);
@@ -581,6 +618,7 @@ public sealed class RelayTunnel : Stream, IHttpUpgradeFeature, IHttpExtendedConn
         {
             var code = _fromClient.ViolationCode;
             var reason = _fromClient.ViolationReason ?? "protocol error";
+            SetClosedBy(RelayMetrics.ClosedBy.GatewayLimit, code);
             Log.ClientViolation(_logger, _route, reason, code, 1001);
             // The client's Close goes first: after it nothing more reaches the client, so the backend's answer to
             // its own Close (next) cannot overtake the code that says what the client did wrong.
@@ -614,11 +652,26 @@ public sealed class RelayTunnel : Stream, IHttpUpgradeFeature, IHttpExtendedConn
             return;
         }
         var reason = _fromBackend.ViolationReason ?? "protocol error";
+        SetClosedBy(RelayMetrics.ClosedBy.GatewayLimit, 1014);
         Log.BackendViolation(_logger, _route, reason, 1014, _fromBackend.ViolationCode);
         await SendCloseToClientAsync(1014, "bad gateway: backend broke protocol").ConfigureAwait(false);
         await SendCloseToBackendAsync(_fromBackend.ViolationCode, reason).ConfigureAwait(false);
         _readEnded = true;
         _backend?.Dispose();
+    }
+
+    /// <summary>Shutdown: both sides hear 1001 "going away" (RFC 6455 §7.4.1) instead of a cut connection.</summary>
+    internal async Task DrainAsync()
+    {
+        if (!BeginClosing())
+        {
+            return;
+        }
+        SetClosedBy(RelayMetrics.ClosedBy.Drain, 1001);
+        await SendCloseToClientAsync(1001, "gateway shutting down").ConfigureAwait(false);
+        _dropBackendFrames = true;
+        await SendCloseToBackendAsync(1001, "gateway shutting down").ConfigureAwait(false);
+        _readEnded = true;
     }
 
     private bool BeginClosing()
@@ -832,7 +885,11 @@ public sealed class RelayTunnel : Stream, IHttpUpgradeFeature, IHttpExtendedConn
         if (_slot >= 0)
         {
             _sweeper.Unregister(_slot, this);
-            _metrics.TunnelClosed(_route, _fromClient.Messages, _fromClient.PayloadBytes, _fromBackend.Messages, _fromBackend.PayloadBytes);
+            // Without a Close frame either way the connection ended abnormally (1006, RFC 6455 §7.1.5).
+            var closedBy = _closedBy ?? (_clientEnded ? RelayMetrics.ClosedBy.Client : RelayMetrics.ClosedBy.Backend);
+            var code = _closedBy is null ? (ushort)1006 : _closeCode;
+            _metrics.Closed(_tags, _route, _cluster, closedBy, code, Stopwatch.GetElapsedTime(_openedTimestamp),
+                _fromClient.Messages, _fromClient.PayloadBytes, _fromBackend.Messages, _fromBackend.PayloadBytes);
         }
     }
 

@@ -1,0 +1,63 @@
+using System.Diagnostics.Metrics;
+using Gateway.Metrics;
+using Yarp.ReverseProxy;
+using Yarp.ReverseProxy.Forwarder;
+using Yarp.ReverseProxy.Model;
+
+namespace Gateway.Proxy;
+
+/// <summary>What YARP knows and the gateway exports: failed forwards by destination, and destination health.</summary>
+public sealed class ProxyMetrics
+{
+    private readonly Counter<long> _errors;
+
+    public ProxyMetrics(GatewayMeter meter, IProxyStateLookup state)
+    {
+        _errors = meter.Meter.CreateCounter<long>("gateway.proxy.errors", "{request}",
+            "Requests YARP could not forward, by cluster, destination and YARP's error (Request = the backend could not be reached)");
+        meter.Meter.CreateObservableGauge("gateway.destination.health", () => ReadHealth(state), "1",
+            "1 when a destination is usable (neither active nor passive health checks call it unhealthy), 0 when not");
+    }
+
+    internal void Failed(string cluster, string destination, ForwarderError error) =>
+        _errors.Add(1, new KeyValuePair<string, object?>("cluster", cluster), new KeyValuePair<string, object?>("destination", destination),
+            new KeyValuePair<string, object?>("error", error.ToString()));
+
+    private static IEnumerable<Measurement<int>> ReadHealth(IProxyStateLookup state)
+    {
+        foreach (var cluster in state.GetClusters())
+        {
+            foreach (var destination in cluster.Destinations.Values)
+            {
+                var health = destination.Health;
+                var usable = health.Active != DestinationHealth.Unhealthy && health.Passive != DestinationHealth.Unhealthy;
+                yield return new Measurement<int>(usable ? 1 : 0,
+                    new KeyValuePair<string, object?>("cluster", cluster.ClusterId),
+                    new KeyValuePair<string, object?>("destination", destination.DestinationId));
+            }
+        }
+    }
+}
+
+/// <summary>Counts YARP's forwarding failures, read from the error feature YARP leaves on the request.</summary>
+public sealed class ProxyErrorsMiddleware
+{
+    private readonly RequestDelegate _next;
+    private readonly ProxyMetrics _metrics;
+
+    public ProxyErrorsMiddleware(RequestDelegate next, ProxyMetrics metrics)
+    {
+        _next = next;
+        _metrics = metrics;
+    }
+
+    public async Task InvokeAsync(HttpContext context)
+    {
+        await _next(context);
+        if (context.Features.Get<IForwarderErrorFeature>() is { } error)
+        {
+            var proxy = context.GetReverseProxyFeature();
+            _metrics.Failed(proxy.Cluster?.Config.ClusterId ?? string.Empty, proxy.ProxiedDestination?.DestinationId ?? string.Empty, error.Error);
+        }
+    }
+}
