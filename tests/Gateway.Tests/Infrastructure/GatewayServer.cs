@@ -104,6 +104,13 @@ public sealed class GatewayServer : IAsyncDisposable
         return new GatewayServer(app, directory, path);
     }
 
+    /// <summary>Starts a graceful shutdown (as SIGTERM does) and returns when it has finished.</summary>
+    public async Task StopAsync(TimeSpan within)
+    {
+        using var timeout = new CancellationTokenSource(within);
+        await _app.StopAsync(timeout.Token);
+    }
+
     /// <summary>Rewrites the configuration file (the gateway reloads routes and clusters from it).</summary>
     public Task RewriteConfigAsync(string text) => File.WriteAllTextAsync(ConfigPath, text);
 
