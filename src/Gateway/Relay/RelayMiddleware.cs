@@ -79,7 +79,8 @@ public sealed class RelayMiddleware
     /// </summary>
     internal static async ValueTask AttachBackendAsync(ResponseTransformContext context)
     {
-        if (context.ProxyResponse is { StatusCode: System.Net.HttpStatusCode.SwitchingProtocols } response
+        // A 101 that an earlier transform refused (SuppressResponseBody: the client gets an error, not a tunnel) is not attached.
+        if (context.ProxyResponse is { StatusCode: System.Net.HttpStatusCode.SwitchingProtocols } response && !context.SuppressResponseBody
             && context.HttpContext.Features.Get<RelayTunnel>() is { } tunnel)
         {
             tunnel.AttachBackend(await response.Content.ReadAsStreamAsync(context.CancellationToken));

@@ -189,6 +189,12 @@ public sealed class RelayTunnel : Stream, IHttpUpgradeFeature, IHttpExtendedConn
         {
             await _client!.ReadAsync(Memory<byte>.Empty, cancellationToken).ConfigureAwait(false);
         }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            // The client's connection broke (a browser tab closed, an HTTP/2 connection reset): the client ended it.
+            _clientEnded = true;
+            throw;
+        }
         finally
         {
             await LeaveParkedAsync().ConfigureAwait(false);
@@ -211,6 +217,11 @@ public sealed class RelayTunnel : Stream, IHttpUpgradeFeature, IHttpExtendedConn
             try
             {
                 read = await _client!.ReadAsync(buffer[filled..], cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                _clientEnded = true;
+                throw;
             }
             finally
             {

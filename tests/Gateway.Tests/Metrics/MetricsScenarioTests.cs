@@ -108,6 +108,26 @@ public sealed class MetricsScenarioTests
         Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync(new Uri(gateway.Http, "/metrics"))).StatusCode);
     }
 
+    [Fact]
+    public async Task A_client_that_vanishes_without_a_close_is_counted_as_closed_by_the_client_with_1006()
+    {
+        await using var backend = new RawBackend();
+        await using var gateway = await GatewayServer.StartAsync(Relay.RelayConfig.Build(backend.Address, Relay.RelayConfig.KeepAlive("00:00:30", "00:00:10")));
+        var client = await RawWebSocketClient.ConnectAsync(gateway.Ws, "/raw/vanish");
+        await client.SendAsync(RawFrames.Encode(RawFrame.Text, "hi"u8));
+        Assert.NotNull(await client.ReceiveAsync());
+        await client.DisposeAsync(); // TCP closed, no Close frame
+
+        var scrape = await Eventually(async () =>
+        {
+            var s = await MetricsScrape.FetchAsync(gateway);
+            Assert.Equal(1, s.Value("gateway_websocket_connections_closed_total"));
+            return s;
+        });
+        Assert.Equal(1, scrape.Value("gateway_websocket_connections_closed_total", ("closed_by", "client"), ("code", "1006")));
+        Assert.Equal(0, scrape.Value("gateway_websocket_connections_active"));
+    }
+
     /// <summary>The exposition must satisfy Prometheus's own linter.</summary>
     private static async Task PromtoolAsync(string exposition)
     {

@@ -14,11 +14,11 @@ public sealed class KeepAliveTests
     {
         await using var backend = new RawBackend();
         await using var gateway = await GatewayServer.StartAsync(RelayConfig.Build(
-            backend.Address, RelayConfig.KeepAlive("00:00:00.200", "00:00:01"), activityTimeout: "00:00:01"));
+            backend.Address, RelayConfig.KeepAlive("00:00:00.200", "00:00:02"), activityTimeout: "00:00:01.500"));
         await using var client = await RawWebSocketClient.ConnectAsync(gateway.Ws, "/raw/idle");
 
         // Four times YARP's activity timeout without a byte of application traffic.
-        var unexpected = await client.IdleAsync(TimeSpan.FromSeconds(4));
+        var unexpected = await client.IdleAsync(TimeSpan.FromSeconds(6));
         Assert.Empty(unexpected);
         Assert.True(client.PingsSeen >= 5, $"the client saw {client.PingsSeen} pings");
 
