@@ -1,5 +1,6 @@
 using Gateway.Admin;
 using Gateway.Configuration;
+using Gateway.Handshake;
 using Gateway.KeepAlive;
 using Gateway.Listeners;
 using Gateway.Metrics;
@@ -73,6 +74,7 @@ public static class GatewayApplication
         builder.Services.AddSingleton<Readiness>();
         builder.Services.AddSingleton<WebSocketPolicies>();
         builder.Services.AddSingleton<GatewayMeter>();
+        builder.Services.AddHandshakeGate(builder.Configuration);
         builder.Services.AddSingleton<RelayMetrics>();
         builder.Services.AddSingleton<ProxyMetrics>();
         builder.Services.AddSingleton<MetricsSetup>();
@@ -108,6 +110,7 @@ public static class GatewayApplication
         }
 
         app.UseAdminListener();
+        app.UseTrustedForwarders();
         try
         {
             // YARP loads and validates routes and clusters here, running ProxyConfigDefaults on each.
@@ -115,6 +118,7 @@ public static class GatewayApplication
             app.MapReverseProxy(proxy =>
             {
                 proxy.UseMiddleware<ProxyErrorsMiddleware>();
+                proxy.UseHandshakeGate();
                 proxy.UseWebSocketRelay();
                 proxy.UseSessionAffinity();
                 proxy.UseLoadBalancing();

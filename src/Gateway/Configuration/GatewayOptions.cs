@@ -20,6 +20,12 @@ public sealed class GatewayOptions
     /// <summary>Named WebSocket policies that routes refer to from their metadata.</summary>
     public Dictionary<string, WebSocketPolicyOptions> WebSocketPolicies { get; set; } = new(StringComparer.OrdinalIgnoreCase);
 
+    /// <summary>
+    /// Networks (CIDR, or single addresses) whose X-Forwarded-For is believed: the client address the per-client
+    /// limits count is then the one the forwarder names. Empty (the default): the connection's own remote address.
+    /// </summary>
+    public List<string> TrustedForwarders { get; set; } = new();
+
     /// <summary>How long shutdown waits for open connections before it cuts them.</summary>
     public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(30);
 }

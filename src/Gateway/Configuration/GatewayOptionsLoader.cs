@@ -29,6 +29,7 @@ public static class GatewayOptionsLoader
         }
 
         Validate(options);
+        Handshake.KestrelLimits.Validate(configuration);
         ResolvePaths(options, configDirectory);
         return options;
     }
@@ -101,6 +102,14 @@ public static class GatewayOptionsLoader
         foreach (var (name, policy) in options.WebSocketPolicies)
         {
             Policies.WebSocketPolicies.Validate(name, policy);
+        }
+        for (var i = 0; i < options.TrustedForwarders.Count; i++)
+        {
+            if (!Handshake.TrustedForwarders.TryParse(options.TrustedForwarders[i], out _))
+            {
+                throw new GatewayConfigurationException($"{GatewayOptions.SectionName}:TrustedForwarders:{i}",
+                    $"'{options.TrustedForwarders[i]}' is not a network (10.0.0.0/8, 2001:db8::/32) or an IP address");
+            }
         }
 
         if (options.Tls.HandshakeTimeout <= TimeSpan.Zero)

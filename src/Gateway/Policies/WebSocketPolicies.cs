@@ -57,6 +57,8 @@ public sealed class WebSocketPolicies
     internal static void Validate(string name, WebSocketPolicyOptions policy)
     {
         var key = $"{GatewayOptions.SectionName}:WebSocketPolicies:{name}";
+        ValidateHandshake($"{key}:Handshake", policy.Handshake);
+        ValidateLimits($"{key}:Limits", policy.Limits);
         var keepAlive = policy.KeepAlive;
         if (keepAlive.Interval < TimeSpan.Zero)
         {
@@ -73,6 +75,41 @@ public sealed class WebSocketPolicies
         if (policy.Frames.MaxFrameBytes < 0)
         {
             throw new GatewayConfigurationException($"{key}:Frames:MaxFrameBytes", "must not be negative (0 means no limit)");
+        }
+    }
+
+    private static void ValidateHandshake(string key, HandshakeOptions handshake)
+    {
+        for (var i = 0; i < handshake.AllowedOrigins.Count; i++)
+        {
+            if (!Handshake.OriginAllowList.TryParseEntry(handshake.AllowedOrigins[i] ?? string.Empty, out _, out var error))
+            {
+                throw new GatewayConfigurationException($"{key}:AllowedOrigins:{i}", error!);
+            }
+        }
+        for (var i = 0; i < handshake.Subprotocols.Count; i++)
+        {
+            if (!Handshake.SubprotocolFilter.IsToken(handshake.Subprotocols[i]?.Trim()))
+            {
+                throw new GatewayConfigurationException($"{key}:Subprotocols:{i}",
+                    $"'{handshake.Subprotocols[i]}' is not a subprotocol name (an HTTP token: letters, digits and !#$%&'*+-.^_`|~)");
+            }
+        }
+    }
+
+    private static void ValidateLimits(string key, ConnectionLimitOptions limits)
+    {
+        if (limits.MaxConnections < 0)
+        {
+            throw new GatewayConfigurationException($"{key}:MaxConnections", "must not be negative (0 means no limit)");
+        }
+        if (limits.MaxConnectionsPerClient < 0)
+        {
+            throw new GatewayConfigurationException($"{key}:MaxConnectionsPerClient", "must not be negative (0 means no limit)");
+        }
+        if (limits.HandshakesPerMinutePerClient < 0)
+        {
+            throw new GatewayConfigurationException($"{key}:HandshakesPerMinutePerClient", "must not be negative (0 means no limit)");
         }
     }
 }

@@ -22,10 +22,46 @@ public sealed class WebSocketPolicyOptions
 
 public sealed class HandshakeOptions
 {
+    /// <summary>
+    /// Browser origins that may open WebSockets (RFC 6455 section 10.2): exact origins (<c>https://chat.example.com</c>,
+    /// <c>http://localhost:8080</c>), subdomain wildcards (<c>https://*.example.com</c>), <c>null</c> (the opaque
+    /// origin of sandboxed frames and files) or <c>*</c> (any origin but <c>null</c>). Empty: same origin only, that is
+    /// the page must come from the host and port the client addressed (its <c>Host</c> header).
+    /// </summary>
+    public List<string> AllowedOrigins { get; set; } = new();
+
+    /// <summary>
+    /// Whether a handshake without <c>Origin</c> passes. Browsers always send one, so a missing Origin is a
+    /// non-browser client (a native app, a server) that no foreign page can impersonate.
+    /// </summary>
+    public bool AllowMissingOrigin { get; set; } = true;
+
+    /// <summary>
+    /// Whether the route also serves ordinary HTTP (a chat page, a negotiate endpoint). When false, a request
+    /// that is not a WebSocket handshake gets 426 (GET) or 405 (any other method).
+    /// </summary>
+    public bool AllowPlainHttp { get; set; } = true;
+
+    /// <summary>Subprotocols clients may offer; others are removed before forwarding. Empty: no filtering.</summary>
+    public List<string> Subprotocols { get; set; } = new();
+
+    /// <summary>Refuse (400) a handshake that offers no subprotocol, or none that <see cref="Subprotocols"/> accepts.</summary>
+    public bool RequireSubprotocol { get; set; }
 }
 
 public sealed class ConnectionLimitOptions
 {
+    /// <summary>Open WebSocket connections over all routes of this policy; 0 means no limit. Over it: 503.</summary>
+    public int MaxConnections { get; set; }
+
+    /// <summary>Open WebSocket connections per client IP address; 0 means no limit. Over it: 503.</summary>
+    public int MaxConnectionsPerClient { get; set; }
+
+    /// <summary>
+    /// WebSocket handshakes a client IP address may make per minute (a token bucket: bursts up to this many, then
+    /// refilled evenly); 0 means no limit. Over it: 429 with Retry-After.
+    /// </summary>
+    public int HandshakesPerMinutePerClient { get; set; }
 }
 
 public sealed class KeepAliveOptions

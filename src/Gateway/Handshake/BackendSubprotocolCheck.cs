@@ -1,0 +1,70 @@
+using System.Net;
+using Yarp.ReverseProxy.Transforms;
+using Yarp.ReverseProxy.Transforms.Builder;
+
+namespace Gateway.Handshake;
+
+/// <summary>
+/// A YARP response transform on every route: a backend that accepts a WebSocket with a subprotocol the client did not
+/// offer (or that the gate did not forward) breaks RFC 6455 section 4.2.2; the client would fail the connection
+/// (section 4.1) with no reason given. The client gets a 502 instead, and the upgrade is not completed. The transform
+/// only decides: the response must not start here (YARP's affinity transform still sets its cookie after this one),
+/// so the gate writes the refusal once YARP has returned.
+/// </summary>
+internal sealed class BackendSubprotocolCheck : ITransformProvider
+{
+    private const string HeaderName = "Sec-WebSocket-Protocol";
+
+    public void ValidateRoute(TransformRouteValidationContext context)
+    {
+    }
+
+    public void ValidateCluster(TransformClusterValidationContext context)
+    {
+    }
+
+    public void Apply(TransformBuilderContext context) => context.AddResponseTransform(static transform => Check(transform));
+
+    private static ValueTask Check(ResponseTransformContext transform)
+    {
+        if (transform.ProxyResponse is not { } response || !IsAcceptedTunnel(response)
+            || !response.Headers.NonValidated.TryGetValues(HeaderName, out var selectedValues))
+        {
+            return ValueTask.CompletedTask;
+        }
+
+        var http = transform.HttpContext;
+        // What the backend was offered: the client's list as the gate left it.
+        var offered = http.Request.Headers.SecWebSocketProtocol;
+        string? selected = null;
+        var count = 0;
+        foreach (var value in selectedValues)
+        {
+            selected = value;
+            count++;
+        }
+        if (count == 1 && HeaderTokens.Contains(offered, selected, StringComparison.Ordinal))
+        {
+            return ValueTask.CompletedTask;
+        }
+
+        // Not copying the body also means YARP does not complete the upgrade: the backend connection is dropped.
+        transform.SuppressResponseBody = true;
+        http.Response.Clear();
+        http.Response.StatusCode = StatusCodes.Status502BadGateway;
+        http.Features.Set(new BackendSubprotocolRefusal($"backend chose '{selectedValues}', client offered '{offered}'"));
+        return ValueTask.CompletedTask;
+    }
+
+    private static bool IsAcceptedTunnel(HttpResponseMessage response) =>
+        response.StatusCode == HttpStatusCode.SwitchingProtocols
+        || response.StatusCode == HttpStatusCode.OK && response.RequestMessage?.Method == HttpMethod.Connect;
+}
+
+/// <summary>Left by <see cref="BackendSubprotocolCheck"/> for the gate, which answers the client once YARP returns.</summary>
+internal sealed class BackendSubprotocolRefusal
+{
+    public BackendSubprotocolRefusal(string detail) => Detail = detail;
+
+    public string Detail { get; }
+}

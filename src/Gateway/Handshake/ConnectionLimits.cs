@@ -1,0 +1,120 @@
+using System.Net;
+using System.Threading.RateLimiting;
+using Gateway.Policies;
+
+namespace Gateway.Handshake;
+
+/// <summary>
+/// A policy's limits, on System.Threading.RateLimiting: a token bucket per client address for the handshake rate,
+/// and concurrency limiters (in total, and per client address) for open tunnels. A tunnel holds its permits until
+/// the proxied request ends, which for a WebSocket is when the tunnel closes.
+/// </summary>
+internal sealed class ConnectionLimits : IDisposable
+{
+    private readonly PartitionedRateLimiter<IPAddress>? _handshakeRate;
+    private readonly ConcurrencyLimiter? _total;
+    private readonly PartitionedRateLimiter<IPAddress>? _perClient;
+
+    public ConnectionLimits(ConnectionLimitOptions options)
+    {
+        if (options.HandshakesPerMinutePerClient > 0)
+        {
+            // Bursts up to a minute's allowance, refilled evenly (fractionally, on the partitioned limiter's timer),
+            // so Retry-After says when the next token is due rather than when a whole window ends.
+            var rate = new TokenBucketRateLimiterOptions
+            {
+                TokenLimit = options.HandshakesPerMinutePerClient,
+                TokensPerPeriod = 1,
+                ReplenishmentPeriod = TimeSpan.FromTicks(Math.Max(1, TimeSpan.TicksPerMinute / options.HandshakesPerMinutePerClient)),
+                QueueLimit = 0,
+                AutoReplenishment = false,
+            };
+            // One factory delegate for all partitions: the partitioner runs per handshake and should not allocate.
+            Func<IPAddress, TokenBucketRateLimiterOptions> rateFactory = _ => rate;
+            _handshakeRate = PartitionedRateLimiter.Create<IPAddress, IPAddress>(
+                client => RateLimitPartition.GetTokenBucketLimiter(client, rateFactory));
+        }
+        if (options.MaxConnections > 0)
+        {
+            _total = new ConcurrencyLimiter(new ConcurrencyLimiterOptions { PermitLimit = options.MaxConnections, QueueLimit = 0 });
+        }
+        if (options.MaxConnectionsPerClient > 0)
+        {
+            var perClient = new ConcurrencyLimiterOptions { PermitLimit = options.MaxConnectionsPerClient, QueueLimit = 0 };
+            // Idle partitions (no open tunnel) are dropped by the partitioned limiter, so memory follows active clients.
+            Func<IPAddress, ConcurrencyLimiterOptions> perClientFactory = _ => perClient;
+            _perClient = PartitionedRateLimiter.Create<IPAddress, IPAddress>(
+                client => RateLimitPartition.GetConcurrencyLimiter(client, perClientFactory));
+        }
+    }
+
+    public bool IsEmpty => _handshakeRate is null && _total is null && _perClient is null;
+
+    /// <summary>
+    /// Takes a handshake token and the tunnel's permits, or says which limit refused and, for the rate, when to retry.
+    /// </summary>
+    public RefusalReason? TryEnter(IPAddress client, out Permit permit, out TimeSpan retryAfter)
+    {
+        permit = default;
+        retryAfter = TimeSpan.Zero;
+        if (_handshakeRate is not null)
+        {
+            using var token = _handshakeRate.AttemptAcquire(client);
+            if (!token.IsAcquired)
+            {
+                token.TryGetMetadata(MetadataName.RetryAfter, out retryAfter);
+                return RefusalReason.RateLimit;
+            }
+        }
+
+        RateLimitLease? total = null;
+        if (_total is not null)
+        {
+            total = _total.AttemptAcquire();
+            if (!total.IsAcquired)
+            {
+                total.Dispose();
+                return RefusalReason.ConnectionLimit;
+            }
+        }
+        RateLimitLease? perClient = null;
+        if (_perClient is not null)
+        {
+            perClient = _perClient.AttemptAcquire(client);
+            if (!perClient.IsAcquired)
+            {
+                perClient.Dispose();
+                total?.Dispose();
+                return RefusalReason.ClientConnectionLimit;
+            }
+        }
+        permit = new Permit(total, perClient);
+        return null;
+    }
+
+    public void Dispose()
+    {
+        _handshakeRate?.Dispose();
+        _total?.Dispose();
+        _perClient?.Dispose();
+    }
+
+    /// <summary>The permits one open tunnel holds; disposing it gives them back.</summary>
+    public readonly struct Permit : IDisposable
+    {
+        private readonly RateLimitLease? _total;
+        private readonly RateLimitLease? _perClient;
+
+        public Permit(RateLimitLease? total, RateLimitLease? perClient)
+        {
+            _total = total;
+            _perClient = perClient;
+        }
+
+        public void Dispose()
+        {
+            _perClient?.Dispose();
+            _total?.Dispose();
+        }
+    }
+}

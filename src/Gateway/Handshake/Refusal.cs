@@ -1,0 +1,99 @@
+using System.Text;
+
+namespace Gateway.Handshake;
+
+/// <summary>Why the gateway refused a handshake. Each has one status, one metric tag and one short text body.</summary>
+public enum RefusalReason
+{
+    Method,
+    HttpVersion,
+    UpgradeHeader,
+    ConnectionHeader,
+    Version,
+    Key,
+    ConnectProtocol,
+    NotWebSocket,
+    Origin,
+    MissingOrigin,
+    Subprotocol,
+    RateLimit,
+    ConnectionLimit,
+    ClientConnectionLimit,
+    BackendSubprotocol,
+}
+
+/// <summary>The fixed answer for one <see cref="RefusalReason"/>, built once.</summary>
+internal sealed class Refusal
+{
+    private static readonly Refusal[] ByReason = Build();
+
+    private Refusal(RefusalReason reason, int status, string tag, string text)
+    {
+        Reason = reason;
+        Status = status;
+        Tag = tag;
+        Text = text;
+        Body = Encoding.UTF8.GetBytes($"{status} {text}\n");
+    }
+
+    public RefusalReason Reason { get; }
+
+    public int Status { get; }
+
+    /// <summary>The <c>reason</c> tag of the refusal counter: snake_case, a fixed set.</summary>
+    public string Tag { get; }
+
+    /// <summary>What is wrong, for the body and the log.</summary>
+    public string Text { get; }
+
+    public byte[] Body { get; }
+
+    public static Refusal Of(RefusalReason reason) => ByReason[(int)reason];
+
+    public static IEnumerable<Refusal> All => ByReason;
+
+    private static Refusal[] Build()
+    {
+        Refusal[] all =
+        [
+            new(RefusalReason.Method, StatusCodes.Status405MethodNotAllowed, "method",
+                "WebSocket handshake refused: it must be a GET (RFC 6455 section 4.2.1), or an extended CONNECT over HTTP/2 (RFC 8441)"),
+            new(RefusalReason.HttpVersion, StatusCodes.Status400BadRequest, "http_version",
+                "WebSocket handshake refused: it needs HTTP/1.1 or later (RFC 6455 section 4.2.1)"),
+            new(RefusalReason.UpgradeHeader, StatusCodes.Status400BadRequest, "upgrade_header",
+                "WebSocket handshake refused: the Upgrade header must contain the token websocket (RFC 6455 section 4.2.1)"),
+            new(RefusalReason.ConnectionHeader, StatusCodes.Status400BadRequest, "connection_header",
+                "WebSocket handshake refused: the Connection header must contain the token Upgrade (RFC 6455 section 4.2.1)"),
+            new(RefusalReason.Version, StatusCodes.Status426UpgradeRequired, "version",
+                "WebSocket handshake refused: only Sec-WebSocket-Version 13 is supported (RFC 6455 section 4.4)"),
+            new(RefusalReason.Key, StatusCodes.Status400BadRequest, "key",
+                "WebSocket handshake refused: Sec-WebSocket-Key must be one base64-encoded 16-byte value (RFC 6455 section 4.2.1)"),
+            new(RefusalReason.ConnectProtocol, StatusCodes.Status400BadRequest, "connect_protocol",
+                "Extended CONNECT refused: this gateway tunnels only :protocol websocket (RFC 8441 section 4)"),
+            new(RefusalReason.NotWebSocket, StatusCodes.Status426UpgradeRequired, "not_websocket",
+                "This route serves WebSocket connections only"),
+            new(RefusalReason.Origin, StatusCodes.Status403Forbidden, "origin",
+                "WebSocket handshake refused: pages from this Origin may not open WebSockets here (RFC 6455 section 10.2)"),
+            new(RefusalReason.MissingOrigin, StatusCodes.Status403Forbidden, "missing_origin",
+                "WebSocket handshake refused: this route requires an Origin header (RFC 6455 section 10.2)"),
+            new(RefusalReason.Subprotocol, StatusCodes.Status400BadRequest, "subprotocol",
+                "WebSocket handshake refused: offer a subprotocol this route accepts in Sec-WebSocket-Protocol (RFC 6455 section 4.2.1)"),
+            new(RefusalReason.RateLimit, StatusCodes.Status429TooManyRequests, "rate_limit",
+                "WebSocket handshake refused: too many handshakes from your address, retry after the time in Retry-After"),
+            new(RefusalReason.ConnectionLimit, StatusCodes.Status503ServiceUnavailable, "connection_limit",
+                "WebSocket handshake refused: the route is at its connection limit, retry later"),
+            new(RefusalReason.ClientConnectionLimit, StatusCodes.Status503ServiceUnavailable, "client_connection_limit",
+                "WebSocket handshake refused: your address has too many open WebSocket connections"),
+            new(RefusalReason.BackendSubprotocol, StatusCodes.Status502BadGateway, "backend_subprotocol",
+                "WebSocket handshake failed: the backend chose a subprotocol the client did not offer (RFC 6455 section 4.1)"),
+        ];
+        for (var i = 0; i < all.Length; i++)
+        {
+            if ((int)all[i].Reason != i)
+            {
+                throw new InvalidOperationException($"refusal table out of order at {all[i].Reason}");
+            }
+        }
+        return all;
+    }
+}

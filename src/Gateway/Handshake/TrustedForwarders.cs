@@ -1,0 +1,65 @@
+using System.Net;
+using System.Net.Sockets;
+using Gateway.Configuration;
+using Microsoft.AspNetCore.HttpOverrides;
+
+namespace Gateway.Handshake;
+
+/// <summary>
+/// <c>Gateway:TrustedForwarders</c>: networks whose <c>X-Forwarded-For</c> names the real client (a load balancer in
+/// front of the gateway). Off by default: a header anyone can send must not choose whose limits a request counts
+/// against. Applied with ASP.NET Core's forwarded-headers middleware, so every per-client rule (and YARP's own
+/// X-Forwarded-For to the backends) sees the same client address.
+/// </summary>
+public static class TrustedForwarders
+{
+    /// <summary>A CIDR network (<c>10.0.0.0/8</c>, <c>2001:db8::/32</c>) or a single address.</summary>
+    public static bool TryParse(string text, out System.Net.IPNetwork network)
+    {
+        text = text.Trim();
+        if (text.Contains('/'))
+        {
+            return System.Net.IPNetwork.TryParse(text, out network);
+        }
+        if (IPAddress.TryParse(text, out var address))
+        {
+            network = new System.Net.IPNetwork(address, address.AddressFamily == AddressFamily.InterNetwork ? 32 : 128);
+            return true;
+        }
+        network = default;
+        return false;
+    }
+
+    /// <summary>Adds the forwarded-headers middleware when forwarders are configured; nothing otherwise.</summary>
+    public static IApplicationBuilder UseTrustedForwarders(this IApplicationBuilder app)
+    {
+        var configured = app.ApplicationServices.GetRequiredService<GatewayOptions>().TrustedForwarders;
+        if (configured.Count == 0)
+        {
+            return app;
+        }
+        var options = new ForwardedHeadersOptions
+        {
+            ForwardedHeaders = ForwardedHeaders.XForwardedFor,
+            // Walk X-Forwarded-For from the right for as long as each hop is trusted (a chain of our own proxies);
+            // the first untrusted address is the client.
+            ForwardLimit = null,
+        };
+        // ASP.NET Core trusts loopback by default; only what the operator lists is trusted here.
+        options.KnownProxies.Clear();
+        options.KnownIPNetworks.Clear();
+        foreach (var entry in configured)
+        {
+            TryParse(entry, out var network);
+            options.KnownIPNetworks.Add(network);
+            if (network.BaseAddress.AddressFamily == AddressFamily.InterNetwork)
+            {
+                // A dual-stack listener sees IPv4 peers as IPv4-mapped IPv6 addresses.
+                options.KnownIPNetworks.Add(new System.Net.IPNetwork(network.BaseAddress.MapToIPv6(), 96 + network.PrefixLength));
+            }
+        }
+        Log.TrustedForwarders(app.ApplicationServices.GetRequiredService<ILoggerFactory>().CreateLogger(RefusalReporter.LogCategory),
+            string.Join(", ", configured));
+        return app.UseForwardedHeaders(options);
+    }
+}
