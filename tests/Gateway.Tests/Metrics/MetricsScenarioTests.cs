@@ -50,7 +50,14 @@ public sealed class MetricsScenarioTests
             await WebSocketClient.ReceiveTextAsync(first);
         }
 
+        // A page from a foreign site tries to open a tunnel (the default policy allows only the same origin).
+        var refused = await Assert.ThrowsAsync<InvalidOperationException>(() =>
+            RawWebSocketClient.ConnectAsync(gateway.Ws, "/echo", "Origin: https://evil.example"));
+        Assert.StartsWith("handshake refused: HTTP/1.1 403", refused.Message);
+
         var open = await MetricsScrape.FetchAsync(gateway);
+        Assert.Equal(1, open.Value("gateway_handshake_refused_total", ("reason", "origin"), ("route", "chat")));
+        Assert.Equal(1, open.Value("gateway_handshake_refused_total"));
         Assert.Equal(2, open.Value("gateway_websocket_connections_active", ("route", "chat"), ("cluster", "chat"), ("destination", "chat-1"), ("protocol", "HTTP/1.1"), ("scheme", "ws")));
         Assert.Equal(1, open.Value("gateway_websocket_connections_active", ("route", "raw"), ("destination", "raw-1")));
         Assert.Equal(3, open.Value("gateway_websocket_connections_opened_total"));
