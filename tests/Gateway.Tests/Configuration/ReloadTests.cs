@@ -20,7 +20,7 @@ public sealed class ReloadTests
         var rerouted = (JsonObject)JsonNode.Parse(await File.ReadAllTextAsync(gateway.ConfigPath))!;
         rerouted["ReverseProxy"]!["Routes"]!["chat"]!["ClusterId"] = "b";
         await gateway.RewriteConfigAsync(rerouted.ToJsonString());
-        await Eventually(async () => Assert.Equal("b1", await WelcomeAsync(gateway)), TimeSpan.FromSeconds(10));
+        await Retry.Eventually(async () => Assert.Equal("b1", await WelcomeAsync(gateway)), TimeSpan.FromSeconds(10));
 
         // A half-written file must not take the routes away.
         await gateway.RewriteConfigAsync("{ \"ReverseProxy\": { \"Routes\": ");
@@ -37,7 +37,7 @@ public sealed class ReloadTests
         // A good edit after the bad ones applies again.
         rerouted["ReverseProxy"]!["Routes"]!["chat"]!["ClusterId"] = "a";
         await gateway.RewriteConfigAsync(rerouted.ToJsonString());
-        await Eventually(async () => Assert.Equal("a1", await WelcomeAsync(gateway)), TimeSpan.FromSeconds(10));
+        await Retry.Eventually(async () => Assert.Equal("a1", await WelcomeAsync(gateway)), TimeSpan.FromSeconds(10));
     }
 
     private static async Task<string> WelcomeAsync(GatewayServer gateway)
@@ -46,22 +46,5 @@ public sealed class ReloadTests
         var backend = await WebSocketClient.ReceiveWelcomeBackendAsync(socket);
         await WebSocketClient.CloseAsync(socket);
         return backend;
-    }
-
-    private static async Task Eventually(Func<Task> attempt, TimeSpan within)
-    {
-        var deadline = DateTime.UtcNow + within;
-        while (true)
-        {
-            try
-            {
-                await attempt();
-                return;
-            }
-            catch (Exception) when (DateTime.UtcNow < deadline)
-            {
-                await Task.Delay(200);
-            }
-        }
     }
 }

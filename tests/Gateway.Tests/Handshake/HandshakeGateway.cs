@@ -49,20 +49,5 @@ public static class HandshakeGateway
     public static JsonArray Strings(params string[] values) => new(values.Select(v => (JsonNode?)JsonValue.Create(v)).ToArray());
 
     /// <summary>Retries <paramref name="attempt"/> until it stops throwing or <paramref name="within"/> passes.</summary>
-    public static async Task Eventually(Func<Task> attempt, TimeSpan within)
-    {
-        var deadline = DateTime.UtcNow + within;
-        while (true)
-        {
-            try
-            {
-                await attempt();
-                return;
-            }
-            catch (Exception) when (DateTime.UtcNow < deadline)
-            {
-                await Task.Delay(100);
-            }
-        }
-    }
+    public static Task Eventually(Func<Task> attempt, TimeSpan within) => Retry.Eventually(attempt, within);
 }

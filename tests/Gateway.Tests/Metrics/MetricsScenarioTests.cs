@@ -76,12 +76,12 @@ public sealed class MetricsScenarioTests
         await raw.CloseReceived.Task.WaitAsync(TimeSpan.FromSeconds(10));
         await silent.Ended.WaitAsync(TimeSpan.FromSeconds(10));
 
-        var after = await Eventually(async () =>
+        var after = await Retry.Eventually(async () =>
         {
             var scrape = await MetricsScrape.FetchAsync(gateway);
             Assert.Equal(1, scrape.Value("gateway_websocket_connections_active"));
             return scrape;
-        });
+        }, TimeSpan.FromSeconds(10));
         Assert.Equal(1, after.Value("gateway_websocket_connections_active", ("route", "chat")));
         Assert.Equal(0, after.Value("gateway_websocket_connections_active", ("route", "raw")));
         Assert.Equal(1, after.Value("gateway_websocket_connections_closed_total", ("route", "chat"), ("closed_by", "client"), ("code", "1000")));
@@ -125,12 +125,12 @@ public sealed class MetricsScenarioTests
         Assert.NotNull(await client.ReceiveAsync());
         await client.DisposeAsync(); // TCP closed, no Close frame
 
-        var scrape = await Eventually(async () =>
+        var scrape = await Retry.Eventually(async () =>
         {
             var s = await MetricsScrape.FetchAsync(gateway);
             Assert.Equal(1, s.Value("gateway_websocket_connections_closed_total"));
             return s;
-        });
+        }, TimeSpan.FromSeconds(10));
         Assert.Equal(1, scrape.Value("gateway_websocket_connections_closed_total", ("closed_by", "client"), ("code", "1006")));
         Assert.Equal(0, scrape.Value("gateway_websocket_connections_active"));
     }
@@ -148,21 +148,5 @@ public sealed class MetricsScenarioTests
         var stderr = process.StandardError.ReadToEndAsync();
         await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
         Assert.True(process.ExitCode == 0, $"promtool check metrics failed:\n{await stdout}\n{await stderr}");
-    }
-
-    private static async Task<T> Eventually<T>(Func<Task<T>> attempt)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
-        while (true)
-        {
-            try
-            {
-                return await attempt();
-            }
-            catch (Exception) when (DateTime.UtcNow < deadline)
-            {
-                await Task.Delay(100);
-            }
-        }
     }
 }

@@ -99,7 +99,7 @@ public sealed class BalancingTests
 
             // The home backend goes away: the same client, same cookie, lands on the healthy one.
             await (home == "b1" ? b1 : b2).StopAsync();
-            var moved = await Eventually(async () =>
+            var moved = await Retry.Eventually(async () =>
             {
                 using var socket = await WebSocketClient.ConnectAsync(gateway, Transport.Ws, "/chat/lobby", cookies: cookies);
                 var backend = await WebSocketClient.ReceiveWelcomeBackendAsync(socket);
@@ -132,7 +132,7 @@ public sealed class BalancingTests
             GatewayServer.Proxy([("chat", "/chat", "chat")], [("chat", [alive, dead])], FastHealthChecks)));
 
         // Within a bounded time the dead destination is marked unhealthy; from then on every connection succeeds.
-        await Eventually(async () =>
+        await Retry.Eventually(async () =>
         {
             for (var i = 0; i < 6; i++)
             {
@@ -142,21 +142,5 @@ public sealed class BalancingTests
             }
             return true;
         }, TimeSpan.FromSeconds(10));
-    }
-
-    private static async Task<T> Eventually<T>(Func<Task<T>> attempt, TimeSpan within)
-    {
-        var deadline = DateTime.UtcNow + within;
-        while (true)
-        {
-            try
-            {
-                return await attempt();
-            }
-            catch (Exception) when (DateTime.UtcNow < deadline)
-            {
-                await Task.Delay(200);
-            }
-        }
     }
 }
