@@ -210,8 +210,19 @@ public sealed class RelayTunnel : Stream, IHttpUpgradeFeature, IHttpExtendedConn
             throw new ArgumentException("the relay needs read buffers longer than a frame header", nameof(buffer));
         }
         var filled = TakeReadCarry(buffer.Span);
+        var idleFirst = false;
         while (true)
         {
+            if (idleFirst)
+            {
+                // Everything read so far was swallowed (a pong) or held (half a header): wait for more without YARP's
+                // 64 KiB buffer, as YARP itself does between reads, so an idle tunnel holds no buffer.
+                await ZeroByteReadAsync(cancellationToken).ConfigureAwait(false);
+                if (_clientViolation || _readEnded)
+                {
+                    return 0;
+                }
+            }
             int read;
             Volatile.Write(ref _backendGate, BackendYarpParked);
             try
@@ -254,6 +265,7 @@ public sealed class RelayTunnel : Stream, IHttpUpgradeFeature, IHttpExtendedConn
             }
             // Everything read was a swallowed pong or part of a header: never return 0 (end of stream) for it.
             filled = TakeReadCarry(buffer.Span);
+            idleFirst = true;
         }
     }
 
