@@ -1,0 +1,365 @@
+#!/usr/bin/env bash
+# The WebSocket benchmark of issue 6 in one command: direct / nginx / HAProxy / gateway, same echo backend, same
+# load generator, alternating, BENCH_REPS repetitions each; prints a table of medians and ratios vs nginx.
+#
+#   bench/run.sh                 # full sizes (about 25 minutes)
+#   BENCH_QUICK=1 bench/run.sh   # small sizes, 1 repetition (a couple of minutes)
+#
+# Everything listens on 127.0.0.1 (ports BENCH_PORT_BASE..+7, default 18000..18007); all traffic is loopback. The
+# proxies run as separate processes with configs generated into a temp dir and are stopped by PID at the end.
+# See bench/README.md for every variable.
+set -euo pipefail
+
+BENCH_DIR="$(cd "$(dirname "$0")" && pwd)"
+ROOT="$(cd "$BENCH_DIR/.." && pwd)"
+
+# ---- sizes (env overrides; QUICK picks small defaults) ----
+QUICK="${BENCH_QUICK:-0}"
+if [[ "$QUICK" == 1 ]]; then
+  MODE=quick
+  : "${BENCH_REPS:=1}"
+  : "${BENCH_ECHO_CONNS:=50}"  "${BENCH_ECHO_INFLIGHT:=10}" "${BENCH_ECHO_SIZE:=64}" "${BENCH_ECHO_DURATION:=3}" "${BENCH_ECHO_WARMUP:=1}"
+  : "${BENCH_RATE_CONNS:=200}" "${BENCH_RATE_RATE:=10}"     "${BENCH_RATE_SIZE:=128}" "${BENCH_RATE_DURATION:=3}" "${BENCH_RATE_WARMUP:=2}"
+  : "${BENCH_IDLE_CONNS:=1000}" "${BENCH_IDLE_HOLD:=6}"      "${BENCH_IDLE_CONCURRENCY:=500}"
+  : "${BENCH_SEEDS_CONNS:=1000}" "${BENCH_SEEDS_RATE:=1}"    "${BENCH_SEEDS_SIZE:=64}" "${BENCH_SEEDS_DURATION:=3}" "${BENCH_SEEDS_WARMUP:=2}"
+  : "${BENCH_TLS_DURATION:=3}" "${BENCH_TLS_CONCURRENCY:=8}"
+  : "${BENCH_PAUSE:=1}"
+else
+  MODE=full
+  : "${BENCH_REPS:=3}"
+  : "${BENCH_ECHO_CONNS:=100}"  "${BENCH_ECHO_INFLIGHT:=10}" "${BENCH_ECHO_SIZE:=64}" "${BENCH_ECHO_DURATION:=10}" "${BENCH_ECHO_WARMUP:=2}"
+  : "${BENCH_RATE_CONNS:=1000}" "${BENCH_RATE_RATE:=10}"     "${BENCH_RATE_SIZE:=128}" "${BENCH_RATE_DURATION:=20}" "${BENCH_RATE_WARMUP:=3}"
+  : "${BENCH_IDLE_CONNS:=9000}" "${BENCH_IDLE_HOLD:=20}"     "${BENCH_IDLE_CONCURRENCY:=1000}"
+  : "${BENCH_SEEDS_CONNS:=9000}" "${BENCH_SEEDS_RATE:=1}"    "${BENCH_SEEDS_SIZE:=64}" "${BENCH_SEEDS_DURATION:=20}" "${BENCH_SEEDS_WARMUP:=3}"
+  : "${BENCH_TLS_DURATION:=20}" "${BENCH_TLS_CONCURRENCY:=8}"
+  : "${BENCH_PAUSE:=3}"
+fi
+: "${BENCH_SCENARIOS:=echo rate idle-ka idle-noka seeds tls}"
+: "${BENCH_TARGETS:=direct nginx haproxy gateway}"
+: "${BENCH_PORT_BASE:=18000}"
+: "${BENCH_SOURCES:=127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5,127.0.0.6,127.0.0.7,127.0.0.8,127.0.0.9}"
+: "${BENCH_CONNECT_CONCURRENCY:=500}"
+: "${BENCH_IDLE_WARMUP_CONNS:=300}"
+: "${BENCH_KEEPALIVE_INTERVAL:=00:00:05}"
+: "${BENCH_NGINX_BACKLOG:=$(cat /proc/sys/net/core/somaxconn)}"  # nginx's default is 511; HAProxy's is maxconn (capped by somaxconn)
+: "${BENCH_CERT_KEY:=ec}"   # ec (P-256) or rsa (2048)
+: "${BENCH_RESULTS_DIR:=$BENCH_DIR/results}"
+
+BACKEND_PORT=$BENCH_PORT_BASE
+NGINX_WS=$((BENCH_PORT_BASE + 1)); NGINX_WSS=$((BENCH_PORT_BASE + 2))
+HAPROXY_WS=$((BENCH_PORT_BASE + 3)); HAPROXY_WSS=$((BENCH_PORT_BASE + 4))
+GATEWAY_WS=$((BENCH_PORT_BASE + 5)); GATEWAY_WSS=$((BENCH_PORT_BASE + 6)); GATEWAY_ADMIN=$((BENCH_PORT_BASE + 7))
+
+log() { printf '%s bench: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# ---- processes we start, stopped by PID on exit ----
+PIDS=()
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  for _ in $(seq 1 50); do
+    local alive=0
+    for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [[ $alive == 0 ]] && break
+    sleep 0.1
+  done
+  for pid in "${PIDS[@]}"; do
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+stop_pid() { # pid: TERM, wait up to 5 s, KILL; then forget it (so a reused PID is never signalled later)
+  local pid=$1 kept=() p
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  for p in "${PIDS[@]}"; do [[ $p != "$pid" ]] && kept+=("$p"); done
+  PIDS=("${kept[@]}")
+}
+
+# ---- nginx and HAProxy from Debian packages ----
+if ! command -v nginx >/dev/null 2>&1 || ! command -v haproxy >/dev/null 2>&1; then
+  log "installing nginx and haproxy from Debian packages"
+  # Keep the packages' own services from starting (they would listen on port 80): policy-rc.d says no.
+  made_policy=0
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && made_policy=1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light haproxy \
+    || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx haproxy
+  [[ $made_policy == 1 ]] && rm -f /usr/sbin/policy-rc.d
+fi
+command -v openssl >/dev/null 2>&1 || die "openssl is required"
+
+# ---- limits ----
+NOFILE=$(ulimit -n)
+log "open-file limit: $NOFILE (load generator, proxies and backend each inherit it)"
+if (( 2 * BENCH_IDLE_CONNS + 200 > NOFILE || 2 * BENCH_SEEDS_CONNS + 200 > NOFILE )); then
+  log "warning: a proxy needs 2 descriptors per proxied connection: $BENCH_IDLE_CONNS/$BENCH_SEEDS_CONNS connections need more than $NOFILE"
+fi
+for port in $(seq "$BENCH_PORT_BASE" $((BENCH_PORT_BASE + 7))); do
+  if ss -Hltn "sport = :$port" | grep -q .; then die "port $port is in use (set BENCH_PORT_BASE)"; fi
+done
+
+WORK="$(mktemp -d /tmp/gateway-bench.XXXXXX)"
+mkdir -p "$WORK/nginx" "$WORK/keys" "$BENCH_RESULTS_DIR"
+STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
+RESULTS="$BENCH_RESULTS_DIR/$STAMP-$MODE.jsonl"
+TABLE="$BENCH_RESULTS_DIR/$STAMP-$MODE.md"
+log "mode $MODE, work dir $WORK, results $RESULTS"
+
+# ---- build ----
+log "building (Release)"
+dotnet build "$BENCH_DIR/LoadGen/LoadGen.csproj" -c Release -nologo -v quiet -o "$WORK/loadgen" >"$WORK/build.log" 2>&1 \
+  || { cat "$WORK/build.log" >&2; die "LoadGen build failed"; }
+dotnet build "$BENCH_DIR/EchoServer/EchoServer.csproj" -c Release -nologo -v quiet -o "$WORK/echoserver" >>"$WORK/build.log" 2>&1 \
+  || { cat "$WORK/build.log" >&2; die "EchoServer build failed"; }
+dotnet publish "$ROOT/src/Gateway/Gateway.csproj" -c Release -nologo -v quiet -o "$WORK/gateway" >>"$WORK/build.log" 2>&1 \
+  || { cat "$WORK/build.log" >&2; die "Gateway publish failed"; }
+LOADGEN=(dotnet "$WORK/loadgen/LoadGen.dll")
+
+# ---- certificate shared by all proxies ----
+if [[ "$BENCH_CERT_KEY" == rsa ]]; then KEYOPT=(-newkey rsa:2048); else KEYOPT=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1); fi
+openssl req -x509 "${KEYOPT[@]}" -nodes -days 2 -subj /CN=localhost \
+  -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
+cat "$WORK/cert.pem" "$WORK/key.pem" > "$WORK/combined.pem"
+
+wait_port() { # port pid name
+  for _ in $(seq 1 150); do
+    ss -Hltn "sport = :$1" | grep -q . && return 0
+    kill -0 "$2" 2>/dev/null || die "$3 exited (see $WORK/$3.log)"
+    sleep 0.1
+  done
+  die "$3 did not listen on $1 within 15 s (see $WORK/$3.log)"
+}
+
+# ---- echo backend ----
+start_echo() {
+  dotnet "$WORK/echoserver/EchoServer.dll" --port "$BACKEND_PORT" >>"$WORK/echoserver.log" 2>&1 &
+  ECHO_PID=$!; PIDS+=("$ECHO_PID")
+  wait_port "$BACKEND_PORT" "$ECHO_PID" echoserver
+}
+start_echo
+
+# ---- nginx: 2 workers, ws and wss, upgrade headers, long proxy timeouts ----
+cat > "$WORK/nginx.conf" <<EOF
+worker_processes 2;
+worker_rlimit_nofile $NOFILE;
+daemon off;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections $((NOFILE - 200)); }
+http {
+  access_log off;
+  client_body_temp_path $WORK/nginx/body;
+  proxy_temp_path $WORK/nginx/proxy;
+  fastcgi_temp_path $WORK/nginx/fastcgi;
+  uwsgi_temp_path $WORK/nginx/uwsgi;
+  scgi_temp_path $WORK/nginx/scgi;
+  map \$http_upgrade \$connection_upgrade { default upgrade; '' close; }
+  upstream echo { server 127.0.0.1:$BACKEND_PORT; }
+  server {
+    listen 127.0.0.1:$NGINX_WS backlog=$BENCH_NGINX_BACKLOG;
+    listen 127.0.0.1:$NGINX_WSS ssl backlog=$BENCH_NGINX_BACKLOG;
+    ssl_certificate $WORK/cert.pem;
+    ssl_certificate_key $WORK/key.pem;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    location / {
+      proxy_pass http://echo;
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade \$http_upgrade;
+      proxy_set_header Connection \$connection_upgrade;
+      proxy_set_header Host \$host;
+      proxy_read_timeout 3600s;
+      proxy_send_timeout 3600s;
+      proxy_buffering off;
+    }
+  }
+}
+EOF
+nginx -e "$WORK/nginx/error.log" -p "$WORK/nginx" -c "$WORK/nginx.conf" -t >"$WORK/nginx.log" 2>&1 || { cat "$WORK/nginx.log" >&2; die "nginx config test failed"; }
+start_nginx() {
+  nginx -e "$WORK/nginx/error.log" -p "$WORK/nginx" -c "$WORK/nginx.conf" >>"$WORK/nginx.log" 2>&1 &
+  NGINX_PID=$!; PIDS+=("$NGINX_PID")
+  wait_port "$NGINX_WS" "$NGINX_PID" nginx
+  sleep 0.3
+}
+start_nginx
+nginx_pids() { echo "$NGINX_PID $(pgrep -P "$NGINX_PID" | tr '\n' ' ')" | xargs | tr ' ' ','; }
+
+# ---- HAProxy: ws and wss, timeout tunnel; maxconn so that 2 descriptors per connection fit the limit ----
+HA_MAXCONN=$(( (NOFILE - 200) / 2 ))
+cat > "$WORK/haproxy.cfg" <<EOF
+global
+  maxconn $HA_MAXCONN
+  nbthread 2
+  ssl-default-bind-options ssl-min-ver TLSv1.2
+  tune.ssl.default-dh-param 2048
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  timeout http-request 10s
+  timeout tunnel 1h
+frontend fe
+  bind 127.0.0.1:$HAPROXY_WS
+  bind 127.0.0.1:$HAPROXY_WSS ssl crt $WORK/combined.pem alpn http/1.1
+  maxconn $HA_MAXCONN
+  default_backend be
+backend be
+  server echo 127.0.0.1:$BACKEND_PORT
+EOF
+haproxy -c -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 || { cat "$WORK/haproxy.log" >&2; die "haproxy config check failed"; }
+start_haproxy() {
+  haproxy -db -f "$WORK/haproxy.cfg" >>"$WORK/haproxy.log" 2>&1 &
+  HAPROXY_PID=$!; PIDS+=("$HAPROXY_PID")
+  wait_port "$HAPROXY_WS" "$HAPROXY_PID" haproxy
+}
+start_haproxy
+
+# ---- the gateway: published Release build, keepalive policy on /ka, off on /noka, relay on (always) ----
+cat > "$WORK/gateway.json" <<EOF
+{
+  "Logging": { "LogLevel": { "Default": "Warning", "Microsoft.Hosting.Lifetime": "Information", "Gateway": "Information" } },
+  "Gateway": {
+    "Listeners": {
+      "ws":  { "Address": "127.0.0.1", "Port": $GATEWAY_WS },
+      "wss": { "Address": "127.0.0.1", "Port": $GATEWAY_WSS, "Tls": true }
+    },
+    "Tls": { "Certificates": [ { "Path": "$WORK/cert.pem", "KeyPath": "$WORK/key.pem" } ] },
+    "Admin": { "Address": "127.0.0.1", "Port": $GATEWAY_ADMIN },
+    "DataProtection": { "KeyDirectory": "$WORK/keys" },
+    "WebSocketPolicies": {
+      "keepalive":   { "KeepAlive": { "Interval": "$BENCH_KEEPALIVE_INTERVAL", "Timeout": "00:00:15", "Backend": true } },
+      "nokeepalive": { "KeepAlive": { "Interval": "00:00:00" } }
+    }
+  },
+  "ReverseProxy": {
+    "Routes": {
+      "ka":   { "ClusterId": "echo", "Match": { "Path": "/ka/{**rest}" },   "Metadata": { "WebSocketPolicy": "keepalive" } },
+      "noka": { "ClusterId": "echo", "Match": { "Path": "/noka/{**rest}" }, "Metadata": { "WebSocketPolicy": "nokeepalive" } }
+    },
+    "Clusters": {
+      "echo": {
+        "SessionAffinity": { "Enabled": false },
+        "HttpRequest": { "ActivityTimeout": "01:00:00" },
+        "Destinations": { "echo": { "Address": "http://127.0.0.1:$BACKEND_PORT/" } }
+      }
+    }
+  }
+}
+EOF
+start_gateway() {
+  (cd "$WORK" && exec dotnet "$WORK/gateway/Gateway.dll" --config "$WORK/gateway.json") >>"$WORK/gateway.log" 2>&1 &
+  GATEWAY_PID=$!; PIDS+=("$GATEWAY_PID")
+  wait_port "$GATEWAY_WSS" "$GATEWAY_PID" gateway
+  sleep 1
+}
+start_gateway
+
+# A process keeps the memory of earlier runs (allocator pools, the GC heap), so RSS deltas are only meaningful on a
+# fresh process: before each idle run the target is restarted, then warmed with a few hundred connections.
+restart_target() {
+  case "$1" in
+    direct)  stop_pid "$ECHO_PID";    start_echo ;;
+    nginx)   stop_pid "$NGINX_PID";   start_nginx ;;
+    haproxy) stop_pid "$HAPROXY_PID"; start_haproxy ;;
+    gateway) stop_pid "$GATEWAY_PID"; start_gateway ;;
+  esac
+}
+
+# ---- machine description ----
+{
+  echo "# Gateway benchmark, $MODE mode, $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo
+  echo "- machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), kernel $(uname -r), open-file limit $NOFILE"
+  echo "- .NET $(dotnet --version), $(nginx -v 2>&1 | cut -d: -f2 | xargs), $(haproxy -v | head -1 | cut -d' ' -f1-3)"
+  echo "- gateway: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- src 2>/dev/null || echo ' + uncommitted changes in src/'), server GC, relay on, keepalive $BENCH_KEEPALIVE_INTERVAL on /ka (idle-noka: off)"
+  echo "- reps $BENCH_REPS, targets alternate (order rotated each repetition); cert $BENCH_CERT_KEY; client source addresses $BENCH_SOURCES"
+  echo
+} > "$TABLE"
+
+# ---- the scenarios ----
+url_for() { # target tls path -> url
+  local target=$1 tls=$2 path=$3 port
+  case "$target:$tls" in
+    direct:0)  port=$BACKEND_PORT ;;
+    nginx:0)   port=$NGINX_WS ;;    nginx:1)   port=$NGINX_WSS ;;
+    haproxy:0) port=$HAPROXY_WS ;;  haproxy:1) port=$HAPROXY_WSS ;;
+    gateway:0) port=$GATEWAY_WS ;;  gateway:1) port=$GATEWAY_WSS ;;
+    *) return 1 ;;
+  esac
+  if [[ $tls == 1 ]]; then echo "wss://127.0.0.1:$port$path"; else echo "ws://127.0.0.1:$port$path"; fi
+}
+pids_for() {
+  case "$1" in
+    direct) echo "$ECHO_PID" ;;
+    nginx) nginx_pids ;;
+    haproxy) echo "$HAPROXY_PID" ;;
+    gateway) echo "$GATEWAY_PID" ;;
+  esac
+}
+
+run_one() { # scenario target rep
+  local scenario=$1 target=$2 rep=$3 path=/ka/echo tls=0 args bound
+  case "$scenario" in
+    echo)  args=(echo --conns "$BENCH_ECHO_CONNS" --inflight "$BENCH_ECHO_INFLIGHT" --size "$BENCH_ECHO_SIZE" --duration "$BENCH_ECHO_DURATION" --warmup "$BENCH_ECHO_WARMUP")
+           bound=$((BENCH_ECHO_DURATION + BENCH_ECHO_WARMUP)) ;;
+    rate)  args=(rate --conns "$BENCH_RATE_CONNS" --rate "$BENCH_RATE_RATE" --size "$BENCH_RATE_SIZE" --duration "$BENCH_RATE_DURATION" --warmup "$BENCH_RATE_WARMUP")
+           bound=$((BENCH_RATE_DURATION + BENCH_RATE_WARMUP)) ;;
+    seeds) args=(rate --conns "$BENCH_SEEDS_CONNS" --rate "$BENCH_SEEDS_RATE" --size "$BENCH_SEEDS_SIZE" --duration "$BENCH_SEEDS_DURATION" --warmup "$BENCH_SEEDS_WARMUP")
+           bound=$((BENCH_SEEDS_DURATION + BENCH_SEEDS_WARMUP)) ;;
+    idle-ka|idle-noka)
+           [[ $scenario == idle-noka ]] && path=/noka/echo
+           args=(idle --conns "$BENCH_IDLE_CONNS" --duration "$BENCH_IDLE_HOLD" --concurrency "$BENCH_IDLE_CONCURRENCY")
+           bound=$((BENCH_IDLE_HOLD + 60)) ;;
+    tls)   tls=1
+           # --ca: the client trusts our certificate alone (a system-store chain build would double the client's cost)
+           args=(tls-connect --duration "$BENCH_TLS_DURATION" --concurrency "$BENCH_TLS_CONCURRENCY" --ca "$WORK/cert.pem")
+           bound=$BENCH_TLS_DURATION ;;
+  esac
+  local url; url=$(url_for "$target" "$tls" "$path") || return 0
+  if [[ $scenario == idle-* ]]; then
+    restart_target "$target"
+    timeout --kill-after=5 60 "${LOADGEN[@]}" idle --url "$url" --conns "$BENCH_IDLE_WARMUP_CONNS" --duration 1 --concurrency 100 \
+      --sources "$BENCH_SOURCES" --label warmup --target "$target" >/dev/null 2>&1 || log "warning: warm-up of $target failed"
+    sleep 2
+  fi
+  log "$scenario $target rep $rep: $url (TIME_WAIT sockets now: $(ss -Htan state time-wait | wc -l))"
+  timeout --kill-after=10 $((bound + 150)) "${LOADGEN[@]}" "${args[@]}" --url "$url" --label "$scenario" --target "$target" --rep "$rep" \
+    --pids "$(pids_for "$target")" --sources "$BENCH_SOURCES" --connect-concurrency "$BENCH_CONNECT_CONCURRENCY" \
+    --max-seconds $((bound + 120)) --out "$RESULTS" | grep -v '^{' || log "warning: $scenario $target rep $rep failed"
+  for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null || die "process $pid died during $scenario $target (logs in $WORK)"; done
+}
+
+read -r -a TARGETS <<<"$BENCH_TARGETS"
+for scenario in $BENCH_SCENARIOS; do
+  for rep in $(seq 1 "$BENCH_REPS"); do
+    # Alternate: every repetition runs each target once, the order rotated so none always goes first.
+    n=${#TARGETS[@]}
+    for i in $(seq 0 $((n - 1))); do
+      target=${TARGETS[$(( (i + rep - 1) % n ))]}
+      # Keepalive off is a gateway setting: the other proxies have no WebSocket keepalive (their idle-ka row is the same thing).
+      [[ $scenario == idle-noka && $target != gateway ]] && continue
+      run_one "$scenario" "$target" "$rep"
+      pause=$BENCH_PAUSE
+      [[ $scenario == idle-* || $scenario == seeds ]] && pause=$((BENCH_PAUSE + 3))
+      sleep "$pause"
+    done
+  done
+done
+
+"${LOADGEN[@]}" report --in "$RESULTS" --baseline nginx >> "$TABLE"
+echo >&2
+cat "$TABLE"
+log "results: $RESULTS and $TABLE; logs in $WORK"
+grep -hiE "warn|error|alert|emerg" "$WORK/nginx/error.log" "$WORK/haproxy.log" 2>/dev/null | sort | uniq -c | sort -rn | head -5 >&2 || true
+grep -hE "warn|fail|error" "$WORK/gateway.log" 2>/dev/null | head -5 >&2 || true
