@@ -84,6 +84,7 @@ public static class GatewayApplication
         builder.Services.AddSingleton(bound);
         builder.WebHost.ConfigureKestrel(kestrel => KestrelListeners.Configure(kestrel, options, certificates, bound));
         builder.WebHost.UseShutdownTimeout(options.ShutdownTimeout);
+        builder.WebHost.UseSockets(sockets => sockets.Backlog = options.ListenBacklog);
 
         var dataProtection = builder.Services.AddDataProtection().SetApplicationName(options.DataProtection.ApplicationName);
         if (options.DataProtection.KeyDirectory is { } keyDirectory)
@@ -109,6 +110,7 @@ public static class GatewayApplication
             Configuration.Log.NoRoutes(app.Logger, shownFile);
         }
 
+        Listeners.FileDescriptorLimit.Log(app.Logger);
         app.UseAdminListener();
         app.UseTrustedForwarders();
         try

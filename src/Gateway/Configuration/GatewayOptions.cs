@@ -26,6 +26,12 @@ public sealed class GatewayOptions
     /// </summary>
     public List<string> TrustedForwarders { get; set; } = new();
 
+    /// <summary>
+    /// The listen backlog of every listener: connections the kernel queues while the gateway accepts. Kestrel's 512
+    /// adds a second of latency to a burst of new connections; the kernel caps it at net.core.somaxconn.
+    /// </summary>
+    public int ListenBacklog { get; set; } = 4096;
+
     /// <summary>How long shutdown waits for open connections before it cuts them.</summary>
     public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(30);
 }

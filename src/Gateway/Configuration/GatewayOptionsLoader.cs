@@ -116,6 +116,10 @@ public static class GatewayOptionsLoader
         {
             throw new GatewayConfigurationException($"{GatewayOptions.SectionName}:Tls:HandshakeTimeout", "must be positive");
         }
+        if (options.ListenBacklog < 1)
+        {
+            throw new GatewayConfigurationException($"{GatewayOptions.SectionName}:ListenBacklog", "must be at least 1");
+        }
         if (options.ShutdownTimeout < TimeSpan.Zero)
         {
             throw new GatewayConfigurationException($"{GatewayOptions.SectionName}:ShutdownTimeout", "must not be negative");

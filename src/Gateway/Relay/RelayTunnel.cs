@@ -45,6 +45,7 @@ public sealed class RelayTunnel : Stream, IHttpUpgradeFeature, IHttpExtendedConn
     private readonly ILogger _logger;
     private readonly string _route;
     private readonly long _intervalMs;
+    private readonly long _pingAfterMs;
     private readonly long _timeoutMs;
     private readonly bool _keepAlive;
     private readonly bool _backendKeepAlive;
@@ -106,6 +107,9 @@ public sealed class RelayTunnel : Stream, IHttpUpgradeFeature, IHttpExtendedConn
         _keepAlive = policy.KeepAliveEnabled;
         _backendKeepAlive = _keepAlive && options.KeepAlive.Backend;
         _intervalMs = (long)options.KeepAlive.Interval.TotalMilliseconds;
+        // Up to a quarter of the interval earlier, differently per tunnel: tunnels opened in one burst would otherwise be
+        // pinged in one sweep, and all their pongs (and the buffers to read them) would arrive at once.
+        _pingAfterMs = _intervalMs - (_intervalMs > 3 ? Random.Shared.NextInt64(_intervalMs / 4) : 0);
         _timeoutMs = (long)options.KeepAlive.Timeout.TotalMilliseconds;
         _fromClient.Configure(fromClient: true, options.Frames.MaxFrameBytes, options.Frames.MaxMessageBytes);
         _fromBackend.Configure(fromClient: false, maxFrameBytes: 0, maxMessageBytes: 0);
@@ -498,7 +502,7 @@ public sealed class RelayTunnel : Stream, IHttpUpgradeFeature, IHttpExtendedConn
     /// by its traffic, and silence after the ping gets it reaped.
     /// </summary>
     private bool IsPingDue(ref PingState ping, long lastSent, long now) =>
-        !Volatile.Read(ref ping.Outstanding) && now - lastSent >= _intervalMs;
+        !Volatile.Read(ref ping.Outstanding) && now - lastSent >= _pingAfterMs;
 
     private async Task PingClientAsync(long now)
     {

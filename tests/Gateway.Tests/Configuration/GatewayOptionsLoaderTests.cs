@@ -53,6 +53,7 @@ public sealed class GatewayOptionsLoaderTests
     [InlineData("Gateway:Admin:Port", "-1", "Gateway:Admin:Port")]
     [InlineData("Gateway:Tls:Certificates:0:Hosts:0", "*.*.example.com", "Gateway:Tls:Certificates:0:Hosts:0")]
     [InlineData("Gateway:Tls:HandshakeTimeout", "soon", "Gateway:Tls:HandshakeTimeout")]
+    [InlineData("Gateway:ListenBacklog", "0", "Gateway:ListenBacklog")]
     public void A_bad_value_is_reported_with_its_key(string key, string value, string reportedKey)
     {
         var values = new List<(string, string)> { (key, value) };
