@@ -474,7 +474,7 @@ public sealed class RelayTunnel : Stream, IHttpUpgradeFeature, IHttpExtendedConn
             }
             if (IsPingDue(ref _clientPing, Volatile.Read(ref _lastClientWrite), now))
             {
-                _ = PingClientAsync(now);
+                _ = PingAsync(toBackend: false, now);
             }
         }
         if (_backendKeepAlive && _backend is not null)
@@ -486,7 +486,7 @@ public sealed class RelayTunnel : Stream, IHttpUpgradeFeature, IHttpExtendedConn
             }
             if (IsPingDue(ref _backendPing, Volatile.Read(ref _lastBackendWrite), now))
             {
-                _ = PingBackendAsync(now);
+                _ = PingAsync(toBackend: true, now);
             }
         }
     }
@@ -504,77 +504,50 @@ public sealed class RelayTunnel : Stream, IHttpUpgradeFeature, IHttpExtendedConn
     private bool IsPingDue(ref PingState ping, long lastSent, long now) =>
         !Volatile.Read(ref ping.Outstanding) && now - lastSent >= _pingAfterMs;
 
-    private async Task PingClientAsync(long now)
+    /// <summary>
+    /// Sends a ping to one side: unmasked toward the client, masked toward the backend (RFC 6455 §5.3), between YARP's
+    /// writes and at a frame boundary. If the moment is wrong (YARP busy, mid-frame), the next sweep tries again.
+    /// </summary>
+    private async Task PingAsync(bool toBackend, long now)
     {
-        if (Interlocked.Exchange(ref _clientPing.InFlight, 1) == 1)
+        if (Interlocked.Exchange(ref PingOf(toBackend).InFlight, 1) == 1)
         {
             return;
         }
         var frame = ArrayPool<byte>.Shared.Rent(WebSocketFrame.MaxControlFrameLength);
-        var previous = _clientPing;
+        var previous = PingOf(toBackend);
         try
         {
             var payload = NextPingPayload();
-            var length = WebSocketFrame.WritePing(frame, payload, masked: false);
-            // Expect the pong before the ping leaves: a fast client may answer before the write returns.
-            Arm(ref _clientPing, payload, now);
-            if (await TryWriteToClientAsync(frame.AsMemory(0, length), waitMs: 0).ConfigureAwait(false))
+            var length = WebSocketFrame.WritePing(frame, payload, masked: toBackend);
+            // Expect the pong before the ping leaves: a fast peer may answer before the write returns.
+            Arm(ref PingOf(toBackend), payload, now);
+            var sent = toBackend
+                ? await TryWriteToBackendAsync(frame.AsMemory(0, length), waitMs: 0).ConfigureAwait(false)
+                : await TryWriteToClientAsync(frame.AsMemory(0, length), waitMs: 0).ConfigureAwait(false);
+            if (sent)
             {
-                Volatile.Write(ref _lastClientWrite, now);
-                _metrics.PingSent("client");
+                Volatile.Write(ref toBackend ? ref _lastBackendWrite : ref _lastClientWrite, now);
+                _metrics.PingSent(toBackend ? "backend" : "client");
             }
             else
             {
-                Restore(ref _clientPing, previous);
+                Restore(ref PingOf(toBackend), previous);
             }
         }
-        catch (Exception) when (Volatile.Read(ref _disposed) != 0 || _context.RequestAborted.IsCancellationRequested)
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException or OperationCanceledException or InvalidOperationException)
         {
-            // The tunnel went away while the ping was being written.
+            // The connection failed under the ping (or the tunnel went away): a dead peer, which the sweep reaps
+            // once the timeout passes, since the ping stays expected and unanswered.
         }
         finally
         {
             ArrayPool<byte>.Shared.Return(frame);
-            Volatile.Write(ref _clientPing.InFlight, 0);
+            Volatile.Write(ref PingOf(toBackend).InFlight, 0);
         }
     }
 
-    private async Task PingBackendAsync(long now)
-    {
-        if (Interlocked.Exchange(ref _backendPing.InFlight, 1) == 1)
-        {
-            return;
-        }
-        var frame = ArrayPool<byte>.Shared.Rent(WebSocketFrame.MaxControlFrameLength);
-        var previous = _backendPing;
-        try
-        {
-            var payload = NextPingPayload();
-            var length = WebSocketFrame.WritePing(frame, payload, masked: true);
-            Arm(ref _backendPing, payload, now);
-            if (await TryWriteToBackendAsync(frame.AsMemory(0, length), waitMs: 0).ConfigureAwait(false))
-            {
-                Volatile.Write(ref _lastBackendWrite, now);
-                _metrics.PingSent("backend");
-            }
-            else
-            {
-                Restore(ref _backendPing, previous);
-            }
-        }
-        catch (Exception) when (Volatile.Read(ref _disposed) != 0 || _context.RequestAborted.IsCancellationRequested)
-        {
-        }
-        catch (Exception) when (_backend is not null)
-        {
-            // The backend connection failed under the ping: a dead backend, which the sweep reaps once the timeout passes.
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(frame);
-            Volatile.Write(ref _backendPing.InFlight, 0);
-        }
-    }
+    private ref PingState PingOf(bool backend) => ref backend ? ref _backendPing : ref _clientPing;
 
     private static void Arm(ref PingState ping, ulong payload, long now)
     {
