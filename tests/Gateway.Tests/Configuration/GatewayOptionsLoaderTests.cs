@@ -1,18 +1,12 @@
+using Gateway.Tests.Infrastructure;
 using Gateway.Configuration;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
-using Microsoft.Extensions.Configuration;
 
 namespace Gateway.Tests.Configuration;
 
 public sealed class GatewayOptionsLoaderTests
 {
-    private static GatewayOptions Load(params (string Key, string Value)[] values)
-    {
-        var configuration = new ConfigurationBuilder()
-            .AddInMemoryCollection(values.Select(v => new KeyValuePair<string, string?>(v.Key, v.Value)))
-            .Build();
-        return GatewayOptionsLoader.Load(configuration, "/etc/gateway");
-    }
+    private static GatewayOptions Load(params (string Key, string Value)[] values) => InMemoryGatewayOptions.Load(values);
 
     [Fact]
     public void Without_listeners_the_gateway_serves_ws_on_80_and_wss_on_443()

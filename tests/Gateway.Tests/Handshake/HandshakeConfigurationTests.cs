@@ -1,3 +1,4 @@
+using Gateway.Tests.Infrastructure;
 using Gateway.Configuration;
 using Gateway.Policies;
 using Microsoft.Extensions.Configuration;
@@ -7,13 +8,7 @@ namespace Gateway.Tests.Handshake;
 /// <summary>The handshake and limit keys: defaults, what parses, and bad values reported with their key at load.</summary>
 public sealed class HandshakeConfigurationTests
 {
-    private static GatewayOptions Load(params (string Key, string Value)[] values)
-    {
-        var configuration = new ConfigurationBuilder()
-            .AddInMemoryCollection(values.Select(v => new KeyValuePair<string, string?>(v.Key, v.Value)))
-            .Build();
-        return GatewayOptionsLoader.Load(configuration, "/etc/gateway");
-    }
+    private static GatewayOptions Load(params (string Key, string Value)[] values) => InMemoryGatewayOptions.Load(values);
 
     [Fact]
     public void The_built_in_policy_keeps_plain_http_and_non_browser_clients_working_and_allows_same_origin_pages_only()

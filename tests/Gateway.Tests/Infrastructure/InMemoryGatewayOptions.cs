@@ -1,0 +1,16 @@
+using Gateway.Configuration;
+using Microsoft.Extensions.Configuration;
+
+namespace Gateway.Tests.Infrastructure;
+
+/// <summary>Loads the Gateway section from key/value pairs, as if from a file in /etc/gateway.</summary>
+public static class InMemoryGatewayOptions
+{
+    public static GatewayOptions Load(params (string Key, string Value)[] values)
+    {
+        var configuration = new ConfigurationBuilder()
+            .AddInMemoryCollection(values.Select(v => new KeyValuePair<string, string?>(v.Key, v.Value)))
+            .Build();
+        return GatewayOptionsLoader.Load(configuration, "/etc/gateway");
+    }
+}
