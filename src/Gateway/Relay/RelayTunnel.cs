@@ -35,6 +35,12 @@ public sealed class RelayTunnel : Stream, IHttpUpgradeFeature, IHttpExtendedConn
     /// <summary>How long a gateway-initiated close waits for a frame boundary, and for the peers to finish, before it cuts.</summary>
     private const int CloseGraceMs = 2000;
 
+    /// <summary>
+    /// What the tunnel reads by itself while a pong is due: a pong to the gateway's ping is 14 bytes (RFC 6455 §5.5.3,
+    /// masked, 8-byte payload), and anything longer that arrives then goes on to YARP in pieces of this size.
+    /// </summary>
+    private const int PongReadLength = 256;
+
     private static readonly ulong PingSecret = BitConverter.ToUInt64(RandomNumberGenerator.GetBytes(8));
 
     private readonly HttpContext _context;
@@ -59,6 +65,9 @@ public sealed class RelayTunnel : Stream, IHttpUpgradeFeature, IHttpExtendedConn
     private FrameScanner _fromBackend;
     private byte[]? _readCarry;
     private int _readCarryLength;
+    private byte[]? _pending;
+    private int _pendingOffset;
+    private int _pendingLength;
     private byte[]? _writeCarry;
     private int _writeCarryLength;
 
@@ -177,6 +186,10 @@ public sealed class RelayTunnel : Stream, IHttpUpgradeFeature, IHttpExtendedConn
         {
             return new ValueTask<int>(0);
         }
+        if (_pendingLength > 0)
+        {
+            return new ValueTask<int>(TakePending(buffer.Span));
+        }
         if (_clientViolation)
         {
             return CloseForClientViolationAsync();
@@ -184,14 +197,49 @@ public sealed class RelayTunnel : Stream, IHttpUpgradeFeature, IHttpExtendedConn
         return buffer.IsEmpty ? ZeroByteReadAsync(cancellationToken) : ReadCoreAsync(buffer, cancellationToken);
     }
 
-    /// <summary>YARP's idle wait: no buffer is held, and while it is parked here the gateway may write to the backend.</summary>
+    /// <summary>
+    /// YARP's idle wait: no buffer is held, and while it is parked here the gateway may write to the backend.
+    /// When data arrives while a pong is due, the tunnel reads it itself into a small buffer: YARP rents its 64 KiB
+    /// buffer as soon as this wait ends and keeps it until a read returns data, so handing it a pong that is then
+    /// swallowed would leave every idle tunnel holding 64 KiB until its client next spoke.
+    /// </summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<int> ZeroByteReadAsync(CancellationToken cancellationToken)
     {
         Volatile.Write(ref _backendGate, BackendYarpParked);
+        byte[]? small = null;
         try
         {
-            await _client!.ReadAsync(Memory<byte>.Empty, cancellationToken).ConfigureAwait(false);
+            while (true)
+            {
+                await _client!.ReadAsync(Memory<byte>.Empty, cancellationToken).ConfigureAwait(false);
+                if (!Volatile.Read(ref _clientPing.Outstanding) || _readEnded)
+                {
+                    break;
+                }
+                small ??= ArrayPool<byte>.Shared.Rent(PongReadLength);
+                var held = _readCarryLength;
+                _readCarry.AsSpan(0, held).CopyTo(small);
+                var read = await _client.ReadAsync(small.AsMemory(held, PongReadLength - held), cancellationToken).ConfigureAwait(false);
+                if (read == 0)
+                {
+                    // End of stream: YARP's next read meets it (with the held bytes, as ReadCoreAsync hands them on).
+                    break;
+                }
+                _readCarryLength = 0;
+                var produced = OnReadFromClient(small.AsSpan(0, held + read));
+                if (produced > 0)
+                {
+                    // Not (only) a pong: YARP gets these bytes from its next read, before anything newer.
+                    (_pending, _pendingOffset, _pendingLength, small) = (small, 0, produced, null);
+                    break;
+                }
+                if (_clientViolation)
+                {
+                    break;
+                }
+                // The pong was swallowed (or half a header is held): keep waiting without a buffer.
+            }
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
@@ -201,9 +249,49 @@ public sealed class RelayTunnel : Stream, IHttpUpgradeFeature, IHttpExtendedConn
         }
         finally
         {
+            if (small is not null)
+            {
+                ArrayPool<byte>.Shared.Return(small);
+            }
             await LeaveParkedAsync().ConfigureAwait(false);
         }
         return 0;
+    }
+
+    /// <summary>Hands YARP the bytes the tunnel read while waiting for a pong.</summary>
+    private int TakePending(Span<byte> destination)
+    {
+        if (destination.IsEmpty)
+        {
+            return 0; // a zero-byte read: data is ready
+        }
+        var count = Math.Min(destination.Length, _pendingLength);
+        _pending.AsSpan(_pendingOffset, count).CopyTo(destination);
+        _pendingOffset += count;
+        _pendingLength -= count;
+        if (_pendingLength == 0)
+        {
+            ArrayPool<byte>.Shared.Return(_pending!);
+            _pending = null;
+        }
+        return count;
+    }
+
+    /// <summary>Notes the client's activity and filters what it sent; returns the bytes that go on to the backend.</summary>
+    private int OnReadFromClient(Span<byte> data)
+    {
+        var now = Environment.TickCount64;
+        Volatile.Write(ref _lastClientRead, now);
+        var produced = FilterFromClient(data);
+        if (_fromClient.CloseCode != 0 && _closedBy is null)
+        {
+            SetClosedBy(RelayMetrics.ClosedBy.Client, _fromClient.CloseCode);
+        }
+        if (produced > 0)
+        {
+            Volatile.Write(ref _lastBackendWrite, now);
+        }
+        return produced;
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
@@ -222,10 +310,15 @@ public sealed class RelayTunnel : Stream, IHttpUpgradeFeature, IHttpExtendedConn
                 // Everything read so far was swallowed (a pong) or held (half a header): wait for more without YARP's
                 // 64 KiB buffer, as YARP itself does between reads, so an idle tunnel holds no buffer.
                 await ZeroByteReadAsync(cancellationToken).ConfigureAwait(false);
+                if (_pendingLength > 0)
+                {
+                    return TakePending(buffer.Span);
+                }
                 if (_clientViolation || _readEnded)
                 {
                     return 0;
                 }
+                filled = TakeReadCarry(buffer.Span);
             }
             int read;
             Volatile.Write(ref _backendGate, BackendYarpParked);
@@ -249,18 +342,10 @@ public sealed class RelayTunnel : Stream, IHttpUpgradeFeature, IHttpExtendedConn
                 _clientEnded = true;
                 return filled;
             }
-            var now = Environment.TickCount64;
-            Volatile.Write(ref _lastClientRead, now);
             filled += read;
-
-            var produced = FilterFromClient(buffer.Span[..filled]);
-            if (_fromClient.CloseCode != 0 && _closedBy is null)
-            {
-                SetClosedBy(RelayMetrics.ClosedBy.Client, _fromClient.CloseCode);
-            }
+            var produced = OnReadFromClient(buffer.Span[..filled]);
             if (produced > 0)
             {
-                Volatile.Write(ref _lastBackendWrite, now);
                 return produced;
             }
             if (_clientViolation)
@@ -268,7 +353,8 @@ public sealed class RelayTunnel : Stream, IHttpUpgradeFeature, IHttpExtendedConn
                 return await CloseForClientViolationAsync().ConfigureAwait(false);
             }
             // Everything read was a swallowed pong or part of a header: never return 0 (end of stream) for it.
-            filled = TakeReadCarry(buffer.Span);
+            // A held header stays in the carry while waiting: the wait may read (and scan) what follows it.
+            filled = 0;
             idleFirst = true;
         }
     }

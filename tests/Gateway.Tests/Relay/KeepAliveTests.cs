@@ -34,6 +34,108 @@ public sealed class KeepAliveTests
     }
 
     [Fact]
+    public async Task Idle_tunnels_answering_pings_hold_no_relay_buffer()
+    {
+        // YARP rents a 64 KiB buffer whenever its zero-byte read on the client side completes and keeps it until a
+        // read returns data. A swallowed pong must therefore never end that wait, or every idle tunnel would hold
+        // 64 KiB from its first pong on. Counted with the runtime's ArrayPool events: 64 KiB buffers rented during
+        // an idle window and not returned by its end.
+        await using var backend = new RawBackend();
+        await using var gateway = await GatewayServer.StartAsync(RelayConfig.Build(
+            backend.Address, RelayConfig.KeepAlive("00:00:00.100", "00:00:02", backend: false)));
+        var clients = new List<RawWebSocketClient>();
+        try
+        {
+            for (var i = 0; i < 10; i++)
+            {
+                var client = await RawWebSocketClient.ConnectAsync(gateway.Ws, $"/raw/idle{i}");
+                clients.Add(client);
+                await client.SendAsync(RawFrames.Encode(RawFrame.Text, "warm"u8));
+                Assert.NotNull(await client.ReceiveAsync());
+            }
+
+            using var rentals = new LargeBufferRentals(65536);
+            var idle = await Task.WhenAll(clients.Select(c => c.IdleAsync(TimeSpan.FromSeconds(1.5))));
+            var held = rentals.Outstanding;
+
+            Assert.All(idle, Assert.Empty);
+            Assert.All(clients, c => Assert.True(c.PingsSeen >= 5, $"a client saw {c.PingsSeen} pings"));
+            Assert.Equal(0, held);
+
+            // Still a working tunnel, and what arrives during a pong wait is relayed whole.
+            foreach (var client in clients)
+            {
+                await client.SendAsync(RawFrames.Encode(RawFrame.Text, "after the pings"u8), chunk: 3);
+                var echo = await client.ReceiveAsync();
+                Assert.NotNull(echo);
+                Assert.Equal("after the pings", Encoding.UTF8.GetString(echo.Payload));
+            }
+            Assert.Equal(0, backend.Count(RawFrame.Pong));
+        }
+        finally
+        {
+            foreach (var client in clients)
+            {
+                await client.DisposeAsync();
+            }
+        }
+    }
+
+    /// <summary>Buffers of one size rented from the shared ArrayPool while it listens and not yet returned.</summary>
+    private sealed class LargeBufferRentals(int size) : System.Diagnostics.Tracing.EventListener
+    {
+        private readonly HashSet<int> _outstanding = [];
+        private bool _listening;
+
+        public int Outstanding
+        {
+            get
+            {
+                lock (_outstanding)
+                {
+                    _listening = false;
+                    return _outstanding.Count;
+                }
+            }
+        }
+
+        protected override void OnEventSourceCreated(System.Diagnostics.Tracing.EventSource source)
+        {
+            if (source.Name == "System.Buffers.ArrayPoolEventSource")
+            {
+                lock (_outstanding)
+                {
+                    _listening = true;
+                }
+                EnableEvents(source, System.Diagnostics.Tracing.EventLevel.Verbose);
+            }
+        }
+
+        protected override void OnEventWritten(System.Diagnostics.Tracing.EventWrittenEventArgs e)
+        {
+            if (e.Payload is not { Count: >= 2 } payload || payload[1] is not int bufferSize || bufferSize != size || payload[0] is not int id)
+            {
+                return;
+            }
+            lock (_outstanding)
+            {
+                if (!_listening)
+                {
+                    return;
+                }
+                if (e.EventName == "BufferRented")
+                {
+                    _outstanding.Add(id);
+                }
+                else if (e.EventName == "BufferReturned")
+                {
+                    _outstanding.Remove(id);
+                }
+            }
+        }
+    }
+
+    [Fact]
     public async Task Without_keepalive_the_activity_timeout_still_closes_an_idle_tunnel()
     {
         await using var backend = new RawBackend();
