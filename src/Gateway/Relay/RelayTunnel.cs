@@ -207,7 +207,6 @@ public sealed class RelayTunnel : Stream, IHttpUpgradeFeature, IHttpExtendedConn
     private async ValueTask<int> ZeroByteReadAsync(CancellationToken cancellationToken)
     {
         Volatile.Write(ref _backendGate, BackendYarpParked);
-        byte[]? small = null;
         try
         {
             while (true)
@@ -217,28 +216,39 @@ public sealed class RelayTunnel : Stream, IHttpUpgradeFeature, IHttpExtendedConn
                 {
                     break;
                 }
-                small ??= ArrayPool<byte>.Shared.Rent(PongReadLength);
+                var small = ArrayPool<byte>.Shared.Rent(PongReadLength);
                 var held = _readCarryLength;
                 _readCarry.AsSpan(0, held).CopyTo(small);
-                var read = await _client.ReadAsync(small.AsMemory(held, PongReadLength - held), cancellationToken).ConfigureAwait(false);
-                if (read == 0)
+                int read;
+                try
                 {
-                    // End of stream: YARP's next read meets it (with the held bytes, as ReadCoreAsync hands them on).
-                    break;
+                    read = await _client.ReadAsync(small.AsMemory(held, PongReadLength - held), cancellationToken).ConfigureAwait(false);
                 }
-                _readCarryLength = 0;
-                var produced = OnReadFromClient(small.AsSpan(0, held + read));
+                catch
+                {
+                    ArrayPool<byte>.Shared.Return(small);
+                    throw;
+                }
+                var produced = 0;
+                if (read > 0)
+                {
+                    _readCarryLength = 0;
+                    produced = OnReadFromClient(small.AsSpan(0, held + read));
+                }
                 if (produced > 0)
                 {
                     // Not (only) a pong: YARP gets these bytes from its next read, before anything newer.
-                    (_pending, _pendingOffset, _pendingLength, small) = (small, 0, produced, null);
+                    (_pending, _pendingOffset, _pendingLength) = (small, 0, produced);
                     break;
                 }
-                if (_clientViolation)
+                ArrayPool<byte>.Shared.Return(small);
+                if (read == 0 || _clientViolation)
                 {
+                    // End of stream (YARP's next read meets it, with any held bytes, as ReadCoreAsync hands them on)
+                    // or a broken rule (YARP's next read closes the tunnel).
                     break;
                 }
-                // The pong was swallowed (or half a header is held): keep waiting without a buffer.
+                // The pong was swallowed (or half a header is held): keep waiting, holding no buffer.
             }
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
@@ -249,10 +259,6 @@ public sealed class RelayTunnel : Stream, IHttpUpgradeFeature, IHttpExtendedConn
         }
         finally
         {
-            if (small is not null)
-            {
-                ArrayPool<byte>.Shared.Return(small);
-            }
             await LeaveParkedAsync().ConfigureAwait(false);
         }
         return 0;
