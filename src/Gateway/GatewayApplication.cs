@@ -90,6 +90,8 @@ public static class GatewayApplication
         builder.Services.AddSingleton<ProxyMetrics>();
         builder.Services.AddSingleton<MetricsSetup>();
         builder.Services.AddSingleton<KeepAliveSweeper>();
+        builder.Services.AddSingleton(services => Listeners.FileDescriptorLimit.FromProcess(
+            services.GetRequiredService<ILoggerFactory>().CreateLogger("Gateway.Listeners")));
         builder.Services.AddHostedService(services => services.GetRequiredService<KeepAliveSweeper>());
         var bound = new BoundListeners();
         builder.Services.AddSingleton(bound);
@@ -121,7 +123,8 @@ public static class GatewayApplication
             Configuration.Log.NoRoutes(app.Logger, shownFile);
         }
 
-        Listeners.FileDescriptorLimit.Log(app.Logger);
+        // Counted now: what the process holds before the first connection is part of the budget.
+        app.Services.GetRequiredService<Listeners.FileDescriptorLimit>().LogStartup();
         app.UseAdminListener();
         app.UseTrustedForwarders();
         try

@@ -1,4 +1,5 @@
 using System.Net;
+using Gateway.Listeners;
 
 namespace Gateway.Handshake;
 
@@ -12,12 +13,14 @@ public sealed class HandshakeGateMiddleware
     private readonly RequestDelegate _next;
     private readonly HandshakePolicies _policies;
     private readonly RefusalReporter _reporter;
+    private readonly FileDescriptorLimit _descriptors;
 
-    public HandshakeGateMiddleware(RequestDelegate next, HandshakePolicies policies, RefusalReporter reporter)
+    public HandshakeGateMiddleware(RequestDelegate next, HandshakePolicies policies, RefusalReporter reporter, FileDescriptorLimit descriptors)
     {
         _next = next;
         _policies = policies;
         _reporter = reporter;
+        _descriptors = descriptors;
     }
 
     public Task InvokeAsync(HttpContext context)
@@ -77,6 +80,13 @@ public sealed class HandshakeGateMiddleware
                 return;
             }
         }
+        // Last, so that a refusal by the policy's own limits does not take room: two descriptors for the tunnel.
+        if (!_descriptors.TryEnter())
+        {
+            permit.Dispose();
+            await _reporter.RefuseAsync(context, RefusalReason.Descriptors, route);
+            return;
+        }
         try
         {
             // A proxied WebSocket is one request for the tunnel's whole life: the permit is held until it closes.
@@ -84,6 +94,7 @@ public sealed class HandshakeGateMiddleware
         }
         finally
         {
+            _descriptors.Exit();
             permit.Dispose();
         }
 

@@ -20,6 +20,7 @@ public enum RefusalReason
     ConnectionLimit,
     ClientConnectionLimit,
     BackendSubprotocol,
+    Descriptors,
 }
 
 /// <summary>The fixed answer for one <see cref="RefusalReason"/>, built once.</summary>
@@ -86,6 +87,8 @@ internal sealed class Refusal
                 "WebSocket handshake refused: your address has too many open WebSocket connections"),
             new(RefusalReason.BackendSubprotocol, StatusCodes.Status502BadGateway, "backend_subprotocol",
                 "WebSocket handshake failed: the backend chose a subprotocol the client did not offer (RFC 6455 section 4.1)"),
+            new(RefusalReason.Descriptors, StatusCodes.Status503ServiceUnavailable, "descriptors",
+                "WebSocket handshake refused: the gateway is at its open-file limit, retry later"),
         ];
         for (var i = 0; i < all.Length; i++)
         {
