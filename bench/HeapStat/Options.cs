@@ -1,0 +1,89 @@
+using System.Globalization;
+
+namespace HeapStat;
+
+/// <summary>The command line: <c>--pid N [--top 40] [--min-count 1] [--per TYPE_SUBSTRING] [--timeout 60]</c>.</summary>
+internal sealed record Options(int Pid, int Top, long MinCount, string? Per, TimeSpan Timeout)
+{
+    public const string Usage =
+        "usage: HeapStat --pid N [--top 40] [--min-count 1] [--per TYPE_SUBSTRING] [--timeout 60]\n" +
+        "  Forces a full blocking GC in process N and prints its live managed objects by type, largest total first.\n" +
+        "  --top N          rows to print (default 40)\n" +
+        "  --min-count N    hide types with fewer than N objects (default 1)\n" +
+        "  --per SUBSTRING  divide every row by the object count of the type whose name contains SUBSTRING\n" +
+        "                   (an exact or simple-name match wins), e.g. --per SocketConnection\n" +
+        "  --timeout S      give up waiting for the heap walk after S seconds (default 60)";
+
+    /// <summary>Parses <paramref name="args"/>; returns null with <paramref name="error"/> set (empty for --help).</summary>
+    public static Options? Parse(string[] args, out string error)
+    {
+        int? pid = null;
+        int top = 40;
+        long minCount = 1;
+        string? per = null;
+        int timeoutSeconds = 60;
+        error = "";
+
+        for (int i = 0; i < args.Length; i++)
+        {
+            string name = args[i];
+            string? value = null;
+            int eq = name.IndexOf('=');
+            if (name.StartsWith("--", StringComparison.Ordinal) && eq > 0)
+            {
+                value = name[(eq + 1)..];
+                name = name[..eq];
+            }
+
+            if (name is "-h" or "--help")
+            {
+                return null;
+            }
+
+            if (value is null)
+            {
+                if (i + 1 >= args.Length)
+                {
+                    error = $"{name} needs a value";
+                    return null;
+                }
+                value = args[++i];
+            }
+
+            switch (name)
+            {
+                case "--pid" when TryPositive(value, out int p):
+                    pid = p;
+                    break;
+                case "--top" when TryPositive(value, out int t):
+                    top = t;
+                    break;
+                case "--min-count" when long.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out long m):
+                    minCount = m;
+                    break;
+                case "--per" when value.Length > 0:
+                    per = value;
+                    break;
+                case "--timeout" when TryPositive(value, out int s):
+                    timeoutSeconds = s;
+                    break;
+                case "--pid" or "--top" or "--min-count" or "--per" or "--timeout":
+                    error = $"bad value for {name}: '{value}'";
+                    return null;
+                default:
+                    error = $"unknown option '{name}'";
+                    return null;
+            }
+        }
+
+        if (pid is null)
+        {
+            error = "--pid is required";
+            return null;
+        }
+        return new Options(pid.Value, top, minCount, per, TimeSpan.FromSeconds(timeoutSeconds));
+    }
+
+    private static bool TryPositive(string s, out int value) =>
+        int.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out value) && value > 0;
+}
