@@ -106,6 +106,8 @@ public static class GatewayApplication
             dataProtection.PersistKeysToFileSystem(new DirectoryInfo(keyDirectory));
         }
 
+        // Before AddReverseProxy, whose TryAdd then keeps this factory: the backend leg of a WebSocket on a socket of its own.
+        builder.Services.AddSingleton<Yarp.ReverseProxy.Forwarder.IForwarderHttpClientFactory, GatewayHttpClientFactory>();
         builder.Services.AddReverseProxy()
             .LoadFromConfig(builder.Configuration.GetSection(ReverseProxySection))
             .AddConfigFilter<ProxyConfigDefaults>()

@@ -1,0 +1,310 @@
+using System.Buffers;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Sockets;
+using System.Text;
+
+namespace Gateway.Proxy;
+
+/// <summary>
+/// Opens the backend leg of a WebSocket (an HTTP/1.1 upgrade to a plain-http destination) on a socket of its own,
+/// and hands every other request to SocketsHttpHandler. Written by hand because SocketsHttpHandler keeps an upgraded
+/// connection's HttpConnection, with its two 4 KiB buffers that an upgraded stream no longer uses, for the tunnel's
+/// whole life (8 of the 27 KiB of managed heap per idle tunnel, bench/RESULTS.md), and walks every upgrade through
+/// its connection pool, which exists for connections that upgrades never return to.
+/// </summary>
+/// <remarks>
+/// The request head is written as SocketsHttpHandler would write it (request line, Host first, then the headers
+/// YARP set); the response head is parsed into an <see cref="HttpResponseMessage"/>. A 101's content is the socket's
+/// stream (with whatever arrived after the head in front of it); any other status gets its body read whole, framed
+/// by Content-Length, chunked transfer coding or the end of the connection (RFC 9112 section 6.3), up to
+/// <see cref="MaxErrorBodyBytes"/>.
+/// </remarks>
+internal sealed class UpgradeConnector : DelegatingHandler
+{
+    /// <summary>SocketsHttpHandler's default response-header limit (64 KiB).</summary>
+    internal const int MaxResponseHeadBytes = 64 * 1024;
+
+    /// <summary>A refusal's body (404, 403, 426...) is passed on to the client; a WebSocket backend's are short.</summary>
+    internal const int MaxErrorBodyBytes = 1024 * 1024;
+
+    private static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(15); // as YARP sets on SocketsHttpHandler
+
+    public UpgradeConnector(HttpMessageHandler inner) : base(inner)
+    {
+    }
+
+    protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken) =>
+        IsPlainUpgrade(request) ? SendUpgradeAsync(request, cancellationToken) : base.SendAsync(request, cancellationToken);
+
+    private static bool IsPlainUpgrade(HttpRequestMessage request) =>
+        request.RequestUri is { Scheme: "http", IsAbsoluteUri: true }
+        && request.Version == HttpVersion.Version11
+        && request.Content is null
+        && request.Headers.NonValidated.Contains("Upgrade");
+
+    private static async Task<HttpResponseMessage> SendUpgradeAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+    {
+        var uri = request.RequestUri!;
+        var socket = await ConnectAsync(uri, cancellationToken).ConfigureAwait(false);
+        var stream = new NetworkStream(socket, ownsSocket: true);
+        byte[]? buffer = null;
+        try
+        {
+            var head = WriteRequestHead(request, uri);
+            await stream.WriteAsync(head, cancellationToken).ConfigureAwait(false);
+
+            buffer = ArrayPool<byte>.Shared.Rent(4096);
+            var (headLength, filled) = await ReadHeadAsync(stream, buffer, cancellationToken, grown => buffer = grown).ConfigureAwait(false);
+            var response = ParseHead(buffer.AsSpan(0, headLength), request);
+            var leftover = buffer.AsSpan(headLength, filled - headLength).ToArray();
+            if (response.StatusCode == HttpStatusCode.SwitchingProtocols)
+            {
+                var contentHeaders = response.Content.Headers;
+                response.Content = new UpgradedContent(leftover.Length == 0 ? stream : new PrefixedStream(leftover, stream));
+                CopyContentHeaders(contentHeaders, response.Content.Headers);
+                stream = null!; // owned by the response now
+                return response;
+            }
+            var body = await ReadBodyAsync(stream, response, leftover, request.Method == HttpMethod.Head, cancellationToken).ConfigureAwait(false);
+            var headers = response.Content.Headers;
+            response.Content = new ByteArrayContent(body);
+            CopyContentHeaders(headers, response.Content.Headers);
+            if (request.Method != HttpMethod.Head)
+            {
+                // Re-framed (RFC 9112 section 7.1.3): the client gets the decoded body with its length.
+                response.Content.Headers.ContentLength = body.Length;
+            }
+            return response;
+        }
+        catch (Exception ex) when (ex is IOException or SocketException or InvalidDataException)
+        {
+            throw new HttpRequestException(HttpRequestError.InvalidResponse,
+                $"The WebSocket upgrade to {uri.Authority} failed: {ex.Message}", ex);
+        }
+        finally
+        {
+            if (buffer is not null)
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+            if (stream is not null)
+            {
+                await stream.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+    }
+
+    private static async Task<Socket> ConnectAsync(Uri uri, CancellationToken cancellationToken)
+    {
+        EndPoint endPoint = IPAddress.TryParse(uri.IdnHost, out var address)
+            ? new IPEndPoint(address, uri.Port)
+            : new DnsEndPoint(uri.IdnHost, uri.Port);
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(ConnectTimeout);
+        try
+        {
+            await socket.ConnectAsync(endPoint, timeout.Token).ConfigureAwait(false);
+            return socket;
+        }
+        catch (Exception ex)
+        {
+            socket.Dispose();
+            if (ex is OperationCanceledException && !cancellationToken.IsCancellationRequested)
+            {
+                throw new HttpRequestException(HttpRequestError.ConnectionError, $"Connecting to {uri.Authority} timed out after {ConnectTimeout.TotalSeconds:0} s", ex);
+            }
+            if (ex is SocketException socketError)
+            {
+                // The message names the address, as SocketsHttpHandler's does ("Connection refused (127.0.0.1:5101)").
+                throw new HttpRequestException(HttpRequestError.ConnectionError, $"{socketError.Message} ({uri.Authority})", ex);
+            }
+            throw;
+        }
+    }
+
+    /// <summary>The request line and headers: Host first (RFC 9112 section 3.2), then what YARP set, Latin-1 as on the wire.</summary>
+    internal static byte[] WriteRequestHead(HttpRequestMessage request, Uri uri)
+    {
+        var head = new StringBuilder(512);
+        head.Append(request.Method.Method).Append(' ').Append(uri.PathAndQuery).Append(" HTTP/1.1\r\n");
+        head.Append("Host: ").Append(request.Headers.Host ?? uri.Authority).Append("\r\n");
+        foreach (var (name, values) in request.Headers.NonValidated)
+        {
+            if (name.Equals("Host", StringComparison.OrdinalIgnoreCase))
+            {
+                continue;
+            }
+            // Repeated values of a list header go on one line, as SocketsHttpHandler sends them.
+            head.Append(name).Append(": ");
+            var first = true;
+            foreach (var value in values)
+            {
+                if (value.AsSpan().IndexOfAny('\r', '\n') >= 0)
+                {
+                    throw new HttpRequestException(HttpRequestError.Unknown, $"The {name} header holds a line break");
+                }
+                head.Append(first ? "" : ", ").Append(value);
+                first = false;
+            }
+            head.Append("\r\n");
+        }
+        head.Append("\r\n");
+        return Encoding.Latin1.GetBytes(head.ToString());
+    }
+
+    /// <summary>Reads until the blank line that ends the head; returns the head's length and the bytes read in all.</summary>
+    private static async Task<(int HeadLength, int Filled)> ReadHeadAsync(NetworkStream stream, byte[] buffer, CancellationToken cancellationToken, Action<byte[]> grew)
+    {
+        var filled = 0;
+        while (true)
+        {
+            if (filled == buffer.Length)
+            {
+                if (buffer.Length >= MaxResponseHeadBytes)
+                {
+                    throw new InvalidDataException($"the response head is longer than {MaxResponseHeadBytes} bytes");
+                }
+                var larger = ArrayPool<byte>.Shared.Rent(buffer.Length * 2);
+                buffer.AsSpan(0, filled).CopyTo(larger);
+                ArrayPool<byte>.Shared.Return(buffer);
+                buffer = larger;
+                grew(larger);
+            }
+            var read = await stream.ReadAsync(buffer.AsMemory(filled), cancellationToken).ConfigureAwait(false);
+            if (read == 0)
+            {
+                throw new IOException("the backend closed the connection before a complete response head");
+            }
+            var searchFrom = Math.Max(0, filled - 3);
+            filled += read;
+            var end = buffer.AsSpan(searchFrom, filled - searchFrom).IndexOf("\r\n\r\n"u8);
+            if (end >= 0)
+            {
+                return (searchFrom + end + 4, filled);
+            }
+        }
+    }
+
+    /// <summary>Status line and header fields (RFC 9112 sections 4 and 5) into a response whose content holds the content headers.</summary>
+    internal static HttpResponseMessage ParseHead(ReadOnlySpan<byte> head, HttpRequestMessage request)
+    {
+        var text = Encoding.Latin1.GetString(head);
+        var lines = text.Split("\r\n");
+        var status = lines[0];
+        // "HTTP/1.1 101 Switching Protocols": version, a three-digit code, an optional reason.
+        if (!status.StartsWith("HTTP/1.", StringComparison.Ordinal) || status.Length < 12 || status[8] != ' '
+            || !int.TryParse(status.AsSpan(9, 3), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var code)
+            || code < 100 || (status.Length > 12 && status[12] != ' '))
+        {
+            throw new InvalidDataException($"not an HTTP/1.x status line: '{(status.Length > 80 ? status[..80] : status)}'");
+        }
+        var response = new HttpResponseMessage((HttpStatusCode)code)
+        {
+            RequestMessage = request,
+            Version = status[7] == '0' ? HttpVersion.Version10 : HttpVersion.Version11,
+            ReasonPhrase = status.Length > 13 ? status[13..] : null,
+            Content = new HeadersOnlyContent(),
+        };
+        for (var i = 1; i < lines.Length && lines[i].Length > 0; i++)
+        {
+            var line = lines[i];
+            var colon = line.IndexOf(':');
+            if (colon <= 0 || line[0] is ' ' or '\t' || line.AsSpan(0, colon).ContainsAny(' ', '\t'))
+            {
+                throw new InvalidDataException($"malformed response header line '{(line.Length > 80 ? line[..80] : line)}'");
+            }
+            var name = line[..colon];
+            var value = line[(colon + 1)..].Trim(' ', '\t');
+            if (!response.Headers.TryAddWithoutValidation(name, value))
+            {
+                response.Content.Headers.TryAddWithoutValidation(name, value);
+            }
+        }
+        return response;
+    }
+
+    private static void CopyContentHeaders(HttpContentHeaders from, HttpContentHeaders to)
+    {
+        foreach (var (name, values) in from.NonValidated)
+        {
+            to.TryAddWithoutValidation(name, values);
+        }
+    }
+
+    /// <summary>A refusal's body, framed as RFC 9112 section 6.3 says; the connection is closed after it.</summary>
+    private static async Task<byte[]> ReadBodyAsync(NetworkStream stream, HttpResponseMessage response, byte[] leftover, bool isHead, CancellationToken cancellationToken)
+    {
+        var code = (int)response.StatusCode;
+        if (isHead || code is 204 or 304 || code < 200)
+        {
+            return [];
+        }
+        var source = new PrefixedStream(leftover, stream);
+        if (response.Headers.TransferEncodingChunked == true)
+        {
+            response.Headers.TransferEncoding.Clear();
+            return await ChunkedBody.ReadAsync(source, MaxErrorBodyBytes, cancellationToken).ConfigureAwait(false);
+        }
+        if (response.Content.Headers.ContentLength is { } length)
+        {
+            if (length > MaxErrorBodyBytes)
+            {
+                throw new InvalidDataException($"a {code} response body of {length} bytes is over the {MaxErrorBodyBytes}-byte limit");
+            }
+            var body = new byte[length];
+            await source.ReadExactlyAsync(body, cancellationToken).ConfigureAwait(false);
+            return body;
+        }
+        using var all = new MemoryStream();
+        var chunk = new byte[4096];
+        int read;
+        while ((read = await source.ReadAsync(chunk, cancellationToken).ConfigureAwait(false)) > 0)
+        {
+            if (all.Length + read > MaxErrorBodyBytes)
+            {
+                throw new InvalidDataException($"a {code} response body is over the {MaxErrorBodyBytes}-byte limit");
+            }
+            all.Write(chunk, 0, read);
+        }
+        return all.ToArray();
+    }
+
+    /// <summary>Holds the response's content headers while its body is read; its length is only what the header says.</summary>
+    private sealed class HeadersOnlyContent : HttpContent
+    {
+        protected override Task SerializeToStreamAsync(Stream stream, TransportContext? context) => Task.CompletedTask;
+
+        protected override bool TryComputeLength(out long length)
+        {
+            length = 0;
+            return false;
+        }
+    }
+
+    /// <summary>The content of a 101: the connection itself, the same stream however often it is asked for.</summary>
+    private sealed class UpgradedContent(Stream stream) : HttpContent
+    {
+        protected override Task<Stream> CreateContentReadStreamAsync() => Task.FromResult(stream);
+
+        protected override Task<Stream> CreateContentReadStreamAsync(CancellationToken cancellationToken) => Task.FromResult(stream);
+
+        protected override Task SerializeToStreamAsync(Stream target, TransportContext? context) => stream.CopyToAsync(target);
+
+        protected override bool TryComputeLength(out long length)
+        {
+            length = 0;
+            return false;
+        }
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+            {
+                stream.Dispose();
+            }
+            base.Dispose(disposing);
+        }
+    }
+}
