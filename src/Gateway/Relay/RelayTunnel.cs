@@ -194,7 +194,28 @@ public sealed class RelayTunnel : Stream, IHttpUpgradeFeature, IHttpExtendedConn
         {
             return CloseForClientViolationAsync();
         }
+        if (_fromClient.CloseCode != 0 && _fromClient.AtFrameBoundary)
+        {
+            return new ValueTask<int>(EndAfterClientClose());
+        }
         return buffer.IsEmpty ? ZeroByteReadAsync(cancellationToken) : ReadCoreAsync(buffer, cancellationToken);
+    }
+
+    /// <summary>
+    /// The client's Close has gone to the backend, and after it the client sends nothing more (RFC 6455 §5.5.1): the
+    /// client-to-backend copy ends here instead of leaving YARP's read pending. When the backend then hangs up,
+    /// YARP finds the other direction finished and needs no cancellation, which would unwind as a chain of
+    /// OperationCanceledExceptions through every stream layer (about five per tunnel, ten over TLS). A backend that
+    /// never closes is cut after the close grace.
+    /// </summary>
+    private int EndAfterClientClose()
+    {
+        _readEnded = true;
+        if (Interlocked.CompareExchange(ref _closing, 1, 0) == 0)
+        {
+            Volatile.Write(ref _abortAt, Environment.TickCount64 + 2 * CloseGraceMs);
+        }
+        return 0;
     }
 
     /// <summary>
