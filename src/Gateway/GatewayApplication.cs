@@ -19,6 +19,7 @@ public static class GatewayApplication
     public const string ReverseProxySection = "ReverseProxy";
 
     private const string HostingDiagnosticsCategory = "Microsoft.AspNetCore.Hosting.Diagnostics";
+    private const string InlineSocketCompletionsVariable = "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS";
 
     /// <summary>
     /// Builds (does not start) the gateway. Every configuration mistake surfaces here as a
@@ -40,6 +41,10 @@ public static class GatewayApplication
             console.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fff ";
             console.UseUtcTimestamp = true;
         });
+        // A flood of log lines must never stall traffic: with inline completions the logging thread may be an I/O
+        // thread, and the console logger's default when its queue is full is to wait.
+        builder.Services.Configure<Microsoft.Extensions.Logging.Console.ConsoleLoggerOptions>(console =>
+            console.QueueFullMode = Microsoft.Extensions.Logging.Console.ConsoleLoggerQueueFullMode.DropWrite);
 
         // The file first, then environment variables and the command line, which override it as usual.
         var source = new ReloadableJsonConfigurationSource(configFile);
@@ -97,7 +102,17 @@ public static class GatewayApplication
         builder.Services.AddSingleton(bound);
         builder.WebHost.ConfigureKestrel(kestrel => KestrelListeners.Configure(kestrel, options, certificates, bound));
         builder.WebHost.UseShutdownTimeout(options.ShutdownTimeout);
-        builder.WebHost.UseSockets(sockets => sockets.Backlog = options.ListenBacklog);
+        builder.WebHost.UseSockets(sockets =>
+        {
+            sockets.Backlog = options.ListenBacklog;
+            sockets.UnsafePreferInlineScheduling = options.InlineCompletions;
+        });
+        if (options.InlineCompletions && getEnvironment(InlineSocketCompletionsVariable) is null)
+        {
+            // Read once by System.Net.Sockets when the first socket starts an asynchronous operation, which has not
+            // happened yet in the gateway's own process; an explicit setting in the environment wins.
+            Environment.SetEnvironmentVariable(InlineSocketCompletionsVariable, "1");
+        }
 
         var dataProtection = builder.Services.AddDataProtection().SetApplicationName(options.DataProtection.ApplicationName);
         if (options.DataProtection.KeyDirectory is { } keyDirectory)

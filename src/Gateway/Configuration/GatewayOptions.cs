@@ -32,6 +32,14 @@ public sealed class GatewayOptions
     /// </summary>
     public int ListenBacklog { get; set; } = 4096;
 
+    /// <summary>
+    /// Run socket completions and Kestrel's pipe continuations on the I/O threads instead of handing each to the thread
+    /// pool: a relayed message then crosses no thread, where each hand-off is a wake-up and a context switch
+    /// (bench/RESULTS.md: a third less CPU per message). Safe because nothing on the relay path blocks; logging
+    /// drops rather than waits when its queue is full.
+    /// </summary>
+    public bool InlineCompletions { get; set; } = true;
+
     /// <summary>How long shutdown waits for open connections before it cuts them.</summary>
     public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(30);
 }
