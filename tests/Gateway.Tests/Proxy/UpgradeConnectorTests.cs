@@ -43,6 +43,27 @@ public sealed partial class UpgradeConnectorTests
         Assert.Matches("(?im)^X-Forwarded-For: 127.0.0.1\r$", requestHead);
     }
 
+    [Fact]
+    public async Task An_ipv6_destination_is_reached_with_a_bracketed_host()
+    {
+        string? requestHead = null;
+        await using var backend = new ScriptedBackend(async (stream, head) =>
+        {
+            requestHead = head;
+            var key = KeyHeader().Match(head).Groups[1].Value;
+            await stream.WriteAsync(Encoding.ASCII.GetBytes(
+                $"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {RawFrames.AcceptFor(key)}\r\n\r\n"));
+            var frame = await RawFrames.ReadAsync(stream, expectMasked: true, CancellationToken.None);
+            await stream.WriteAsync(RawFrames.Encode(RawFrame.Text, frame.Payload, mask: false));
+        }, IPAddress.IPv6Loopback);
+        await using var gateway = await GatewayServer.StartAsync(RelayConfig.Build(backend.Address, RelayConfig.KeepAlive("00:00:00", "00:00:01")));
+        await using var client = await RawWebSocketClient.ConnectAsync(gateway.Ws, "/raw/v6");
+
+        await client.SendAsync(RawFrames.Encode(RawFrame.Text, "over ::1"u8));
+        Assert.Equal("over ::1", Encoding.UTF8.GetString((await client.ReceiveAsync())!.Payload));
+        Assert.Matches($@"(?im)^Host: \[::1\]:{backend.Address.Port}\r$", requestHead);
+    }
+
     [Theory]
     [InlineData("HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nno, \r\n7;ext=1\r\nthanks.\r\n0\r\nX-Trailer: t\r\n\r\n", 403, "no, thanks.")]
     [InlineData("HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot here!", 404, "not here!")]
@@ -99,14 +120,17 @@ public sealed partial class UpgradeConnectorTests
     /// <summary>A TCP backend that reads one request head and runs a script on the connection.</summary>
     private sealed class ScriptedBackend : IAsyncDisposable
     {
-        private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
+        private readonly TcpListener _listener;
         private readonly CancellationTokenSource _stop = new();
         private readonly Task _accepting;
 
-        public ScriptedBackend(Func<NetworkStream, string, Task> script)
+        public ScriptedBackend(Func<NetworkStream, string, Task> script, IPAddress? address = null)
         {
+            address ??= IPAddress.Loopback;
+            _listener = new TcpListener(address, 0);
             _listener.Start();
-            Address = new Uri($"http://127.0.0.1:{((IPEndPoint)_listener.LocalEndpoint).Port}/");
+            var host = address.AddressFamily == AddressFamily.InterNetworkV6 ? $"[{address}]" : address.ToString();
+            Address = new Uri($"http://{host}:{((IPEndPoint)_listener.LocalEndpoint).Port}/");
             _accepting = Task.Run(async () =>
             {
                 while (!_stop.IsCancellationRequested)
