@@ -20,11 +20,8 @@ public sealed partial class UpgradeConnectorTests
         await using var backend = new ScriptedBackend(async (stream, head) =>
         {
             requestHead = head;
-            var key = KeyHeader().Match(head).Groups[1].Value;
-            var reply = Encoding.ASCII.GetBytes(
-                $"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {RawFrames.AcceptFor(key)}\r\n\r\n");
             // The first frame in the same write as the head: it arrives with it, in the connector's head buffer.
-            await stream.WriteAsync(reply.Concat(RawFrames.Encode(RawFrame.Text, "welcome"u8, mask: false)).ToArray());
+            await stream.WriteAsync(SwitchingProtocols(head).Concat(RawFrames.Encode(RawFrame.Text, "welcome"u8, mask: false)).ToArray());
             var frame = await RawFrames.ReadAsync(stream, expectMasked: true, CancellationToken.None);
             await stream.WriteAsync(RawFrames.Encode(RawFrame.Text, frame.Payload, mask: false));
         });
@@ -50,9 +47,7 @@ public sealed partial class UpgradeConnectorTests
         await using var backend = new ScriptedBackend(async (stream, head) =>
         {
             requestHead = head;
-            var key = KeyHeader().Match(head).Groups[1].Value;
-            await stream.WriteAsync(Encoding.ASCII.GetBytes(
-                $"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {RawFrames.AcceptFor(key)}\r\n\r\n"));
+            await stream.WriteAsync(SwitchingProtocols(head));
             var frame = await RawFrames.ReadAsync(stream, expectMasked: true, CancellationToken.None);
             await stream.WriteAsync(RawFrames.Encode(RawFrame.Text, frame.Payload, mask: false));
         }, IPAddress.IPv6Loopback);
@@ -110,6 +105,11 @@ public sealed partial class UpgradeConnectorTests
         await stream.ReadExactlyAsync(body, timeout.Token);
         return (head, Encoding.UTF8.GetString(body));
     }
+
+    /// <summary>The 101 a backend answers the request head with.</summary>
+    private static byte[] SwitchingProtocols(string requestHead) => Encoding.ASCII.GetBytes(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+        $"Sec-WebSocket-Accept: {RawFrames.AcceptFor(KeyHeader().Match(requestHead).Groups[1].Value)}\r\n\r\n");
 
     [GeneratedRegex(@"(?im)^Sec-WebSocket-Key: (\S+)\r$")]
     private static partial Regex KeyHeader();
