@@ -42,6 +42,7 @@ fi
 : "${BENCH_IDLE_WARMUP_CONNS:=300}"
 : "${BENCH_KEEPALIVE_INTERVAL:=00:00:05}"
 : "${BENCH_NGINX_BACKLOG:=$(cat /proc/sys/net/core/somaxconn)}"  # nginx's default is 511; HAProxy's is maxconn (capped by somaxconn)
+: "${BENCH_GATEWAY_ENV:=}"  # extra environment for the gateway process only
 : "${BENCH_CERT_KEY:=ec}"   # ec (P-256) or rsa (2048)
 : "${BENCH_RESULTS_DIR:=$BENCH_DIR/results}"
 
@@ -258,7 +259,8 @@ cat > "$WORK/gateway.json" <<EOF
 }
 EOF
 start_gateway() {
-  (cd "$WORK" && exec dotnet "$WORK/gateway/Gateway.dll" --config "$WORK/gateway.json") >>"$WORK/gateway.log" 2>&1 &
+  # BENCH_GATEWAY_ENV: extra environment for the gateway alone (e.g. "DOTNET_TieredPGO=0"), for A/B runs.
+  (cd "$WORK" && exec env $BENCH_GATEWAY_ENV dotnet "$WORK/gateway/Gateway.dll" --config "$WORK/gateway.json") >>"$WORK/gateway.log" 2>&1 &
   GATEWAY_PID=$!; PIDS+=("$GATEWAY_PID")
   wait_port "$GATEWAY_WSS" "$GATEWAY_PID" gateway
   sleep 1
@@ -282,7 +284,7 @@ restart_target() {
   echo
   echo "- machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), kernel $(uname -r), open-file limit $NOFILE"
   echo "- .NET $(dotnet --version), $(nginx -v 2>&1 | cut -d: -f2 | xargs), $(haproxy -v | head -1 | cut -d' ' -f1-3)"
-  echo "- gateway: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- src 2>/dev/null || echo ' + uncommitted changes in src/'), server GC, relay on, keepalive $BENCH_KEEPALIVE_INTERVAL on /ka (idle-noka: off)"
+  echo "- gateway: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- src 2>/dev/null || echo ' + uncommitted changes in src/'), server GC, relay on, keepalive $BENCH_KEEPALIVE_INTERVAL on /ka (idle-noka: off)${BENCH_GATEWAY_ENV:+, environment: $BENCH_GATEWAY_ENV}"
   echo "- reps $BENCH_REPS, targets alternate (order rotated each repetition); cert $BENCH_CERT_KEY; client source addresses $BENCH_SOURCES"
   echo
 } > "$TABLE"
