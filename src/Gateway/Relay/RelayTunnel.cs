@@ -211,10 +211,7 @@ public sealed class RelayTunnel : Stream, IHttpUpgradeFeature, IHttpExtendedConn
     private int EndAfterClientClose()
     {
         _readEnded = true;
-        if (Interlocked.CompareExchange(ref _closing, 1, 0) == 0)
-        {
-            Volatile.Write(ref _abortAt, Environment.TickCount64 + 2 * CloseGraceMs);
-        }
+        BeginClosing(); // only for its deadline: a close already under way keeps its own
         return 0;
     }
 
