@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Net;
-using System.Net.Http.Headers;
 using System.Net.Sockets;
 using System.Text;
 
@@ -60,16 +59,12 @@ internal sealed class UpgradeConnector : DelegatingHandler
             var leftover = buffer.AsSpan(headLength, filled - headLength).ToArray();
             if (response.StatusCode == HttpStatusCode.SwitchingProtocols)
             {
-                var contentHeaders = response.Content.Headers;
-                response.Content = new UpgradedContent(leftover.Length == 0 ? stream : new PrefixedStream(leftover, stream));
-                CopyContentHeaders(contentHeaders, response.Content.Headers);
+                ReplaceContent(response, new UpgradedContent(leftover.Length == 0 ? stream : new PrefixedStream(leftover, stream)));
                 stream = null!; // owned by the response now
                 return response;
             }
             var body = await ReadBodyAsync(stream, response, leftover, request.Method == HttpMethod.Head, cancellationToken).ConfigureAwait(false);
-            var headers = response.Content.Headers;
-            response.Content = new ByteArrayContent(body);
-            CopyContentHeaders(headers, response.Content.Headers);
+            ReplaceContent(response, new ByteArrayContent(body));
             if (request.Method != HttpMethod.Head)
             {
                 // Re-framed (RFC 9112 section 7.1.3): the client gets the decoded body with its length.
@@ -125,7 +120,7 @@ internal sealed class UpgradeConnector : DelegatingHandler
     }
 
     /// <summary>The request line and headers: Host first (RFC 9112 section 3.2), then what YARP set, Latin-1 as on the wire.</summary>
-    internal static byte[] WriteRequestHead(HttpRequestMessage request, Uri uri)
+    private static byte[] WriteRequestHead(HttpRequestMessage request, Uri uri)
     {
         var head = new StringBuilder(512);
         head.Append(request.Method.Method).Append(' ').Append(uri.PathAndQuery).Append(" HTTP/1.1\r\n");
@@ -188,7 +183,7 @@ internal sealed class UpgradeConnector : DelegatingHandler
     }
 
     /// <summary>Status line and header fields (RFC 9112 sections 4 and 5) into a response whose content holds the content headers.</summary>
-    internal static HttpResponseMessage ParseHead(ReadOnlySpan<byte> head, HttpRequestMessage request)
+    private static HttpResponseMessage ParseHead(ReadOnlySpan<byte> head, HttpRequestMessage request)
     {
         var text = Encoding.Latin1.GetString(head);
         var lines = text.Split("\r\n");
@@ -225,12 +220,14 @@ internal sealed class UpgradeConnector : DelegatingHandler
         return response;
     }
 
-    private static void CopyContentHeaders(HttpContentHeaders from, HttpContentHeaders to)
+    /// <summary>Gives the response its real content, with the content headers the head carried.</summary>
+    private static void ReplaceContent(HttpResponseMessage response, HttpContent content)
     {
-        foreach (var (name, values) in from.NonValidated)
+        foreach (var (name, values) in response.Content.Headers.NonValidated)
         {
-            to.TryAddWithoutValidation(name, values);
+            content.Headers.TryAddWithoutValidation(name, values);
         }
+        response.Content = content;
     }
 
     /// <summary>A refusal's body, framed as RFC 9112 section 6.3 says; the connection is closed after it.</summary>
