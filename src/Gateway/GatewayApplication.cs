@@ -8,6 +8,7 @@ using Gateway.Policies;
 using Gateway.Proxy;
 using Gateway.Relay;
 using Gateway.Tls;
+using Gateway.Warmup;
 using Microsoft.AspNetCore.DataProtection;
 using Yarp.ReverseProxy.Transforms;
 
@@ -127,6 +128,13 @@ public static class GatewayApplication
             .LoadFromConfig(builder.Configuration.GetSection(ReverseProxySection))
             .AddConfigFilter<ProxyConfigDefaults>()
             .AddTransforms(transforms => transforms.AddResponseTransform(RelayMiddleware.AttachBackendAsync));
+        if (options.Warmup.Enabled)
+        {
+            builder.Services.AddSingleton<WarmupRoute>();
+            builder.Services.AddSingleton<Yarp.ReverseProxy.Configuration.IProxyConfigProvider>(services => services.GetRequiredService<WarmupRoute>().Provider);
+            builder.Services.AddSingleton<WarmupService>();
+            builder.Services.AddHostedService(services => services.GetRequiredService<WarmupService>());
+        }
 
         var app = builder.Build();
         app.Services.GetRequiredService<Readiness>();

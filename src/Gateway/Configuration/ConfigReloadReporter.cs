@@ -13,7 +13,7 @@ public sealed class ConfigReloadReporter : IHostedService, IConfigChangeListener
     private readonly ReloadableJsonConfigurationSource _source;
     private readonly ILogger<ConfigReloadReporter> _logger;
     private readonly Counter<long> _reloads;
-    private int _applied;
+    private IProxyConfig[]? _applied;
 
     public ConfigReloadReporter(ReloadableJsonConfigurationSource source, GatewayMeter meter, ILogger<ConfigReloadReporter> logger)
     {
@@ -59,8 +59,11 @@ public sealed class ConfigReloadReporter : IHostedService, IConfigChangeListener
 
     void IConfigChangeListener.ConfigurationApplied(IReadOnlyList<IProxyConfig> proxyConfigs)
     {
-        // The first application is the startup load, not a reload.
-        if (Interlocked.Exchange(ref _applied, 1) == 1)
+        // The first application is the startup load, not a reload; the startup warm-up's own provider changes
+        // twice (its route comes and goes), which is no reload of the file either.
+        var fromFile = proxyConfigs.Where(config => !Warmup.WarmupRoute.IsWarmupRevision(config)).ToArray();
+        var previous = Interlocked.Exchange(ref _applied, fromFile);
+        if (previous is not null && !previous.SequenceEqual(fromFile, ReferenceEqualityComparer.Instance))
         {
             Count("success");
         }

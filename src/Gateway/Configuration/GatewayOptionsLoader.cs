@@ -124,6 +124,10 @@ public static class GatewayOptionsLoader
         {
             throw new GatewayConfigurationException($"{GatewayOptions.SectionName}:ShutdownTimeout", "must not be negative");
         }
+        if (options.Warmup.Enabled && options.Warmup.MaxDuration <= TimeSpan.Zero)
+        {
+            throw new GatewayConfigurationException($"{GatewayOptions.SectionName}:Warmup:MaxDuration", "must be positive (set Warmup:Enabled to false to skip the warm-up)");
+        }
     }
 
     private static void ResolvePaths(GatewayOptions options, string configDirectory)

@@ -17,6 +17,19 @@ public sealed class PrometheusExporter : BaseExporter<Metric>, IPullMetricExport
 {
     private readonly object _scrape = new();
     private StringBuilder? _output;
+    private volatile string[] _hidden = [];
+
+    /// <summary>
+    /// Leaves out every series with a label value containing <paramref name="fragment"/>: the gateway's internal
+    /// traffic (the startup warm-up) is not the operator's.
+    /// </summary>
+    public void HideSeriesLabelled(string fragment)
+    {
+        lock (_scrape)
+        {
+            _hidden = [.. _hidden, fragment];
+        }
+    }
 
     /// <summary>Set by the SDK's reader: asks it to collect and call <see cref="Export"/>.</summary>
     public Func<int, bool>? Collect { get; set; }
@@ -51,7 +64,7 @@ public sealed class PrometheusExporter : BaseExporter<Metric>, IPullMetricExport
         }
         foreach (var metric in batch)
         {
-            PrometheusText.Write(output, metric);
+            PrometheusText.Write(output, metric, _hidden);
         }
         return ExportResult.Success;
     }
@@ -60,7 +73,7 @@ public sealed class PrometheusExporter : BaseExporter<Metric>, IPullMetricExport
 /// <summary>The text format's rules: names, types, labels, escaping.</summary>
 internal static class PrometheusText
 {
-    public static void Write(StringBuilder output, Metric metric)
+    public static void Write(StringBuilder output, Metric metric, string[]? hidden = null)
     {
         var type = metric.MetricType switch
         {
@@ -77,6 +90,10 @@ internal static class PrometheusText
 
         foreach (ref readonly var point in metric.GetMetricPoints())
         {
+            if (hidden is { Length: > 0 } && IsHidden(point, hidden))
+            {
+                continue;
+            }
             switch (metric.MetricType)
             {
                 case MetricType.LongSum:
@@ -106,6 +123,24 @@ internal static class PrometheusText
                     break;
             }
         }
+    }
+
+    private static bool IsHidden(in MetricPoint point, string[] hidden)
+    {
+        foreach (var tag in point.Tags)
+        {
+            if (tag.Value is string value)
+            {
+                foreach (var fragment in hidden)
+                {
+                    if (value.Contains(fragment, StringComparison.Ordinal))
+                    {
+                        return true;
+                    }
+                }
+            }
+        }
+        return false;
     }
 
     private static void Sample(StringBuilder output, string name, string? suffix, in MetricPoint point, string? le, double value)

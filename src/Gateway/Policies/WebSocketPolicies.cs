@@ -26,6 +26,12 @@ public sealed class WebSocketPolicies
     public const string MetadataKey = "WebSocketPolicy";
     public const string DefaultName = "default";
 
+    /// <summary>
+    /// The built-in defaults under a name of their own, whatever the file's <c>default</c> says: the policy of the
+    /// gateway's startup warm-up route, whose handshakes carry no Origin and come from loopback.
+    /// </summary>
+    public const string BuiltInName = "built-in";
+
     private readonly Dictionary<string, WebSocketPolicy> _policies = new(StringComparer.OrdinalIgnoreCase);
 
     public WebSocketPolicies(GatewayOptions options)
@@ -35,6 +41,7 @@ public sealed class WebSocketPolicies
             _policies[name] = new WebSocketPolicy(name, policy);
         }
         Default = _policies.GetValueOrDefault(DefaultName) ?? new WebSocketPolicy(DefaultName, new WebSocketPolicyOptions());
+        _policies.TryAdd(BuiltInName, new WebSocketPolicy(BuiltInName, new WebSocketPolicyOptions()));
     }
 
     public WebSocketPolicy Default { get; }

@@ -48,6 +48,8 @@ public sealed class GatewayOptionsLoaderTests
     [InlineData("Gateway:Tls:Certificates:0:Hosts:0", "*.*.example.com", "Gateway:Tls:Certificates:0:Hosts:0")]
     [InlineData("Gateway:Tls:HandshakeTimeout", "soon", "Gateway:Tls:HandshakeTimeout")]
     [InlineData("Gateway:ListenBacklog", "0", "Gateway:ListenBacklog")]
+    [InlineData("Gateway:Warmup:MaxDuration", "00:00:00", "Gateway:Warmup:MaxDuration")]
+    [InlineData("Gateway:Warmup:Enabeld", "false", "Gateway:Warmup:Enabeld")]
     public void A_bad_value_is_reported_with_its_key(string key, string value, string reportedKey)
     {
         var values = new List<(string, string)> { (key, value) };

@@ -98,6 +98,8 @@ public sealed class GatewayServer : IAsyncDisposable
         config = (JsonObject)config.DeepClone();
         var gateway = (JsonObject)config["Gateway"]!;
         gateway["DataProtection"] ??= new JsonObject { ["KeyDirectory"] = Path.Combine(directory, "keys") };
+        // Seconds of CPU-heavy sessions at every start would slow the suite and disturb timing tests; Warmup/ tests turn it on.
+        gateway["Warmup"] ??= new JsonObject { ["Enabled"] = false };
         await File.WriteAllTextAsync(path, config.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         var app = GatewayApplication.Build(["--config", path]);
         await GatewayApplication.StartAsync(app);

@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using Gateway.Metrics;
 
 namespace Gateway.Tests.Metrics;
@@ -16,5 +17,21 @@ public sealed class PrometheusTextTests
     public void Names_follow_the_opentelemetry_prometheus_conventions(string name, string unit, bool counter, bool histogram, string expected)
     {
         Assert.Equal(expected, PrometheusText.MetricName(name, unit, counter, histogram));
+    }
+
+    [Fact]
+    public void Series_labelled_with_a_hidden_fragment_are_left_out()
+    {
+        using var setup = new MetricsSetup();
+        using var meter = new Meter(GatewayMeter.Name);
+        var counter = meter.CreateCounter<long>("gateway.test.hidden", "{thing}");
+        counter.Add(3, new KeyValuePair<string, object?>("route", "chat"));
+        counter.Add(5, new KeyValuePair<string, object?>("route", "internal-zq9x"));
+
+        Assert.Contains("route=\"internal-zq9x\"", setup.Exporter.Scrape());
+        setup.Exporter.HideSeriesLabelled("zq9x");
+        var text = setup.Exporter.Scrape();
+        Assert.Contains("gateway_test_hidden_total{route=\"chat\"} 3", text);
+        Assert.DoesNotContain("zq9x", text);
     }
 }
