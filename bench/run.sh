@@ -98,6 +98,9 @@ if ! command -v nginx >/dev/null 2>&1 || ! command -v haproxy >/dev/null 2>&1; t
   [[ $made_policy == 1 ]] && rm -f /usr/sbin/policy-rc.d
 fi
 command -v openssl >/dev/null 2>&1 || die "openssl is required"
+if ! command -v curl >/dev/null 2>&1; then # the gateway's /readyz is polled before each run
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl
+fi
 
 # ---- limits ----
 NOFILE=$(ulimit -n)
@@ -263,6 +266,13 @@ start_gateway() {
   (cd "$WORK" && exec env $BENCH_GATEWAY_ENV dotnet "$WORK/gateway/Gateway.dll" --config "$WORK/gateway.json") >>"$WORK/gateway.log" 2>&1 &
   GATEWAY_PID=$!; PIDS+=("$GATEWAY_PID")
   wait_port "$GATEWAY_WSS" "$GATEWAY_PID" gateway
+  # As a load balancer would: no traffic until /readyz says ready (after the startup warm-up, ~12 s here).
+  local started=$SECONDS
+  until [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$GATEWAY_ADMIN/readyz")" = 200 ]; do
+    kill -0 "$GATEWAY_PID" 2>/dev/null || die "gateway exited (see $WORK/gateway.log)"
+    [ $((SECONDS - started)) -lt 60 ] || die "gateway not ready within 60 s (see $WORK/gateway.log)"
+    sleep 0.2
+  done
   sleep 1
 }
 start_gateway
