@@ -91,7 +91,7 @@ public sealed class WarmupService : IHostedService, IDisposable
             var targets = Targets();
             if (targets.Count == 0)
             {
-                Log.Skipped(_logger, "no public listener to connect to");
+                Log.Skipped(_logger, "no public listener takes HTTP/1.1 or TLS HTTP/2 WebSocket handshakes");
                 return;
             }
             using var deadline = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
