@@ -25,6 +25,8 @@ public sealed class WarmupService : IHostedService, IDisposable
     private const int MessagesPerSession = 4;
     private const int FailuresBeforeGivingUp = 5;
     private const int QuietRoundsToStop = 3;
+    /// <summary>A round that compiles this few methods is noise (timers, the odd late path), not the handshake path.</summary>
+    private const int QuietMethodsPerRound = 10;
     private static readonly TimeSpan SessionTimeout = TimeSpan.FromSeconds(5);
     // Tiered compilation starts counting calls only after 100 ms without new methods, then compiles hot ones in the
     // background: a pause between rounds lets that happen before the next round measures.
@@ -183,9 +185,6 @@ public sealed class WarmupService : IHostedService, IDisposable
             _route.Close();
         }
     }
-
-    /// <summary>A round that compiles this few methods is noise (timers, the odd late path), not the handshake path.</summary>
-    private const int QuietMethodsPerRound = 10;
 
     private async Task WaitForRouteAsync(CancellationToken cancellationToken)
     {
