@@ -28,8 +28,9 @@ public sealed class WarmupService : IHostedService, IDisposable
     /// <summary>A round that compiles this few methods is noise (timers, the odd late path), not the handshake path.</summary>
     private const int QuietMethodsPerRound = 10;
     private static readonly TimeSpan SessionTimeout = TimeSpan.FromSeconds(5);
-    // Tiered compilation starts counting calls only after 100 ms without new methods, then compiles hot ones in the
-    // background: a pause between rounds lets that happen before the next round measures.
+    // Tiered compilation compiles hot methods on a background thread (and, without the runtimeconfig's
+    // CallCountingDelayMs=0, starts counting only after 100 ms without new methods): a pause between rounds lets
+    // that finish before the next round measures.
     private static readonly TimeSpan PauseBetweenRounds = TimeSpan.FromMilliseconds(150);
 
     private readonly WarmupOptions _options;
