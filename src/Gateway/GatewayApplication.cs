@@ -1,7 +1,6 @@
 using Gateway.Admin;
 using Gateway.Configuration;
 using Gateway.Handshake;
-using Gateway.KeepAlive;
 using Gateway.Listeners;
 using Gateway.Metrics;
 using Gateway.Policies;
@@ -10,7 +9,6 @@ using Gateway.Relay;
 using Gateway.Tls;
 using Gateway.Warmup;
 using Microsoft.AspNetCore.DataProtection;
-using Yarp.ReverseProxy.Transforms;
 
 namespace Gateway;
 
@@ -92,13 +90,11 @@ public static class GatewayApplication
         builder.Services.AddSingleton<WebSocketPolicies>();
         builder.Services.AddSingleton<GatewayMeter>();
         builder.Services.AddHandshakeGate(builder.Configuration);
-        builder.Services.AddSingleton<RelayMetrics>();
+        builder.Services.AddWebSocketRelay();
         builder.Services.AddSingleton<ProxyMetrics>();
         builder.Services.AddSingleton<MetricsSetup>();
-        builder.Services.AddSingleton<KeepAliveSweeper>();
         builder.Services.AddSingleton(services => Listeners.FileDescriptorLimit.FromProcess(
             services.GetRequiredService<ILoggerFactory>().CreateLogger("Gateway.Listeners")));
-        builder.Services.AddHostedService(services => services.GetRequiredService<KeepAliveSweeper>());
         var bound = new BoundListeners();
         builder.Services.AddSingleton(bound);
         builder.WebHost.ConfigureKestrel(kestrel => KestrelListeners.Configure(kestrel, options, certificates, bound));
@@ -126,8 +122,7 @@ public static class GatewayApplication
         builder.Services.AddSingleton<Yarp.ReverseProxy.Forwarder.IForwarderHttpClientFactory, GatewayHttpClientFactory>();
         builder.Services.AddReverseProxy()
             .LoadFromConfig(builder.Configuration.GetSection(ReverseProxySection))
-            .AddConfigFilter<ProxyConfigDefaults>()
-            .AddTransforms(transforms => transforms.AddResponseTransform(RelayMiddleware.AttachBackendAsync));
+            .AddConfigFilter<ProxyConfigDefaults>();
         if (options.Warmup.Enabled)
         {
             builder.Services.AddSingleton<WarmupRoute>();
@@ -160,10 +155,10 @@ public static class GatewayApplication
             {
                 proxy.UseMiddleware<ProxyErrorsMiddleware>();
                 proxy.UseHandshakeGate();
-                proxy.UseWebSocketRelay();
                 proxy.UseSessionAffinity();
                 proxy.UseLoadBalancing();
                 proxy.UsePassiveHealthChecks();
+                proxy.UseWebSocketRelay();
             });
         }
         catch (InvalidOperationException ex)

@@ -1,6 +1,5 @@
-using System.Net;
+using Gateway.Relay;
 using Yarp.ReverseProxy.Transforms;
-using Yarp.ReverseProxy.Transforms.Builder;
 
 namespace Gateway.Handshake;
 
@@ -9,25 +8,15 @@ namespace Gateway.Handshake;
 /// offer (or that the gate did not forward) breaks RFC 6455 section 4.2.2; the client would fail the connection
 /// (section 4.1) with no reason given. The client gets a 502 instead, and the upgrade is not completed. The transform
 /// only decides: the response must not start here (YARP's affinity transform still sets its cookie after this one),
-/// so the gate writes the refusal once YARP has returned.
+/// so the gate writes the refusal once YARP has returned. It runs first of <see cref="WebSocketResponseTransforms"/>.
 /// </summary>
-internal sealed class BackendSubprotocolCheck : ITransformProvider
+internal static class BackendSubprotocolCheck
 {
     private const string HeaderName = "Sec-WebSocket-Protocol";
 
-    public void ValidateRoute(TransformRouteValidationContext context)
+    public static ValueTask Check(ResponseTransformContext transform)
     {
-    }
-
-    public void ValidateCluster(TransformClusterValidationContext context)
-    {
-    }
-
-    public void Apply(TransformBuilderContext context) => context.AddResponseTransform(static transform => Check(transform));
-
-    private static ValueTask Check(ResponseTransformContext transform)
-    {
-        if (transform.ProxyResponse is not { } response || !IsAcceptedTunnel(response)
+        if (transform.ProxyResponse is not { } response || !WebSocketResponseTransforms.IsAcceptedTunnel(response)
             || !response.Headers.NonValidated.TryGetValues(HeaderName, out var selectedValues))
         {
             return ValueTask.CompletedTask;
@@ -55,10 +44,6 @@ internal sealed class BackendSubprotocolCheck : ITransformProvider
         http.Features.Set(new BackendSubprotocolRefusal($"backend chose '{selectedValues}', client offered '{offered}'"));
         return ValueTask.CompletedTask;
     }
-
-    private static bool IsAcceptedTunnel(HttpResponseMessage response) =>
-        response.StatusCode == HttpStatusCode.SwitchingProtocols
-        || response.StatusCode == HttpStatusCode.OK && response.RequestMessage?.Method == HttpMethod.Connect;
 }
 
 /// <summary>Left by <see cref="BackendSubprotocolCheck"/> for the gate, which answers the client once YARP returns.</summary>

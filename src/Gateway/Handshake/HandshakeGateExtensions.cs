@@ -1,13 +1,12 @@
 using Microsoft.AspNetCore.Server.Kestrel.Core;
-using Yarp.ReverseProxy.Transforms.Builder;
 
 namespace Gateway.Handshake;
 
 public static class HandshakeGateExtensions
 {
     /// <summary>
-    /// The gate's services, the backend subprotocol check (a YARP transform provider: registered before
-    /// <c>AddReverseProxy</c>, it runs before the other response transforms), and Kestrel's limits from the file.
+    /// The gate's services and Kestrel's limits from the file. (The gate's check of the backend's answer runs among
+    /// the relay's response transforms, where their order is set.)
     /// </summary>
     public static IServiceCollection AddHandshakeGate(this IServiceCollection services, IConfiguration configuration)
     {
@@ -18,7 +17,6 @@ public static class HandshakeGateExtensions
             provider.GetRequiredService<ILoggerFactory>().CreateLogger(RefusalReporter.LogCategory),
             TimeProvider.System,
             logInterval: TimeSpan.FromSeconds(1)));
-        services.AddSingleton<ITransformProvider, BackendSubprotocolCheck>();
         services.Configure<KestrelServerOptions>(kestrel => KestrelLimits.Apply(kestrel.Limits, configuration));
         return services;
     }

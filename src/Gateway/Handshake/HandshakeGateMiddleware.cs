@@ -65,6 +65,8 @@ public sealed class HandshakeGateMiddleware
         }
 
         UpgradeRequest.NormalizeUpgradeHeader(request);
+        // What the relay and the backend checks read from here on.
+        context.Features.Set(new WebSocketHandshake(route.Config.RouteId, rules.Policy, HttpProtocol.IsHttp2(request.Protocol), request.IsHttps));
         return ForwardAsync(context, rules, route.Config.RouteId);
     }
 

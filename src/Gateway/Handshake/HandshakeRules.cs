@@ -8,6 +8,7 @@ internal sealed class HandshakeRules : IDisposable
 {
     public HandshakeRules(WebSocketPolicy policy)
     {
+        Policy = policy;
         var handshake = policy.Options.Handshake;
         AllowPlainHttp = handshake.AllowPlainHttp;
         AllowMissingOrigin = handshake.AllowMissingOrigin;
@@ -15,6 +16,8 @@ internal sealed class HandshakeRules : IDisposable
         Subprotocols = new SubprotocolFilter(handshake.Subprotocols, handshake.RequireSubprotocol);
         Limits = new ConnectionLimits(policy.Options.Limits);
     }
+
+    public WebSocketPolicy Policy { get; }
 
     public bool AllowPlainHttp { get; }
 

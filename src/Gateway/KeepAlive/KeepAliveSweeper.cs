@@ -6,26 +6,44 @@ namespace Gateway.KeepAlive;
 /// <summary>
 /// One periodic sweep drives keepalive for every open tunnel: no timer per connection. Each sweep asks every
 /// registered tunnel whether it is due a ping, a reap or a forced teardown; a tunnel answers from a few
-/// timestamps, so 100,000 idle tunnels cost a few milliseconds per sweep.
+/// timestamps, so 100,000 idle tunnels cost a few milliseconds per sweep. Every <see cref="TrafficReportPeriod"/> the
+/// sweep also adds what each tunnel relayed to the counters, so <c>rate()</c> sees long-lived tunnels.
 /// </summary>
+/// <remarks>
+/// The sweep's clock, <see cref="Now"/>, is what tunnels stamp their reads and writes with: one field read instead of a
+/// clock call per read, precise to one sweep period, which is as precise as the pings it drives. Time comes from the
+/// injected <see cref="TimeProvider"/>, so tests run keepalive in virtual time.
+/// </remarks>
 public sealed class KeepAliveSweeper : BackgroundService
 {
+    /// <summary>How often the traffic of open tunnels reaches the counters.</summary>
+    public static readonly TimeSpan TrafficReportPeriod = TimeSpan.FromSeconds(10);
+
     private readonly object _gate = new();
     private RelayTunnel?[] _tunnels = new RelayTunnel?[256];
     private readonly Stack<int> _free = new();
     private int _count;
     private readonly ILogger<KeepAliveSweeper> _logger;
+    private readonly long _startTimestamp;
+    private long _now;
+    private long _nextTrafficReport;
 
-    public KeepAliveSweeper(WebSocketPolicies policies, IHostApplicationLifetime lifetime, ILogger<KeepAliveSweeper> logger)
+    public KeepAliveSweeper(WebSocketPolicies policies, TimeProvider time, ILogger<KeepAliveSweeper> logger)
     {
         _logger = logger;
+        Time = time;
+        _startTimestamp = time.GetTimestamp();
         Period = ChoosePeriod(policies);
-        // Draining starts with shutdown, before the server stops: open tunnels get a proper Close, not a cut.
-        lifetime.ApplicationStopping.Register(DrainAll);
+        _nextTrafficReport = (long)TrafficReportPeriod.TotalMilliseconds;
     }
 
     /// <summary>A quarter of the shortest interval or timeout, between 10 ms and 1 s: pings are late by at most that.</summary>
     public TimeSpan Period { get; }
+
+    public TimeProvider Time { get; }
+
+    /// <summary>Milliseconds since the sweeper started, as of the last sweep (or a fresher reading taken by <see cref="Tick"/>).</summary>
+    internal long Now => Volatile.Read(ref _now);
 
     internal int Register(RelayTunnel tunnel)
     {
@@ -68,19 +86,50 @@ public sealed class KeepAliveSweeper : BackgroundService
         }
     }
 
+    /// <summary>The open tunnels, as of now (a copy: the drain closes them while they unregister).</summary>
+    internal List<RelayTunnel> Snapshot()
+    {
+        var open = new List<RelayTunnel>();
+        lock (_gate)
+        {
+            for (var i = 0; i < _count; i++)
+            {
+                if (_tunnels[i] is { } tunnel)
+                {
+                    open.Add(tunnel);
+                }
+            }
+        }
+        return open;
+    }
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        using var timer = new PeriodicTimer(Period);
+        using var timer = new PeriodicTimer(Period, Time);
         while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
         {
-            Sweep(Environment.TickCount64);
+            Sweep();
         }
     }
 
-    internal void Sweep(long now)
+    /// <summary>Reads the clock into <see cref="Now"/>.</summary>
+    internal long Tick()
     {
+        var now = (long)Time.GetElapsedTime(_startTimestamp).TotalMilliseconds;
+        Volatile.Write(ref _now, now);
+        return now;
+    }
+
+    internal void Sweep()
+    {
+        var now = Tick();
+        var reportTraffic = now >= _nextTrafficReport;
+        if (reportTraffic)
+        {
+            _nextTrafficReport = now + (long)TrafficReportPeriod.TotalMilliseconds;
+        }
         // Read the array without the lock: slots only change from one tunnel to null or back, and a tunnel seen
-        // just after it unregistered only finds itself closed.
+        // just after it unregistered only finds itself completed.
         var tunnels = Volatile.Read(ref _tunnels);
         var count = Math.Min(Volatile.Read(ref _count), tunnels.Length);
         for (var i = 0; i < count; i++)
@@ -93,27 +142,16 @@ public sealed class KeepAliveSweeper : BackgroundService
             try
             {
                 tunnel.OnSweep(now);
+                if (reportTraffic)
+                {
+                    tunnel.ReportTraffic();
+                }
             }
             catch (Exception ex)
             {
                 Log.SweepFailed(_logger, ex);
             }
         }
-    }
-
-    private void DrainAll()
-    {
-        var tunnels = Volatile.Read(ref _tunnels);
-        var count = 0;
-        for (var i = 0; i < tunnels.Length; i++)
-        {
-            if (Volatile.Read(ref tunnels[i]) is { } tunnel)
-            {
-                count++;
-                _ = tunnel.DrainAsync();
-            }
-        }
-        Log.Draining(_logger, count);
     }
 
     private static TimeSpan ChoosePeriod(WebSocketPolicies policies)

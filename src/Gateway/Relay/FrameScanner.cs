@@ -44,8 +44,14 @@ internal struct FrameScanner
     public ushort ViolationCode;
     public string? ViolationReason;
 
-    public void Configure(bool fromClient, long maxFrameBytes, long maxMessageBytes)
+    /// <summary>RSV1, RSV2 and RSV3 of a header's first byte.</summary>
+    public const byte AllReservedBits = 0x70;
+
+    private byte _allowedReservedBits;
+
+    public void Configure(bool fromClient, long maxFrameBytes, long maxMessageBytes, byte allowedReservedBits)
     {
+        _allowedReservedBits = allowedReservedBits;
         _fromClient = fromClient;
         _maxFrameBytes = maxFrameBytes;
         _maxMessageBytes = maxMessageBytes;

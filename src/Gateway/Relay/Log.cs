@@ -5,12 +5,27 @@ internal static partial class Log
     [LoggerMessage(EventId = 300, Level = LogLevel.Information, Message = "Route {Route}: the client stopped answering pings; closed its tunnel (client {ClientCode}, backend {BackendCode})")]
     public static partial void ClientReaped(ILogger logger, string route, ushort clientCode, ushort backendCode);
 
-    [LoggerMessage(EventId = 301, Level = LogLevel.Warning, Message = "Route {Route}: the backend stopped answering pings; closed its tunnel (client {ClientCode})")]
-    public static partial void BackendReaped(ILogger logger, string route, ushort clientCode);
+    [LoggerMessage(EventId = 301, Level = LogLevel.Warning, Message = "Route {Route}: {Reason}; closed its tunnel (client {ClientCode})")]
+    public static partial void BackendReaped(ILogger logger, string route, string reason, ushort clientCode);
 
     [LoggerMessage(EventId = 302, Level = LogLevel.Information, Message = "Route {Route}: the client broke a frame rule ({Reason}); closed with {ClientCode}, backend told {BackendCode}")]
     public static partial void ClientViolation(ILogger logger, string route, string reason, ushort clientCode, ushort backendCode);
 
     [LoggerMessage(EventId = 303, Level = LogLevel.Warning, Message = "Route {Route}: the backend broke a frame rule ({Reason}); closed with {BackendCode}, client told {ClientCode}")]
     public static partial void BackendViolation(ILogger logger, string route, string reason, ushort clientCode, ushort backendCode);
+
+    [LoggerMessage(EventId = 304, Level = LogLevel.Warning, Message = "Route {Route}: the backend connection ended without a Close ({Error}); client told {ClientCode}")]
+    public static partial void BackendLost(ILogger logger, string route, string error, ushort clientCode);
+
+    [LoggerMessage(EventId = 305, Level = LogLevel.Debug, Message = "Route {Route}: the client went away without a Close ({Error}); backend told 1001")]
+    public static partial void ClientLost(ILogger logger, string route, string error);
+
+    [LoggerMessage(EventId = 306, Level = LogLevel.Information, Message = "Route {Route}: the client stopped reading (bytes unsent for {TimeoutMs} ms); cut its connection, backend told {BackendCode}")]
+    public static partial void ClientStalled(ILogger logger, string route, long timeoutMs, ushort backendCode);
+
+    [LoggerMessage(EventId = 307, Level = LogLevel.Error, Message = "Route {Route}: a relay task failed")]
+    public static partial void BackgroundFailed(ILogger logger, string route, Exception exception);
+
+    [LoggerMessage(EventId = 308, Level = LogLevel.Information, Message = "Shutting down: closing {Count} open WebSocket tunnels with 1001")]
+    public static partial void Draining(ILogger logger, int count);
 }

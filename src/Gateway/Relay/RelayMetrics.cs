@@ -5,8 +5,8 @@ using Gateway.Metrics;
 namespace Gateway.Relay;
 
 /// <summary>
-/// The relay's instruments. Frames are counted in plain fields of each tunnel and added here when the tunnel
-/// closes, so relaying a frame touches no instrument; connection events, pings and reaps are counted as they happen
+/// The relay's instruments. Frames are counted in plain fields of each tunnel and added here by the keepalive sweep
+/// every few seconds and when the tunnel closes, so relaying a frame touches no instrument; connection events, pings and reaps are counted as they happen
 /// with tag lists built once per tunnel.
 /// </summary>
 public sealed class RelayMetrics
@@ -19,6 +19,16 @@ public sealed class RelayMetrics
         public const string GatewayReaped = "gateway_reaped";
         public const string GatewayLimit = "gateway_limit";
         public const string Drain = "drain";
+
+        /// <summary>The client stopped reading: bytes for it stayed unsent for the keepalive timeout.</summary>
+        public const string ClientStalled = "client_stalled";
+    }
+
+    /// <summary>Which peer of a tunnel, as the <c>side</c> label says it.</summary>
+    public static class Side
+    {
+        public const string Client = "client";
+        public const string Backend = "backend";
     }
 
     private readonly UpDownCounter<long> _active;
@@ -42,7 +52,7 @@ public sealed class RelayMetrics
         _opened = m.CreateCounter<long>("gateway.websocket.connections.opened", "{connection}",
             "Proxied WebSocket connections established (the backend answered the upgrade)");
         _closed = m.CreateCounter<long>("gateway.websocket.connections.closed", "{connection}",
-            "Proxied WebSocket connections ended, by close code and by who closed (client, backend, gateway_reaped, gateway_limit, drain)");
+            "Proxied WebSocket connections ended, by close code and by who closed (client, client_stalled, backend, gateway_reaped, gateway_limit, drain)");
         _handshakeDuration = m.CreateHistogram<double>("gateway.websocket.handshake.duration", "s",
             "From the gateway receiving the handshake to the upgrade being sent to the client, backend time included",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] });
@@ -55,8 +65,8 @@ public sealed class RelayMetrics
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5] });
         _reaped = m.CreateCounter<long>("gateway.keepalive.peers_reaped", "{peer}", "Peers given up on because they stopped answering pings, by side and route");
         _gatewayCloses = m.CreateCounter<long>("gateway.relay.gateway_closes", "{close}", "Close frames the gateway initiated, by side, code and route");
-        _messages = m.CreateCounter<long>("gateway.relay.messages", "{message}", "WebSocket data messages relayed, by route and direction (counted when a tunnel closes)");
-        _bytes = m.CreateCounter<long>("gateway.relay.payload", "By", "WebSocket data payload relayed, by route and direction (counted when a tunnel closes)");
+        _messages = m.CreateCounter<long>("gateway.relay.messages", "{message}", "WebSocket data messages relayed, by route and direction (added every few seconds while a tunnel is open, and when it closes)");
+        _bytes = m.CreateCounter<long>("gateway.relay.payload", "By", "WebSocket data payload relayed, by route and direction (added every few seconds while a tunnel is open, and when it closes)");
     }
 
     /// <summary>The labels of one tunnel's connection gauge, built once when it opens.</summary>
@@ -76,13 +86,17 @@ public sealed class RelayMetrics
         _handshakeDuration.Record(handshake.TotalSeconds, new KeyValuePair<string, object?>("route", route), new KeyValuePair<string, object?>("protocol", protocol));
     }
 
-    internal void Closed(in TagList tags, string route, string cluster, string closedBy, ushort code, TimeSpan lifetime,
-        long messagesFromClient, long bytesFromClient, long messagesFromBackend, long bytesFromBackend)
+    internal void Closed(in TagList tags, string route, string cluster, string closedBy, ushort code, TimeSpan lifetime)
     {
         _active.Add(-1, tags);
         var closed = new TagList { { "route", route }, { "cluster", cluster }, { "closed_by", closedBy }, { "code", CodeLabel(code) } };
         _closed.Add(1, closed);
         _lifetime.Record(lifetime.TotalSeconds, new KeyValuePair<string, object?>("route", route), new KeyValuePair<string, object?>("closed_by", closedBy));
+    }
+
+    /// <summary>What a tunnel relayed since its last report: from the sweep while it is open, and when it closes.</summary>
+    internal void Relayed(string route, long messagesFromClient, long bytesFromClient, long messagesFromBackend, long bytesFromBackend)
+    {
         var toBackend = new TagList { { "route", route }, { "direction", "client_to_backend" } };
         var toClient = new TagList { { "route", route }, { "direction", "backend_to_client" } };
         _messages.Add(messagesFromClient, toBackend);

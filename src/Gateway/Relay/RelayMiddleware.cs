@@ -1,48 +1,29 @@
+using Gateway.Handshake;
 using Gateway.KeepAlive;
-using Gateway.Policies;
 using Microsoft.AspNetCore.Http.Features;
-using Yarp.ReverseProxy.Model;
-using Yarp.ReverseProxy.Transforms;
+using Yarp.ReverseProxy.Forwarder;
 
 namespace Gateway.Relay;
 
 /// <summary>
-/// Puts a <see cref="RelayTunnel"/> in front of every WebSocket request's upgrade, in YARP's proxy pipeline, so it
-/// knows the route's policy. Requests that are not WebSocket handshakes pass untouched.
+/// Puts a <see cref="RelayTunnel"/> in front of the upgrade of every WebSocket handshake the gate let through, just
+/// before YARP's forwarder, and afterwards tells passive health (which runs around it) what the tunnel's end was: a
+/// backend's fault counts against it, whatever the client did never does.
 /// </summary>
-public sealed class RelayMiddleware
+public sealed class RelayMiddleware(RequestDelegate next, KeepAliveSweeper sweeper, RelayMetrics metrics, ILogger<RelayTunnel> logger)
 {
-    private readonly RequestDelegate _next;
-    private readonly WebSocketPolicies _policies;
-    private readonly KeepAliveSweeper _sweeper;
-    private readonly RelayMetrics _metrics;
-    private readonly ILogger<RelayTunnel> _logger;
-
-    public RelayMiddleware(RequestDelegate next, WebSocketPolicies policies, KeepAliveSweeper sweeper, RelayMetrics metrics, ILogger<RelayTunnel> logger)
-    {
-        _next = next;
-        _policies = policies;
-        _sweeper = sweeper;
-        _metrics = metrics;
-        _logger = logger;
-    }
-
     public async Task InvokeAsync(HttpContext context)
     {
-        var upgrade = context.Features.Get<IHttpUpgradeFeature>();
-        var connect = context.Features.Get<IHttpExtendedConnectFeature>();
-        var http1 = upgrade is { IsUpgradableRequest: true } && IsWebSocketUpgrade(context.Request.Headers.Upgrade);
-        var http2 = !http1 && connect is { IsExtendedConnect: true } && string.Equals(connect.Protocol, "websocket", StringComparison.OrdinalIgnoreCase);
-        if (!http1 && !http2)
+        if (context.Features.Get<WebSocketHandshake>() is not { } handshake)
         {
-            await _next(context);
+            await next(context);
             return;
         }
 
-        var route = context.GetReverseProxyFeature().Route;
-        var tunnel = new RelayTunnel(context, http1 ? upgrade : null, http2 ? connect : null,
-            _policies.ForRoute(route), route.Config.RouteId, _sweeper, _metrics, _logger);
-        if (http1)
+        var upgrade = handshake.IsHttp2 ? null : context.Features.Get<IHttpUpgradeFeature>();
+        var connect = handshake.IsHttp2 ? context.Features.Get<IHttpExtendedConnectFeature>() : null;
+        var tunnel = new RelayTunnel(context, handshake, upgrade, connect, sweeper, metrics, logger);
+        if (upgrade is not null)
         {
             context.Features.Set<IHttpUpgradeFeature>(tunnel);
         }
@@ -53,47 +34,55 @@ public sealed class RelayMiddleware
         context.Features.Set(tunnel);
         try
         {
-            await _next(context);
+            await next(context);
         }
         finally
         {
             tunnel.Complete();
-        }
-    }
-
-    private static bool IsWebSocketUpgrade(Microsoft.Extensions.Primitives.StringValues upgrade)
-    {
-        foreach (var value in upgrade)
-        {
-            if (value is not null && value.Contains("websocket", StringComparison.OrdinalIgnoreCase))
+            // The server's own features back: a retried attempt on another destination starts from them.
+            if (upgrade is not null)
             {
-                return true;
+                context.Features.Set(upgrade);
             }
+            else
+            {
+                context.Features.Set(connect);
+            }
+            context.Features.Set<RelayTunnel>(null);
         }
-        return false;
+        ReportOutcome(context, tunnel);
     }
 
     /// <summary>
-    /// A YARP response transform: when the backend answers 101, hands the tunnel the backend stream YARP is about to
-    /// copy from (HttpContent caches the stream it returns, so both hold the same one).
+    /// YARP reports an error for a tunnel only when a copy loop threw, and the relay lets no peer failure through to
+    /// it; so the relay's own outcome is what passive health must hear: a backend that was lost, broke protocol or
+    /// stopped answering is a failed request; a tunnel the client or the gateway ended is not, whatever YARP saw.
     /// </summary>
-    internal static async ValueTask AttachBackendAsync(ResponseTransformContext context)
+    private static void ReportOutcome(HttpContext context, RelayTunnel tunnel)
     {
-        // A 101 that an earlier transform refused (SuppressResponseBody: the client gets an error, not a tunnel) is not attached.
-        if (context.ProxyResponse is { StatusCode: System.Net.HttpStatusCode.SwitchingProtocols } response && !context.SuppressResponseBody
-            && context.HttpContext.Features.Get<RelayTunnel>() is { } tunnel)
+        var error = context.Features.Get<IForwarderErrorFeature>();
+        if (tunnel.EndedByBackendFault)
         {
-            tunnel.AttachBackend(await response.Content.ReadAsStreamAsync(context.CancellationToken));
+            if (error is null)
+            {
+                context.Features.Set<IForwarderErrorFeature>(BackendFault.Instance);
+            }
+        }
+        else if (tunnel.OutcomeDecided && error is { Error: ForwarderError.UpgradeRequestClient or ForwarderError.UpgradeResponseClient
+            or ForwarderError.UpgradeRequestDestination or ForwarderError.UpgradeResponseDestination
+            or ForwarderError.UpgradeRequestCanceled or ForwarderError.UpgradeResponseCanceled })
+        {
+            context.Features.Set<IForwarderErrorFeature>(null);
         }
     }
-}
 
-public static class RelayExtensions
-{
-    /// <summary>Adds the frame-aware relay to YARP's proxy pipeline.</summary>
-    public static IReverseProxyApplicationBuilder UseWebSocketRelay(this IReverseProxyApplicationBuilder proxy)
+    /// <summary>The backend ended the tunnel badly, as YARP would say of a backend stream that failed.</summary>
+    private sealed class BackendFault : IForwarderErrorFeature
     {
-        proxy.UseMiddleware<RelayMiddleware>();
-        return proxy;
+        public static readonly BackendFault Instance = new();
+
+        public ForwarderError Error => ForwarderError.UpgradeResponseDestination;
+
+        public Exception? Exception => null;
     }
 }

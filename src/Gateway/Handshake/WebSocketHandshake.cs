@@ -1,0 +1,55 @@
+using Gateway.Policies;
+using Microsoft.Extensions.Primitives;
+
+namespace Gateway.Handshake;
+
+/// <summary>
+/// A WebSocket handshake the gate let through, as one request feature: what the relay and the backend checks read
+/// instead of detecting the handshake again or looking the policy up again. The gate sets it; the backend's answer
+/// (<see cref="Accept"/>) completes it.
+/// </summary>
+public sealed class WebSocketHandshake
+{
+    public const string Http11 = "HTTP/1.1";
+    public const string Http2 = "HTTP/2";
+
+    internal WebSocketHandshake(string routeId, WebSocketPolicy policy, bool isHttp2, bool isTls)
+    {
+        RouteId = routeId;
+        Policy = policy;
+        Protocol = isHttp2 ? Http2 : Http11;
+        Scheme = isTls ? "wss" : "ws";
+    }
+
+    public string RouteId { get; }
+
+    public WebSocketPolicy Policy { get; }
+
+    /// <summary><c>HTTP/1.1</c> (an upgrade, RFC 6455 §4) or <c>HTTP/2</c> (extended CONNECT, RFC 8441).</summary>
+    public string Protocol { get; }
+
+    public bool IsHttp2 => ReferenceEquals(Protocol, Http2);
+
+    /// <summary><c>ws</c> or <c>wss</c>, as the client connected.</summary>
+    public string Scheme { get; }
+
+    /// <summary>The subprotocol the backend agreed to (RFC 6455 §4.2.2), once it answered; null for none.</summary>
+    public string? Subprotocol { get; private set; }
+
+    /// <summary>The extensions the backend agreed to (RFC 6455 §9.1), once it answered.</summary>
+    public StringValues Extensions { get; private set; }
+
+    /// <summary>
+    /// The RSV bits (as a mask of the first header byte) the client may set: only those an agreed extension defines
+    /// (RFC 6455 §5.2), that is RSV1 with permessage-deflate (RFC 7692 §6).
+    /// </summary>
+    public byte ClientReservedBits { get; private set; }
+
+    /// <summary>Records the backend's 101 (or HTTP/2 200): the subprotocol and extensions now in force.</summary>
+    internal void Accept(string? subprotocol, StringValues extensions)
+    {
+        Subprotocol = subprotocol;
+        Extensions = extensions;
+        ClientReservedBits = NegotiatedExtensions.AllowedReservedBits(extensions);
+    }
+}

@@ -1,0 +1,33 @@
+using Gateway.KeepAlive;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Yarp.ReverseProxy.Transforms.Builder;
+
+namespace Gateway.Relay;
+
+public static class RelayExtensions
+{
+    /// <summary>
+    /// The relay's services: its metrics, the keepalive sweep, the drain at shutdown, and the WebSocket response
+    /// transforms (registered before <c>AddReverseProxy</c>, so they run before YARP's own).
+    /// </summary>
+    public static IServiceCollection AddWebSocketRelay(this IServiceCollection services)
+    {
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddSingleton<RelayMetrics>();
+        services.AddSingleton<KeepAliveSweeper>();
+        services.AddHostedService(provider => provider.GetRequiredService<KeepAliveSweeper>());
+        services.AddHostedService<TunnelDrain>();
+        services.AddSingleton<ITransformProvider, WebSocketResponseTransforms>();
+        return services;
+    }
+
+    /// <summary>
+    /// Adds the frame-aware relay to YARP's proxy pipeline: last, right before the forwarder and inside passive health,
+    /// which then hears the relay's verdict on how each tunnel ended.
+    /// </summary>
+    public static IReverseProxyApplicationBuilder UseWebSocketRelay(this IReverseProxyApplicationBuilder proxy)
+    {
+        proxy.UseMiddleware<RelayMiddleware>();
+        return proxy;
+    }
+}

@@ -1,0 +1,286 @@
+using System.Buffers;
+using System.Runtime.CompilerServices;
+
+namespace Gateway.Relay;
+
+// The client-to-backend direction, read side: YARP reads the client through these, and gets only what goes on to the
+// backend (the gateway's pongs are swallowed, a split frame header is held back until it is whole).
+public sealed partial class RelayTunnel
+{
+    /// <summary>
+    /// What the tunnel reads by itself while a pong is due: a pong to the gateway's ping is 14 bytes (RFC 6455 §5.5.3,
+    /// masked, 8-byte payload), and anything longer that arrives then goes on to YARP in pieces of this size.
+    /// </summary>
+    private const int PongReadLength = 256;
+
+    private byte[]? _readCarry;
+    private int _readCarryLength;
+    private byte[]? _pending;
+    private int _pendingOffset;
+    private int _pendingLength;
+    private volatile bool _clientReadEnded;
+    private volatile bool _clientViolation;
+
+    public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        if (_clientReadEnded)
+        {
+            return new ValueTask<int>(0);
+        }
+        if (_pendingLength > 0)
+        {
+            return new ValueTask<int>(TakePending(buffer.Span));
+        }
+        if (_clientViolation)
+        {
+            return CloseForClientViolationAsync();
+        }
+        if (_fromClient.CloseCode != 0 && _fromClient.AtFrameBoundary)
+        {
+            return new ValueTask<int>(EndAfterClientClose());
+        }
+        return buffer.IsEmpty ? ZeroByteReadAsync(cancellationToken) : ReadCoreAsync(buffer, cancellationToken);
+    }
+
+    /// <summary>
+    /// The client's Close has gone to the backend, and after it the client sends nothing more (RFC 6455 §5.5.1): the
+    /// client-to-backend copy ends here instead of leaving YARP's read pending. When the backend then hangs up,
+    /// YARP finds the other direction finished and needs no cancellation, which would unwind as a chain of
+    /// OperationCanceledExceptions through every stream layer. A backend that never closes is cut after the close grace.
+    /// </summary>
+    private int EndAfterClientClose()
+    {
+        _clientReadEnded = true;
+        StartCloseDeadline();
+        return 0;
+    }
+
+    /// <summary>
+    /// YARP's idle wait: no buffer is held. When data arrives while a pong is due, the tunnel reads it itself into a
+    /// small buffer: YARP rents its 64 KiB buffer as soon as this wait ends and keeps it until a read returns data, so
+    /// handing it a pong that is then swallowed would leave every idle tunnel holding 64 KiB until its client next spoke.
+    /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<int> ZeroByteReadAsync(CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            byte[]? small = null;
+            int read;
+            try
+            {
+                await _client!.ReadAsync(Memory<byte>.Empty, cancellationToken).ConfigureAwait(false);
+                if (!Volatile.Read(ref _clientAlive.Outstanding) || _clientReadEnded)
+                {
+                    return 0;
+                }
+                small = ArrayPool<byte>.Shared.Rent(PongReadLength);
+                var held = TakeReadCarry(small);
+                read = await _client.ReadAsync(small.AsMemory(held, PongReadLength - held), cancellationToken).ConfigureAwait(false);
+                read = read == 0 ? 0 : read + held; // at the end, whatever was held is a truncated header
+            }
+            catch (Exception ex) when (IsPeerFailure(ex, cancellationToken))
+            {
+                if (small is not null)
+                {
+                    ArrayPool<byte>.Shared.Return(small);
+                }
+                return await OnClientReadEndedAsync(ex).ConfigureAwait(false);
+            }
+            catch
+            {
+                if (small is not null)
+                {
+                    ArrayPool<byte>.Shared.Return(small);
+                }
+                throw;
+            }
+
+            if (read == 0)
+            {
+                ArrayPool<byte>.Shared.Return(small);
+                return await OnClientReadEndedAsync(null).ConfigureAwait(false);
+            }
+            var produced = OnReadFromClient(small.AsSpan(0, read));
+            if (produced > 0)
+            {
+                // Not (only) a pong: YARP gets these bytes from its next read, before anything newer.
+                (_pending, _pendingOffset, _pendingLength) = (small, 0, produced);
+                return 0;
+            }
+            ArrayPool<byte>.Shared.Return(small);
+            if (_clientViolation)
+            {
+                return 0; // YARP's next read closes the tunnel
+            }
+            // The pong was swallowed (or half a header is held): keep waiting, holding no buffer.
+        }
+    }
+
+    /// <summary>Hands YARP the bytes the tunnel read while waiting for a pong.</summary>
+    private int TakePending(Span<byte> destination)
+    {
+        if (destination.IsEmpty)
+        {
+            return 0; // a zero-byte read: data is ready
+        }
+        var count = Math.Min(destination.Length, _pendingLength);
+        _pending.AsSpan(_pendingOffset, count).CopyTo(destination);
+        _pendingOffset += count;
+        _pendingLength -= count;
+        if (_pendingLength == 0)
+        {
+            ArrayPool<byte>.Shared.Return(_pending!);
+            _pending = null;
+        }
+        return count;
+    }
+
+    private void ReturnPending()
+    {
+        if (Interlocked.Exchange(ref _pending, null) is { } pending)
+        {
+            _pendingLength = 0;
+            ArrayPool<byte>.Shared.Return(pending);
+        }
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<int> ReadCoreAsync(Memory<byte> buffer, CancellationToken cancellationToken)
+    {
+        if (buffer.Length <= WebSocketFrame.MaxHeaderLength + 2)
+        {
+            throw new ArgumentException("the relay needs read buffers longer than a frame header", nameof(buffer));
+        }
+        while (true)
+        {
+            var filled = TakeReadCarry(buffer.Span);
+            int read;
+            try
+            {
+                read = await _client!.ReadAsync(buffer[filled..], cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (IsPeerFailure(ex, cancellationToken))
+            {
+                return await OnClientReadEndedAsync(ex).ConfigureAwait(false);
+            }
+            if (read == 0)
+            {
+                return await OnClientReadEndedAsync(null).ConfigureAwait(false);
+            }
+            var produced = OnReadFromClient(buffer.Span[..(filled + read)]);
+            if (produced > 0)
+            {
+                return produced;
+            }
+            if (_clientViolation)
+            {
+                return await CloseForClientViolationAsync().ConfigureAwait(false);
+            }
+            // Everything read was a swallowed pong or part of a header: never return 0 (end of stream) for it. Wait for
+            // more without YARP's 64 KiB buffer, as YARP itself does between reads, so an idle tunnel holds no buffer.
+            await ZeroByteReadAsync(cancellationToken).ConfigureAwait(false);
+            if (_pendingLength > 0)
+            {
+                return TakePending(buffer.Span);
+            }
+            if (_clientViolation || _clientReadEnded)
+            {
+                return 0;
+            }
+        }
+    }
+
+    /// <summary>Notes the client's activity and filters what it sent; returns the bytes that go on to the backend.</summary>
+    private int OnReadFromClient(Span<byte> data)
+    {
+        Volatile.Write(ref _clientAlive.LastHeard, _sweeper.Now);
+        _toBackend.BeginRelay();
+        var produced = FilterFromClient(data);
+        if (_fromClient.CloseCode != 0)
+        {
+            Decide(RelayMetrics.ClosedBy.Client, _fromClient.CloseCode);
+        }
+        if (produced == 0)
+        {
+            // Nothing for YARP to write: the backend has what it had, whole frames up to here.
+            _toBackend.EndRelay(_fromClient.AtFrameBoundary);
+        }
+        return produced;
+    }
+
+    /// <summary>Compacts <paramref name="data"/> in place: drops the gateway's pongs, holds back a split header.</summary>
+    private int FilterFromClient(Span<byte> data)
+    {
+        int read = 0, write = 0;
+        var pongExpected = Volatile.Read(ref _clientAlive.Outstanding);
+        var expected = _clientAlive.Payload;
+        while (read < data.Length)
+        {
+            switch (_fromClient.Scan(data[read..], pongExpected, expected, out var length))
+            {
+                case ScanResult.Pass:
+                    if (write != read)
+                    {
+                        data.Slice(read, length).CopyTo(data[write..]);
+                    }
+                    write += length;
+                    read += length;
+                    break;
+                case ScanResult.Swallow:
+                    read += length;
+                    pongExpected = false;
+                    OnPong(ref _clientAlive, RelayMetrics.Side.Client);
+                    break;
+                case ScanResult.NeedMore:
+                    var rest = data[read..];
+                    _readCarry ??= new byte[WebSocketFrame.MaxHeaderLength + 2];
+                    rest.CopyTo(_readCarry);
+                    _readCarryLength = rest.Length;
+                    read = data.Length;
+                    break;
+                case ScanResult.Violation:
+                    // Nothing from the offending frame on is forwarded.
+                    _clientViolation = true;
+                    read = data.Length;
+                    break;
+            }
+        }
+        return write;
+    }
+
+    private int TakeReadCarry(Span<byte> destination)
+    {
+        var length = _readCarryLength;
+        if (length > 0)
+        {
+            _readCarry.AsSpan(0, length).CopyTo(destination);
+            _readCarryLength = 0;
+        }
+        return length;
+    }
+
+    /// <summary>
+    /// The client's stream ended (0) or failed (<paramref name="error"/>). After its Close, or after the gateway began
+    /// closing, that is the expected end; otherwise the client vanished without a Close (RFC 6455 §7.1.5: 1006), and
+    /// the backend hears a Close 1001 in its place.
+    /// </summary>
+    private async ValueTask<int> OnClientReadEndedAsync(Exception? error)
+    {
+        _clientReadEnded = true;
+        if (_fromClient.CloseCode == 0 && !IsClosing)
+        {
+            await ClientLostAsync(error).ConfigureAwait(false);
+        }
+        return 0;
+    }
+
+    /// <summary>
+    /// A failure of the peer (reset, abort) rather than YARP's own cancellation of the copy, which YARP expects to see
+    /// as an exception. When the client's request is aborted, YARP's token is cancelled with it: that is the client's
+    /// doing, or the gateway's, and ends the stream quietly too.
+    /// </summary>
+    private bool IsPeerFailure(Exception exception, CancellationToken cancellationToken) =>
+        exception is IOException or OperationCanceledException or ObjectDisposedException or System.Net.Sockets.SocketException or InvalidOperationException
+        && (!cancellationToken.IsCancellationRequested || _context.RequestAborted.IsCancellationRequested);
+}

@@ -1,0 +1,262 @@
+using System.Buffers;
+
+namespace Gateway.Relay;
+
+// How a tunnel ends. Who closed, with which code, and whether it counts against the backend is decided here, once
+// (the first to decide wins); every close the gateway makes is a Close frame with a registered code (RFC 6455 §7.4.1),
+// counted and logged. Whatever a client does may end its own tunnel and never counts against the backend.
+public sealed partial class RelayTunnel
+{
+    /// <summary>How long a close waits for the peers to finish, twice over, before it cuts both connections.</summary>
+    private const long CloseGraceMs = 2000;
+
+    /// <summary>How long a reaped client may take to accept its Close before its connection is cut.</summary>
+    private static readonly TimeSpan GoodbyeWait = TimeSpan.FromMilliseconds(250);
+
+    private int _closing;
+    private long _abortAt;
+
+    // The outcome: 0 undecided, 1 being written, 2 decided (then the fields below are final).
+    private int _outcome;
+    private string? _closedBy;
+    private ushort _closeCode;
+    private bool _backendFault;
+
+    private bool IsClosing => Volatile.Read(ref _closing) != 0;
+
+    /// <summary>True when the tunnel ended through the backend's fault: passive health hears of it.</summary>
+    internal bool EndedByBackendFault => Volatile.Read(ref _outcome) == 2 && _backendFault;
+
+    /// <summary>True when the outcome was decided (by a Close frame or by the gateway), not left to how YARP ended.</summary>
+    internal bool OutcomeDecided => Volatile.Read(ref _outcome) == 2;
+
+    /// <summary>Records who ended the tunnel first and how; later calls change nothing.</summary>
+    private bool Decide(string closedBy, ushort code, bool backendFault = false)
+    {
+        if (Interlocked.CompareExchange(ref _outcome, 1, 0) != 0)
+        {
+            return false;
+        }
+        _closedBy = closedBy;
+        _closeCode = code;
+        _backendFault = backendFault;
+        Volatile.Write(ref _outcome, 2);
+        return true;
+    }
+
+    /// <summary>The outcome for the metrics; without a decision the connection ended without a Close (1006, §7.1.5).</summary>
+    private (string ClosedBy, ushort Code) Outcome()
+    {
+        var spin = new SpinWait();
+        while (Volatile.Read(ref _outcome) == 1)
+        {
+            spin.SpinOnce();
+        }
+        return Volatile.Read(ref _outcome) == 2
+            ? (_closedBy!, _closeCode)
+            : (_clientReadEnded ? RelayMetrics.ClosedBy.Client : RelayMetrics.ClosedBy.Backend, (ushort)1006);
+    }
+
+    private bool BeginClosing()
+    {
+        if (Interlocked.Exchange(ref _closing, 1) != 0)
+        {
+            return false;
+        }
+        StartCloseDeadline();
+        return true;
+    }
+
+    /// <summary>From now on the tunnel is ending: the sweep cuts both connections if it is not over within the grace.</summary>
+    private void StartCloseDeadline()
+    {
+        Volatile.Write(ref _closing, 1);
+        Interlocked.CompareExchange(ref _abortAt, _sweeper.Now + 2 * CloseGraceMs, 0);
+    }
+
+    private void EnforceCloseDeadline(long now)
+    {
+        var abortAt = Volatile.Read(ref _abortAt);
+        if (abortAt != 0 && now >= abortAt && Interlocked.CompareExchange(ref _abortAt, -1, abortAt) == abortAt)
+        {
+            _toClient.Abandon();
+            _toBackend.Abandon();
+            EndBackend();
+            _context.Abort();
+        }
+    }
+
+    // ---- The client's doing ----
+
+    /// <summary>Runs inside YARP's read of the client: the client hears what it did wrong, the backend a Close 1001.</summary>
+    private async ValueTask<int> CloseForClientViolationAsync()
+    {
+        _clientReadEnded = true;
+        if (BeginClosing())
+        {
+            var code = _fromClient.ViolationCode;
+            var reason = _fromClient.ViolationReason ?? "protocol error";
+            Decide(RelayMetrics.ClosedBy.GatewayLimit, code);
+            Log.ClientViolation(_logger, RouteId, reason, code, 1001);
+            // The client's Close first: after it nothing more reaches the client, so the backend's answer to its own
+            // Close (next) cannot overtake the code that says what the client did wrong. The offending frame never
+            // reached the backend, which hears a normal goodbye and stays healthy.
+            await SendCloseAsync(toBackend: false, code, reason, InjectionWait.ForBoundary).ConfigureAwait(false);
+            await SendCloseAsync(toBackend: true, 1001, "client closed by gateway", InjectionWait.ForBoundary).ConfigureAwait(false);
+        }
+        return 0;
+    }
+
+    /// <summary>The client's connection ended or broke without a Close: the backend hears 1001 in its place.</summary>
+    private async Task ClientLostAsync(Exception? error)
+    {
+        if (!BeginClosing())
+        {
+            return;
+        }
+        Decide(RelayMetrics.ClosedBy.Client, 1006);
+        Log.ClientLost(_logger, RouteId, error?.Message ?? "connection closed");
+        _stopRelayToClient = true;
+        // YARP is inside its read of the client, so it writes nothing to the backend: the backend is at a frame boundary
+        // unless the client vanished in the middle of a frame, and then no Close can follow; the connection just ends.
+        if (!await SendCloseAsync(toBackend: true, 1001, "client went away", InjectionWait.ForInjector).ConfigureAwait(false))
+        {
+            EndBackend();
+        }
+    }
+
+    /// <summary>Keepalive: the client sent nothing for the timeout after a ping.</summary>
+    private async Task ReapClientAsync()
+    {
+        if (!BeginClosing())
+        {
+            return;
+        }
+        Decide(RelayMetrics.ClosedBy.GatewayReaped, 1001);
+        _metrics.Reaped(RelayMetrics.Side.Client, RouteId);
+        Log.ClientReaped(_logger, RouteId, 1001, 1001);
+        // The backend's answer to its Close is not for a client that is gone (and would precede the client's own Close).
+        _stopRelayToClient = true;
+        await SendCloseAsync(toBackend: true, 1001, "client stopped responding", InjectionWait.ForBoundary).ConfigureAwait(false);
+        // The client gets one too if its connection still takes it, but nobody waits long for a peer that is gone.
+        var toClient = SendCloseAsync(toBackend: false, 1001, "ping timeout", InjectionWait.ForBoundary).AsTask();
+        await Task.WhenAny(toClient, Task.Delay(GoodbyeWait, _sweeper.Time)).ConfigureAwait(false);
+        _context.Abort();
+    }
+
+    /// <summary>Bytes for the client stayed unsent for the timeout: it stopped reading. Its doing, not the backend's.</summary>
+    private async Task ClientStalledAsync()
+    {
+        if (!BeginClosing())
+        {
+            return;
+        }
+        Decide(RelayMetrics.ClosedBy.ClientStalled, 1006);
+        Log.ClientStalled(_logger, RouteId, _timeoutMs, 1001);
+        _stopRelayToClient = true;
+        await SendCloseAsync(toBackend: true, 1001, "client not reading", InjectionWait.ForBoundary).ConfigureAwait(false);
+        // No Close can reach a client whose window is full: the connection is cut, which also ends YARP's pending write.
+        _context.Abort();
+    }
+
+    // ---- The backend's doing ----
+
+    /// <summary>Runs inside YARP's read of the backend: the client hears 1014, the backend what it did wrong.</summary>
+    private async ValueTask<int> CloseForBackendViolationAsync()
+    {
+        if (BeginClosing())
+        {
+            var reason = _fromBackend.ViolationReason ?? "protocol error";
+            Decide(RelayMetrics.ClosedBy.GatewayLimit, 1014, backendFault: true);
+            Log.BackendViolation(_logger, RouteId, reason, 1014, _fromBackend.ViolationCode);
+            await SendCloseAsync(toBackend: false, 1014, "bad gateway: backend broke protocol", InjectionWait.ForBoundary).ConfigureAwait(false);
+            await SendCloseAsync(toBackend: true, _fromBackend.ViolationCode, reason, InjectionWait.ForBoundary).ConfigureAwait(false);
+        }
+        EndBackend();
+        return 0;
+    }
+
+    /// <summary>
+    /// Runs inside YARP's read of the backend: its connection ended (FIN or RST) without a Close. The client hears
+    /// 1014 (RFC 6455 §7.4.1, "bad gateway") at once instead of a bare TCP close it would report as 1006.
+    /// </summary>
+    private async Task BackendLostAsync(Exception? error)
+    {
+        if (!BeginClosing())
+        {
+            return;
+        }
+        Decide(RelayMetrics.ClosedBy.Backend, 1006, backendFault: true);
+        Log.BackendLost(_logger, RouteId, error?.Message ?? "connection closed", 1014);
+        _stopRelayToBackend = true;
+        // YARP writes nothing to the client while it waits in this read: the client is at a frame boundary unless the
+        // backend died in the middle of a frame, and then no Close can follow.
+        await SendCloseAsync(toBackend: false, 1014, "backend connection lost", InjectionWait.ForInjector).ConfigureAwait(false);
+    }
+
+    /// <summary>Keepalive: the backend sent nothing for the timeout after a ping, or stopped reading.</summary>
+    private async Task ReapBackendAsync(string why)
+    {
+        if (!BeginClosing())
+        {
+            return;
+        }
+        Decide(RelayMetrics.ClosedBy.GatewayReaped, 1011, backendFault: true);
+        _metrics.Reaped(RelayMetrics.Side.Backend, RouteId);
+        Log.BackendReaped(_logger, RouteId, why, 1011);
+        await SendCloseAsync(toBackend: false, 1011, why, InjectionWait.ForBoundary).ConfigureAwait(false);
+        // Ending the backend stream ends YARP's backend-to-client copy; YARP then tears the tunnel down and the client
+        // connection closes after the Close frame already written.
+        EndBackend();
+    }
+
+    // ---- The gateway's doing ----
+
+    /// <summary>Shutdown: both sides hear 1001 "going away" (RFC 6455 §7.4.1) instead of a cut connection.</summary>
+    internal void Drain() => Run(DrainAsync());
+
+    private async Task DrainAsync()
+    {
+        if (!BeginClosing())
+        {
+            return;
+        }
+        Decide(RelayMetrics.ClosedBy.Drain, 1001);
+        await SendCloseAsync(toBackend: false, 1001, "gateway shutting down", InjectionWait.ForBoundary).ConfigureAwait(false);
+        await SendCloseAsync(toBackend: true, 1001, "gateway shutting down", InjectionWait.ForBoundary).ConfigureAwait(false);
+    }
+
+    private async ValueTask<bool> SendCloseAsync(bool toBackend, ushort code, string reason, InjectionWait wait)
+    {
+        var frame = ArrayPool<byte>.Shared.Rent(WebSocketFrame.MaxControlFrameLength);
+        try
+        {
+            var length = WebSocketFrame.WriteClose(frame, code, reason, masked: toBackend);
+            if (await InjectAsync(toBackend, frame.AsMemory(0, length), wait, isClose: true).ConfigureAwait(false))
+            {
+                _metrics.GatewayClose(toBackend ? RelayMetrics.Side.Backend : RelayMetrics.Side.Client, code, RouteId);
+                return true;
+            }
+            return false;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(frame);
+        }
+    }
+
+    /// <summary>Starts a close or a ping from the sweep and observes it: a failure is logged, never left unobserved.</summary>
+    private void Run(Task task)
+    {
+        if (task.IsCompleted)
+        {
+            if (task.IsFaulted)
+            {
+                Log.BackgroundFailed(_logger, RouteId, task.Exception!);
+            }
+            return;
+        }
+        task.ContinueWith(static (t, state) => Log.BackgroundFailed(((RelayTunnel)state!)._logger, ((RelayTunnel)state!).RouteId, t.Exception!),
+            this, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+    }
+}

@@ -1,0 +1,109 @@
+using System.Buffers;
+using System.Security.Cryptography;
+using Gateway.KeepAlive;
+
+namespace Gateway.Relay;
+
+// Keepalive, driven by the sweeper: pings into idle connections, pongs swallowed, silent or stalled peers given up on.
+public sealed partial class RelayTunnel
+{
+    private static readonly ulong PingSecret = BitConverter.ToUInt64(RandomNumberGenerator.GetBytes(8));
+
+    private readonly bool _keepAlive;
+    private readonly bool _backendKeepAlive;
+    private readonly long _intervalMs;
+    private readonly long _pingAfterMs;
+    private readonly long _timeoutMs;
+    private PeerKeepAlive _clientAlive;
+    private PeerKeepAlive _backendAlive;
+
+    /// <summary>One sweep's look at the tunnel: a deadline to enforce, a peer to give up on, or a ping to send.</summary>
+    internal void OnSweep(long now)
+    {
+        if (Volatile.Read(ref _completed) != 0)
+        {
+            return;
+        }
+        if (IsClosing)
+        {
+            EnforceCloseDeadline(now);
+            return;
+        }
+        if (!_keepAlive)
+        {
+            return;
+        }
+        // A peer that stops reading first: while YARP waits to write to it, it cannot read the other peer, whose
+        // pongs then go unread; that silence is not the other peer's fault.
+        var clientWriteSince = Volatile.Read(ref _clientWriteSince);
+        var backendWriteSince = Volatile.Read(ref _backendWriteSince);
+        if (clientWriteSince != 0 && now - clientWriteSince >= _timeoutMs)
+        {
+            Run(ClientStalledAsync());
+            return;
+        }
+        if (_backendKeepAlive && _backend is not null && backendWriteSince != 0 && now - backendWriteSince >= _timeoutMs)
+        {
+            Run(ReapBackendAsync("backend not reading"));
+            return;
+        }
+        if (backendWriteSince == 0 && _clientAlive.IsSilent(now, _timeoutMs))
+        {
+            Run(ReapClientAsync());
+            return;
+        }
+        if (_backendKeepAlive && _backend is not null && clientWriteSince == 0 && _backendAlive.IsSilent(now, _timeoutMs))
+        {
+            Run(ReapBackendAsync("backend not responding"));
+            return;
+        }
+        if (_clientAlive.IsPingDue(now, _pingAfterMs))
+        {
+            Run(PingAsync(toBackend: false, now));
+        }
+        if (_backendKeepAlive && _backend is not null && _backendAlive.IsPingDue(now, _pingAfterMs))
+        {
+            Run(PingAsync(toBackend: true, now));
+        }
+    }
+
+    /// <summary>
+    /// Sends a ping to one peer: unmasked toward the client, masked toward the backend (RFC 6455 §5.3), between YARP's
+    /// writes and at a frame boundary. If the moment is wrong (YARP writing, mid-frame), the next sweep tries again.
+    /// </summary>
+    private async Task PingAsync(bool toBackend, long now)
+    {
+        if (Interlocked.Exchange(ref PeerOf(toBackend).Writing, 1) == 1)
+        {
+            return;
+        }
+        var frame = ArrayPool<byte>.Shared.Rent(WebSocketFrame.MaxControlFrameLength);
+        try
+        {
+            var payload = (ulong)_sweeper.Time.GetTimestamp() ^ PingSecret;
+            var length = WebSocketFrame.WritePing(frame, payload, masked: toBackend);
+            PeerOf(toBackend).Arm(payload, now, _sweeper.Time.GetTimestamp());
+            if (await InjectAsync(toBackend, frame.AsMemory(0, length), InjectionWait.None, isClose: false).ConfigureAwait(false))
+            {
+                _metrics.PingSent(toBackend ? RelayMetrics.Side.Backend : RelayMetrics.Side.Client);
+            }
+            else if (!IsClosing)
+            {
+                PeerOf(toBackend).Disarm();
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(frame);
+            Volatile.Write(ref PeerOf(toBackend).Writing, 0);
+        }
+    }
+
+    private ref PeerKeepAlive PeerOf(bool backend) => ref backend ? ref _backendAlive : ref _clientAlive;
+
+    private void OnPong(ref PeerKeepAlive peer, string side)
+    {
+        Volatile.Write(ref peer.Outstanding, false);
+        _metrics.PongReceived(side, _sweeper.Time.GetElapsedTime(peer.SentTimestamp));
+    }
+}
