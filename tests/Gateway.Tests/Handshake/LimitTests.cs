@@ -28,6 +28,7 @@ public sealed class LimitTests : IAsyncLifetime
         var before = _backend.Requests;
         var refused = await HandshakeAsync(gateway);
         Assert.Equal(503, refused.Status);
+        Assert.Equal("5", refused.Header("Retry-After"));
         Assert.Contains("connection limit", refused.Body);
         Assert.Equal(before, _backend.Requests);
 
@@ -55,6 +56,7 @@ public sealed class LimitTests : IAsyncLifetime
         var before = _backend.Requests;
         var refused = await HandshakeAsync(gateway, "203.0.113.1");
         Assert.Equal(503, refused.Status);
+        Assert.Equal("5", refused.Header("Retry-After"));
         Assert.Contains("your address", refused.Body);
         Assert.Equal(before, _backend.Requests);
 
@@ -86,6 +88,7 @@ public sealed class LimitTests : IAsyncLifetime
         var before = _backend.Requests;
         var refused = await HandshakeAsync(gateway, "2001:db8:1:1:ffff:ffff:ffff:ffff");
         Assert.Equal(503, refused.Status);
+        Assert.Equal("5", refused.Header("Retry-After"));
         Assert.Contains("your address", refused.Body);
         Assert.Equal(before, _backend.Requests);
 
@@ -139,6 +142,7 @@ public sealed class LimitTests : IAsyncLifetime
 
         var refused = await HandshakeAsync(gateway, "203.0.113.2");
         Assert.Equal(503, refused.Status);
+        Assert.Equal("5", refused.Header("Retry-After"));
         await WebSocketClient.CloseAsync(held);
     }
 
