@@ -5,18 +5,21 @@ using Gateway.Policies;
 namespace Gateway.Handshake;
 
 /// <summary>
-/// A policy's limits, on System.Threading.RateLimiting: a token bucket per client address for the handshake rate,
-/// and concurrency limiters (in total, and per client address) for open tunnels. A tunnel holds its permits until
-/// the proxied request ends, which for a WebSocket is when the tunnel closes.
+/// A policy's limits, on System.Threading.RateLimiting: a token bucket per client for the handshake rate, and
+/// concurrency limiters (in total, and per client) for open tunnels. A client is an IPv4 address or an IPv6 network
+/// of the policy's prefix length (<see cref="ClientKey"/>). A tunnel holds its permits until the proxied request
+/// ends, which for a WebSocket is when the tunnel closes.
 /// </summary>
 internal sealed class ConnectionLimits : IDisposable
 {
-    private readonly PartitionedRateLimiter<IPAddress>? _handshakeRate;
+    private readonly PartitionedRateLimiter<ClientKey>? _handshakeRate;
     private readonly ConcurrencyLimiter? _total;
-    private readonly PartitionedRateLimiter<IPAddress>? _perClient;
+    private readonly PartitionedRateLimiter<ClientKey>? _perClient;
+    private readonly int _ipv6PrefixLength;
 
     public ConnectionLimits(ConnectionLimitOptions options)
     {
+        _ipv6PrefixLength = options.IPv6PrefixLength;
         if (options.HandshakesPerMinutePerClient > 0)
         {
             // Bursts up to a minute's allowance, refilled evenly (fractionally, on the partitioned limiter's timer),
@@ -30,8 +33,8 @@ internal sealed class ConnectionLimits : IDisposable
                 AutoReplenishment = false,
             };
             // One factory delegate for all partitions: the partitioner runs per handshake and should not allocate.
-            Func<IPAddress, TokenBucketRateLimiterOptions> rateFactory = _ => rate;
-            _handshakeRate = PartitionedRateLimiter.Create<IPAddress, IPAddress>(
+            Func<ClientKey, TokenBucketRateLimiterOptions> rateFactory = _ => rate;
+            _handshakeRate = PartitionedRateLimiter.Create<ClientKey, ClientKey>(
                 client => RateLimitPartition.GetTokenBucketLimiter(client, rateFactory));
         }
         if (options.MaxConnections > 0)
@@ -42,8 +45,8 @@ internal sealed class ConnectionLimits : IDisposable
         {
             var perClient = new ConcurrencyLimiterOptions { PermitLimit = options.MaxConnectionsPerClient, QueueLimit = 0 };
             // Idle partitions (no open tunnel) are dropped by the partitioned limiter, so memory follows active clients.
-            Func<IPAddress, ConcurrencyLimiterOptions> perClientFactory = _ => perClient;
-            _perClient = PartitionedRateLimiter.Create<IPAddress, IPAddress>(
+            Func<ClientKey, ConcurrencyLimiterOptions> perClientFactory = _ => perClient;
+            _perClient = PartitionedRateLimiter.Create<ClientKey, ClientKey>(
                 client => RateLimitPartition.GetConcurrencyLimiter(client, perClientFactory));
         }
     }
@@ -51,12 +54,15 @@ internal sealed class ConnectionLimits : IDisposable
     public bool IsEmpty => _handshakeRate is null && _total is null && _perClient is null;
 
     /// <summary>
-    /// Takes a handshake token and the tunnel's permits, or says which limit refused and, for the rate, when to retry.
+    /// Takes a handshake token and the tunnel's permits for the client at <paramref name="address"/> (the connection's
+    /// remote address, already taken from X-Forwarded-For when the peer is a trusted forwarder), or says which limit
+    /// refused and, for the rate, when to retry.
     /// </summary>
-    public RefusalReason? TryEnter(IPAddress client, out Permit permit, out TimeSpan retryAfter)
+    public RefusalReason? TryEnter(IPAddress? address, out Permit permit, out TimeSpan retryAfter)
     {
         permit = default;
         retryAfter = TimeSpan.Zero;
+        var client = ClientKey.From(address, _ipv6PrefixLength);
         if (_handshakeRate is not null)
         {
             using var token = _handshakeRate.AttemptAcquire(client);

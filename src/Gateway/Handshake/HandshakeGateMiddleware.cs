@@ -1,4 +1,3 @@
-using System.Net;
 using Gateway.Listeners;
 
 namespace Gateway.Handshake;
@@ -75,7 +74,7 @@ public sealed class HandshakeGateMiddleware
         var permit = default(ConnectionLimits.Permit);
         if (!rules.Limits.IsEmpty)
         {
-            var limited = rules.Limits.TryEnter(ClientAddress(context), out permit, out var retryAfter);
+            var limited = rules.Limits.TryEnter(context.Connection.RemoteIpAddress, out permit, out var retryAfter);
             if (limited is { } reason)
             {
                 await _reporter.RefuseAsync(context, reason, route, retryAfter: retryAfter);
@@ -106,15 +105,4 @@ public sealed class HandshakeGateMiddleware
             await _reporter.RefuseAsync(context, RefusalReason.BackendSubprotocol, route, refusal.Detail);
         }
     }
-
-    /// <summary>
-    /// The connection's remote address (already taken from X-Forwarded-For when the peer is a trusted forwarder).
-    /// IPv4 clients of a dual-stack listener appear as IPv4-mapped IPv6; they count as the IPv4 address.
-    /// </summary>
-    private static IPAddress ClientAddress(HttpContext context) => context.Connection.RemoteIpAddress switch
-    {
-        null => IPAddress.IPv6None,
-        { IsIPv4MappedToIPv6: true } mapped => mapped.MapToIPv4(),
-        var address => address,
-    };
 }

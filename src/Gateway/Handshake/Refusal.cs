@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text;
 
 namespace Gateway.Handshake;
@@ -26,14 +27,22 @@ public enum RefusalReason
 /// <summary>The fixed answer for one <see cref="RefusalReason"/>, built once.</summary>
 internal sealed class Refusal
 {
+    /// <summary>
+    /// <c>Retry-After</c> of every 503 for lack of room (RFC 9110 section 10.2.3). On a busy gateway tunnels close all
+    /// the time, so room comes back within seconds; a client at its own limit has to close one of its own first.
+    /// Sooner would invite a reconnect loop against a full gateway, later would keep clients away after room is back.
+    /// </summary>
+    public const int NoRoomRetryAfterSeconds = 5;
+
     private static readonly Refusal[] ByReason = Build();
 
-    private Refusal(RefusalReason reason, int status, string tag, string text)
+    private Refusal(RefusalReason reason, int status, string tag, string text, string? retryAfter = null)
     {
         Reason = reason;
         Status = status;
         Tag = tag;
         Text = text;
+        RetryAfter = retryAfter;
         Body = Encoding.UTF8.GetBytes($"{status} {text}\n");
     }
 
@@ -49,12 +58,16 @@ internal sealed class Refusal
 
     public byte[] Body { get; }
 
+    /// <summary>A fixed <c>Retry-After</c> (seconds) this refusal always carries, or null.</summary>
+    public string? RetryAfter { get; }
+
     public static Refusal Of(RefusalReason reason) => ByReason[(int)reason];
 
     public static IEnumerable<Refusal> All => ByReason;
 
     private static Refusal[] Build()
     {
+        var noRoom = NoRoomRetryAfterSeconds.ToString(CultureInfo.InvariantCulture);
         Refusal[] all =
         [
             new(RefusalReason.Method, StatusCodes.Status405MethodNotAllowed, "method",
@@ -82,13 +95,13 @@ internal sealed class Refusal
             new(RefusalReason.RateLimit, StatusCodes.Status429TooManyRequests, "rate_limit",
                 "WebSocket handshake refused: too many handshakes from your address, retry after the time in Retry-After"),
             new(RefusalReason.ConnectionLimit, StatusCodes.Status503ServiceUnavailable, "connection_limit",
-                "WebSocket handshake refused: the route is at its connection limit, retry later"),
+                "WebSocket handshake refused: the route is at its connection limit, retry after the time in Retry-After", noRoom),
             new(RefusalReason.ClientConnectionLimit, StatusCodes.Status503ServiceUnavailable, "client_connection_limit",
-                "WebSocket handshake refused: your address has too many open WebSocket connections"),
+                "WebSocket handshake refused: your address has too many open WebSocket connections", noRoom),
             new(RefusalReason.BackendSubprotocol, StatusCodes.Status502BadGateway, "backend_subprotocol",
                 "WebSocket handshake failed: the backend chose a subprotocol the client did not offer (RFC 6455 section 4.1)"),
             new(RefusalReason.Descriptors, StatusCodes.Status503ServiceUnavailable, "descriptors",
-                "WebSocket handshake refused: the gateway is at its open-file limit, retry later"),
+                "WebSocket handshake refused: the gateway is at its open-file limit, retry after the time in Retry-After", noRoom),
         ];
         for (var i = 0; i < all.Length; i++)
         {

@@ -57,14 +57,15 @@ public sealed class RefusalReporter
                 headers.Upgrade = "websocket";
                 headers.Connection = "Upgrade";
                 break;
-            case RefusalReason.Descriptors:
-                // RFC 9110 section 10.2.3: a 503 may say when to come back; tunnels close all the time.
-                headers.RetryAfter = "5";
-                break;
             case RefusalReason.RateLimit:
                 var seconds = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds));
                 headers.RetryAfter = seconds.ToString(CultureInfo.InvariantCulture);
                 break;
+        }
+        if (refusal.RetryAfter is { } fixedRetryAfter)
+        {
+            // RFC 9110 section 10.2.3: the 503s for lack of room say when to come back (Refusal.NoRoomRetryAfterSeconds).
+            headers.RetryAfter = fixedRetryAfter;
         }
         headers.CacheControl = "no-store";
         headers.XContentTypeOptions = "nosniff";

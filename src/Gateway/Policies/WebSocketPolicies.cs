@@ -118,5 +118,10 @@ public sealed class WebSocketPolicies
         {
             throw new GatewayConfigurationException($"{key}:HandshakesPerMinutePerClient", "must not be negative (0 means no limit)");
         }
+        if (limits.IPv6PrefixLength is < 1 or > 128)
+        {
+            throw new GatewayConfigurationException($"{key}:IPv6PrefixLength",
+                $"must be between 1 and 128 (IPv6 clients are counted per network of this prefix; 64 is one subscriber, 128 one address), not {limits.IPv6PrefixLength}");
+        }
     }
 }

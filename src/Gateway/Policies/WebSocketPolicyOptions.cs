@@ -54,14 +54,21 @@ public sealed class ConnectionLimitOptions
     /// <summary>Open WebSocket connections over all routes of this policy; 0 means no limit. Over it: 503.</summary>
     public int MaxConnections { get; set; }
 
-    /// <summary>Open WebSocket connections per client IP address; 0 means no limit. Over it: 503.</summary>
+    /// <summary>Open WebSocket connections per client (see <see cref="IPv6PrefixLength"/>); 0 means no limit. Over it: 503.</summary>
     public int MaxConnectionsPerClient { get; set; }
 
     /// <summary>
-    /// WebSocket handshakes a client IP address may make per minute (a token bucket: bursts up to this many, then
+    /// WebSocket handshakes a client may make per minute (a token bucket: bursts up to this many, then
     /// refilled evenly); 0 means no limit. Over it: 429 with Retry-After.
     /// </summary>
     public int HandshakesPerMinutePerClient { get; set; }
+
+    /// <summary>
+    /// The per-client limits count an IPv6 client by the network of this prefix length (1-128): a subscriber is
+    /// usually given a /64 and can use any address in it. IPv4 clients (also IPv4-mapped, and the well-known
+    /// NAT64 prefix 64:ff9b::/96) always count per address.
+    /// </summary>
+    public int IPv6PrefixLength { get; set; } = Handshake.ClientKey.DefaultIPv6PrefixLength;
 }
 
 public sealed class KeepAliveOptions

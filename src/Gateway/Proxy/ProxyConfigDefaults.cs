@@ -48,14 +48,14 @@ public sealed class ProxyConfigDefaults : IProxyConfigFilter
         }
 
         // Sticky by default: a chat client that reconnects should find its session where it left it.
-        affinity = affinity is null
-            ? new SessionAffinityConfig { Enabled = true, Policy = "Cookie", AffinityKeyName = DefaultAffinityKeyName }
-            : affinity with
-            {
-                Enabled = affinity.Enabled ?? true,
-                Policy = affinity.Policy ?? "Cookie",
-                AffinityKeyName = string.IsNullOrEmpty(affinity.AffinityKeyName) ? DefaultAffinityKeyName : affinity.AffinityKeyName,
-            };
+        affinity ??= new SessionAffinityConfig();
+        affinity = affinity with
+        {
+            Enabled = affinity.Enabled ?? true,
+            Policy = affinity.Policy ?? "Cookie",
+            AffinityKeyName = string.IsNullOrEmpty(affinity.AffinityKeyName) ? DefaultAffinityKeyName : affinity.AffinityKeyName,
+            Cookie = WithCookieDefaults(affinity.Cookie),
+        };
 
         // HTTP/1.1 to backends unless a cluster says otherwise: YARP would first try WebSockets over HTTP/2
         // (extended CONNECT) with https backends, and many backends refuse it.
@@ -71,6 +71,24 @@ public sealed class ProxyConfigDefaults : IProxyConfigFilter
             SessionAffinity = affinity,
             HttpRequest = request,
         });
+    }
+
+    /// <summary>
+    /// YARP 2.1 (SessionAffinity/AffinityHelpers.cs) writes the affinity cookie with <c>Secure</c> only when
+    /// <c>SecurePolicy</c> is set (unset means never, even over TLS), <c>HttpOnly</c> unless told otherwise, and no
+    /// <c>SameSite</c>. The gateway's default: <c>Secure</c> whenever the handshake came over TLS, so a cookie issued
+    /// on wss:// is never sent back over plain ws://, and <c>HttpOnly</c>, since no page script needs it. Whatever a
+    /// cluster sets itself stays; <c>SameSite</c> stays unset, so pages of other sites that the Origin rules allow
+    /// keep their affinity in browsers that still send cookies cross-site.
+    /// </summary>
+    internal static SessionAffinityCookieConfig WithCookieDefaults(SessionAffinityCookieConfig? cookie)
+    {
+        cookie ??= new SessionAffinityCookieConfig();
+        return cookie with
+        {
+            SecurePolicy = cookie.SecurePolicy ?? CookieSecurePolicy.SameAsRequest,
+            HttpOnly = cookie.HttpOnly ?? true,
+        };
     }
 
     public ValueTask<RouteConfig> ConfigureRouteAsync(RouteConfig route, ClusterConfig? cluster, CancellationToken cancel)

@@ -22,6 +22,7 @@ public sealed class HandshakeConfigurationTests
         Assert.Equal(0, policy.Limits.MaxConnections);
         Assert.Equal(0, policy.Limits.MaxConnectionsPerClient);
         Assert.Equal(0, policy.Limits.HandshakesPerMinutePerClient);
+        Assert.Equal(64, policy.Limits.IPv6PrefixLength);
         Assert.Empty(Load().TrustedForwarders);
     }
 
@@ -41,6 +42,7 @@ public sealed class HandshakeConfigurationTests
             ("Gateway:WebSocketPolicies:chat:Limits:MaxConnections", "50000"),
             ("Gateway:WebSocketPolicies:chat:Limits:MaxConnectionsPerClient", "20"),
             ("Gateway:WebSocketPolicies:chat:Limits:HandshakesPerMinutePerClient", "60"),
+            ("Gateway:WebSocketPolicies:chat:Limits:IPv6PrefixLength", "56"),
             ("Gateway:TrustedForwarders:0", "10.0.0.0/8"),
             ("Gateway:TrustedForwarders:1", "192.0.2.7"),
             ("Gateway:TrustedForwarders:2", "2001:db8::/32"),
@@ -52,6 +54,7 @@ public sealed class HandshakeConfigurationTests
         Assert.False(chat.Handshake.AllowPlainHttp);
         Assert.Equal(["chat.v2"], chat.Handshake.Subprotocols);
         Assert.Equal(20, chat.Limits.MaxConnectionsPerClient);
+        Assert.Equal(56, chat.Limits.IPv6PrefixLength);
         Assert.Equal(3, options.TrustedForwarders.Count);
     }
 
@@ -89,6 +92,9 @@ public sealed class HandshakeConfigurationTests
     [InlineData("Gateway:WebSocketPolicies:chat:Limits:MaxConnectionsPerClient", "-5", "Gateway:WebSocketPolicies:chat:Limits:MaxConnectionsPerClient")]
     [InlineData("Gateway:WebSocketPolicies:chat:Limits:HandshakesPerMinutePerClient", "lots", "Gateway:WebSocketPolicies:chat:Limits:HandshakesPerMinutePerClient")]
     [InlineData("Gateway:WebSocketPolicies:chat:Limits:HandshakesPerSecond", "5", "Gateway:WebSocketPolicies:chat:Limits:HandshakesPerSecond")]
+    [InlineData("Gateway:WebSocketPolicies:chat:Limits:IPv6PrefixLength", "0", "Gateway:WebSocketPolicies:chat:Limits:IPv6PrefixLength")]
+    [InlineData("Gateway:WebSocketPolicies:chat:Limits:IPv6PrefixLength", "129", "Gateway:WebSocketPolicies:chat:Limits:IPv6PrefixLength")]
+    [InlineData("Gateway:WebSocketPolicies:chat:Limits:IPv6PrefixLength", "/64", "Gateway:WebSocketPolicies:chat:Limits:IPv6PrefixLength")]
     [InlineData("Gateway:TrustedForwarders:0", "10.0.0.0/33", "Gateway:TrustedForwarders:0")]
     [InlineData("Gateway:TrustedForwarders:0", "loadbalancer.internal", "Gateway:TrustedForwarders:0")]
     [InlineData("Kestrel:Limits:MaxRequestLineSiz", "4096", "Kestrel:Limits:MaxRequestLineSiz")]
@@ -99,5 +105,13 @@ public sealed class HandshakeConfigurationTests
     {
         var error = Assert.Throws<GatewayConfigurationException>(() => Load((key, value)));
         Assert.Equal(reportedKey, error.Key);
+    }
+
+    [Fact]
+    public void An_IPv6_prefix_length_out_of_range_says_what_is_allowed()
+    {
+        var error = Assert.Throws<GatewayConfigurationException>(() => Load(("Gateway:WebSocketPolicies:chat:Limits:IPv6PrefixLength", "129")));
+        Assert.Contains("between 1 and 128", error.Message);
+        Assert.Contains("Gateway:WebSocketPolicies:chat:Limits:IPv6PrefixLength", error.Message);
     }
 }

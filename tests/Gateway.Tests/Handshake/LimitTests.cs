@@ -5,7 +5,10 @@ using Gateway.Tests.Infrastructure;
 
 namespace Gateway.Tests.Handshake;
 
-/// <summary>Connection limits (in total and per client address) hold and release when tunnels close; the handshake rate limit answers 429.</summary>
+/// <summary>
+/// Connection limits (in total and per client: an IPv4 address or an IPv6 /64) hold and release when tunnels close,
+/// and answer 503 with Retry-After; the handshake rate limit answers 429.
+/// </summary>
 public sealed class LimitTests : IAsyncLifetime
 {
     private ProbeBackend _backend = null!;
@@ -25,6 +28,7 @@ public sealed class LimitTests : IAsyncLifetime
         var before = _backend.Requests;
         var refused = await HandshakeAsync(gateway);
         Assert.Equal(503, refused.Status);
+        Assert.Equal("5", refused.Header("Retry-After"));
         Assert.Contains("connection limit", refused.Body);
         Assert.Equal(before, _backend.Requests);
 
@@ -52,6 +56,7 @@ public sealed class LimitTests : IAsyncLifetime
         var before = _backend.Requests;
         var refused = await HandshakeAsync(gateway, "203.0.113.1");
         Assert.Equal(503, refused.Status);
+        Assert.Equal("5", refused.Header("Retry-After"));
         Assert.Contains("your address", refused.Body);
         Assert.Equal(before, _backend.Requests);
 
@@ -73,6 +78,63 @@ public sealed class LimitTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_per_client_limit_counts_IPv6_clients_by_their_64_network()
+    {
+        await using var gateway = await StartAsync(new JsonObject { ["MaxConnectionsPerClient"] = 2 }, trustLoopback: true);
+        // Two addresses of one subscriber's /64 (say, privacy addresses) fill its allowance...
+        using var a1 = await ConnectAsync(gateway, "2001:db8:1:1::1");
+        using var a2 = await ConnectAsync(gateway, "2001:db8:1:1:8000::2");
+
+        var before = _backend.Requests;
+        var refused = await HandshakeAsync(gateway, "2001:db8:1:1:ffff:ffff:ffff:ffff");
+        Assert.Equal(503, refused.Status);
+        Assert.Equal("5", refused.Header("Retry-After"));
+        Assert.Contains("your address", refused.Body);
+        Assert.Equal(before, _backend.Requests);
+
+        // ...while the next /64 is another client.
+        using var b1 = await ConnectAsync(gateway, "2001:db8:1:2::1");
+        await EchoAsync(b1);
+
+        await WebSocketClient.CloseAsync(a1);
+        ClientWebSocket? a3 = null;
+        await HandshakeGateway.Eventually(async () => a3 = await ConnectAsync(gateway, "2001:db8:1:1::3"), TimeSpan.FromSeconds(5));
+        await EchoAsync(a3!);
+
+        foreach (var socket in new[] { a2, b1, a3! })
+        {
+            await WebSocketClient.CloseAsync(socket);
+        }
+        a3!.Dispose();
+    }
+
+    [Fact]
+    public async Task A_policy_can_count_IPv6_clients_by_another_prefix_length()
+    {
+        await using var gateway = await StartAsync(new JsonObject { ["MaxConnectionsPerClient"] = 1, ["IPv6PrefixLength"] = 128 }, trustLoopback: true);
+        using var a1 = await ConnectAsync(gateway, "2001:db8:1:1::1");
+
+        // Per address: another address of the same /64 has its own allowance, the same address has none left.
+        Assert.Equal(101, (await HandshakeAsync(gateway, "2001:db8:1:1::2")).Status);
+        Assert.Equal(503, (await HandshakeAsync(gateway, "2001:db8:1:1::1")).Status);
+        await WebSocketClient.CloseAsync(a1);
+    }
+
+    [Fact]
+    public async Task The_handshake_rate_counts_IPv6_clients_by_their_64_network()
+    {
+        await using var gateway = await StartAsync(new JsonObject { ["HandshakesPerMinutePerClient"] = 2 }, trustLoopback: true);
+        Assert.Equal(101, (await HandshakeAsync(gateway, "2001:db8:7:7::1")).Status);
+        Assert.Equal(101, (await HandshakeAsync(gateway, "2001:db8:7:7::2")).Status);
+
+        var limited = await HandshakeAsync(gateway, "2001:db8:7:7::3");
+        Assert.Equal(429, limited.Status);
+        Assert.NotNull(limited.Header("Retry-After"));
+
+        Assert.Equal(101, (await HandshakeAsync(gateway, "2001:db8:7:8::1")).Status);
+    }
+
+    [Fact]
     public async Task Without_trusted_forwarders_X_Forwarded_For_does_not_change_who_the_client_is()
     {
         await using var gateway = await StartAsync(new JsonObject { ["MaxConnectionsPerClient"] = 1 });
@@ -80,6 +142,7 @@ public sealed class LimitTests : IAsyncLifetime
 
         var refused = await HandshakeAsync(gateway, "203.0.113.2");
         Assert.Equal(503, refused.Status);
+        Assert.Equal("5", refused.Header("Retry-After"));
         await WebSocketClient.CloseAsync(held);
     }
 

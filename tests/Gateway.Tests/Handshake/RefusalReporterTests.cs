@@ -62,6 +62,31 @@ public sealed class RefusalReporterTests
         Assert.Equal(context.Response.ContentLength, ((MemoryStream)context.Response.Body).Length);
     }
 
+    [Theory]
+    [InlineData(RefusalReason.ConnectionLimit)]
+    [InlineData(RefusalReason.ClientConnectionLimit)]
+    [InlineData(RefusalReason.Descriptors)]
+    public async Task Every_503_for_lack_of_room_says_when_to_retry(RefusalReason reason)
+    {
+        using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
+        var metrics = new HandshakeMetrics(new GatewayMeter(services.GetRequiredService<IMeterFactory>()));
+        var reporter = new RefusalReporter(metrics, new CapturingLoggerProvider(), TimeProvider.System, TimeSpan.FromSeconds(1));
+
+        var context = Context();
+        await reporter.RefuseAsync(context, reason, "chat");
+        Assert.Equal(503, context.Response.StatusCode);
+        Assert.Equal("5", context.Response.Headers.RetryAfter.ToString());
+    }
+
+    [Fact]
+    public void Every_503_and_no_other_refusal_has_a_fixed_Retry_After()
+    {
+        foreach (var refusal in Refusal.All)
+        {
+            Assert.Equal(refusal.Status == 503, refusal.RetryAfter is not null);
+        }
+    }
+
     private static DefaultHttpContext Context()
     {
         var context = new DefaultHttpContext();
