@@ -24,7 +24,8 @@ public static class GatewayApplication
     /// Builds (does not start) the gateway. Every configuration mistake surfaces here as a
     /// <see cref="GatewayStartupException"/> whose message names the file and the key.
     /// </summary>
-    public static WebApplication Build(string[] args, Func<string, string?>? getEnvironment = null)
+    /// <param name="configureServices">Runs after the gateway's own registrations: tests replace the clock or add a logger here.</param>
+    public static WebApplication Build(string[] args, Func<string, string?>? getEnvironment = null, Action<IServiceCollection>? configureServices = null)
     {
         getEnvironment ??= Environment.GetEnvironmentVariable;
         var configFile = ConfigFileLocator.Locate(args, getEnvironment);
@@ -131,6 +132,7 @@ public static class GatewayApplication
             builder.Services.AddHostedService(services => services.GetRequiredService<WarmupService>());
         }
 
+        configureServices?.Invoke(builder.Services);
         var app = builder.Build();
         app.Services.GetRequiredService<Readiness>();
         // Metrics listen from the start, with the instruments of every feature created up front.

@@ -8,6 +8,9 @@ public sealed class CapturingLoggerProvider : ILoggerProvider, ILogger
 {
     public ConcurrentQueue<(string Category, EventId Id, string Message)> Lines { get; } = new();
 
+    /// <summary>The same lines with their level and exception.</summary>
+    public ConcurrentQueue<(string Category, LogLevel Level, EventId Id, string Message, Exception? Exception)> Records { get; } = new();
+
     private string _category = string.Empty;
 
     public ILogger CreateLogger(string categoryName) => new CapturingLoggerProvider.Scoped(this, categoryName);
@@ -17,7 +20,13 @@ public sealed class CapturingLoggerProvider : ILoggerProvider, ILogger
     public bool IsEnabled(LogLevel logLevel) => true;
 
     public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
-        Lines.Enqueue((_category, eventId, formatter(state, exception)));
+        Add(_category, logLevel, eventId, formatter(state, exception), exception);
+
+    private void Add(string category, LogLevel level, EventId id, string message, Exception? exception)
+    {
+        Lines.Enqueue((category, id, message));
+        Records.Enqueue((category, level, id, message, exception));
+    }
 
     public void Dispose()
     {
@@ -30,6 +39,6 @@ public sealed class CapturingLoggerProvider : ILoggerProvider, ILogger
         public bool IsEnabled(LogLevel logLevel) => true;
 
         public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
-            owner.Lines.Enqueue((category, eventId, formatter(state, exception)));
+            owner.Add(category, logLevel, eventId, formatter(state, exception), exception);
     }
 }

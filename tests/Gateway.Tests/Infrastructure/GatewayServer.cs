@@ -91,7 +91,8 @@ public sealed class GatewayServer : IAsyncDisposable
         return new JsonObject { ["Routes"] = routeObject, ["Clusters"] = clusterObject };
     }
 
-    public static async Task<GatewayServer> StartAsync(JsonObject config)
+    /// <param name="configureServices">Replaces or adds services after the gateway's own (a fake clock, a log capture).</param>
+    public static async Task<GatewayServer> StartAsync(JsonObject config, Action<IServiceCollection>? configureServices = null)
     {
         var directory = Directory.CreateTempSubdirectory("gateway-test-").FullName;
         var path = Path.Combine(directory, "gateway.json");
@@ -101,7 +102,7 @@ public sealed class GatewayServer : IAsyncDisposable
         // Seconds of CPU-heavy sessions at every start would slow the suite and disturb timing tests; Warmup/ tests turn it on.
         gateway["Warmup"] ??= new JsonObject { ["Enabled"] = false };
         await File.WriteAllTextAsync(path, config.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-        var app = GatewayApplication.Build(["--config", path]);
+        var app = GatewayApplication.Build(["--config", path], configureServices: configureServices);
         await GatewayApplication.StartAsync(app);
         return new GatewayServer(app, directory, path);
     }

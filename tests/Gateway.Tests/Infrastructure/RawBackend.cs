@@ -15,6 +15,7 @@ public sealed class RawBackend : IAsyncDisposable
     private readonly TcpListener _listener;
     private readonly CancellationTokenSource _stop = new();
     private readonly List<TcpClient> _connections = new();
+    private readonly List<Connection> _served = new();
     private readonly Task _accepting;
 
     public RawBackend()
@@ -38,6 +39,80 @@ public sealed class RawBackend : IAsyncDisposable
     public TaskCompletionSource<RawFrame> CloseReceived { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public int Handshakes;
+
+    /// <summary>What the backend's 101 says in <c>Sec-WebSocket-Extensions</c> (null: no header).</summary>
+    public string? Extensions { get; set; }
+
+    /// <summary>The upgraded connections, in the order their handshakes arrived.</summary>
+    public int Connections
+    {
+        get
+        {
+            lock (_served)
+            {
+                return _served.Count;
+            }
+        }
+    }
+
+    /// <summary>Writes raw bytes to one connection (frames of the test's own making, garbage, half a frame).</summary>
+    public Task SendRawAsync(int connection, byte[] bytes) => Served(connection).WriteAsync(bytes, _stop.Token);
+
+    /// <summary>Ends one connection with a TCP reset, as a killed process's kernel does.</summary>
+    public void Reset(int connection)
+    {
+        var socket = Served(connection).Client.Client;
+        socket.LingerState = new LingerOption(true, 0);
+        socket.Close();
+    }
+
+    /// <summary>Ends one connection with a FIN and no Close frame.</summary>
+    public void HangUp(int connection) => Served(connection).Client.Client.Shutdown(SocketShutdown.Both);
+
+    private Connection Served(int index)
+    {
+        lock (_served)
+        {
+            return _served[index];
+        }
+    }
+
+    /// <summary>One upgraded connection; writes are serialised so the flood and the echo never interleave inside a frame.</summary>
+    private sealed class Connection(TcpClient client, Stream stream)
+    {
+        private readonly SemaphoreSlim _writes = new(1, 1);
+
+        public TcpClient Client { get; } = client;
+
+        public async Task WriteAsync(byte[] bytes, CancellationToken cancellationToken)
+        {
+            await _writes.WaitAsync(cancellationToken);
+            try
+            {
+                await stream.WriteAsync(bytes, cancellationToken);
+            }
+            finally
+            {
+                _writes.Release();
+            }
+        }
+    }
+
+    /// <summary>A text message "flood:N" makes the backend send N bytes in 16 KiB binary frames, while it goes on reading.</summary>
+    private async Task FloodAsync(Connection connection, int bytes)
+    {
+        var frame = RawFrames.Encode(RawFrame.Binary, new byte[16 * 1024], mask: false);
+        try
+        {
+            for (var sent = 0; sent < bytes && !_stop.IsCancellationRequested; sent += 16 * 1024)
+            {
+                await connection.WriteAsync(frame, _stop.Token);
+            }
+        }
+        catch (Exception ex) when (ex is IOException or OperationCanceledException or ObjectDisposedException)
+        {
+        }
+    }
 
     private async Task AcceptLoopAsync()
     {
@@ -69,8 +144,14 @@ public sealed class RawBackend : IAsyncDisposable
             var head = await RawFrames.ReadHeadAsync(stream, _stop.Token);
             var key = head.Split("\r\n").First(l => l.StartsWith("Sec-WebSocket-Key:", StringComparison.OrdinalIgnoreCase))[18..].Trim();
             Interlocked.Increment(ref Handshakes);
-            var response = $"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {RawFrames.AcceptFor(key)}\r\n\r\n";
-            await stream.WriteAsync(Encoding.ASCII.GetBytes(response), _stop.Token);
+            var extensions = Extensions is { } agreed ? $"Sec-WebSocket-Extensions: {agreed}\r\n" : string.Empty;
+            var response = $"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {RawFrames.AcceptFor(key)}\r\n{extensions}\r\n";
+            var connection = new Connection(client, stream);
+            lock (_served)
+            {
+                _served.Add(connection);
+            }
+            await connection.WriteAsync(Encoding.ASCII.GetBytes(response), _stop.Token);
             while (true)
             {
                 var frame = await RawFrames.ReadAsync(stream, expectMasked: true, _stop.Token);
@@ -82,15 +163,18 @@ public sealed class RawBackend : IAsyncDisposable
                 switch (frame.Opcode)
                 {
                     case RawFrame.Ping when AnswerPings:
-                        await stream.WriteAsync(RawFrames.Encode(RawFrame.Pong, frame.Payload, mask: false), _stop.Token);
+                        await connection.WriteAsync(RawFrames.Encode(RawFrame.Pong, frame.Payload, mask: false), _stop.Token);
                         break;
                     case RawFrame.Close:
                         CloseReceived.TrySetResult(frame);
-                        await stream.WriteAsync(RawFrames.Encode(RawFrame.Close, frame.Payload.AsSpan(0, Math.Min(2, frame.Payload.Length)), mask: false), _stop.Token);
+                        await connection.WriteAsync(RawFrames.Encode(RawFrame.Close, frame.Payload.AsSpan(0, Math.Min(2, frame.Payload.Length)), mask: false), _stop.Token);
                         client.Client.Shutdown(SocketShutdown.Both);
                         return;
+                    case RawFrame.Text when frame.Payload.AsSpan().StartsWith("flood:"u8):
+                        _ = FloodAsync(connection, int.Parse(Encoding.ASCII.GetString(frame.Payload, 6, frame.Payload.Length - 6)));
+                        break;
                     case RawFrame.Text or RawFrame.Binary or RawFrame.Continuation:
-                        await stream.WriteAsync(RawFrames.Encode(frame.Opcode, frame.Payload, frame.Fin, mask: false, rsv: frame.Rsv), _stop.Token);
+                        await connection.WriteAsync(RawFrames.Encode(frame.Opcode, frame.Payload, frame.Fin, mask: false, rsv: frame.Rsv), _stop.Token);
                         break;
                 }
             }
@@ -101,8 +185,9 @@ public sealed class RawBackend : IAsyncDisposable
         catch (EndOfStreamException)
         {
         }
-        catch (IOException)
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException or SocketException)
         {
+            // Reset or hung up by the test.
         }
         finally
         {

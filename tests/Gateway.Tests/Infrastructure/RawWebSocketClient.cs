@@ -153,6 +153,16 @@ public sealed class RawWebSocketClient : IAsyncDisposable
         }
     }
 
+    /// <summary>Ends the connection with a TCP reset and no Close frame, as a crashed client's kernel does.</summary>
+    public void Reset()
+    {
+        _tcp.Client.LingerState = new LingerOption(true, 0);
+        _tcp.Client.Close();
+    }
+
+    /// <summary>Ends the connection with a FIN and no Close frame.</summary>
+    public void HangUp() => _tcp.Client.Shutdown(SocketShutdown.Send);
+
     public async ValueTask DisposeAsync()
     {
         _stop.Cancel();
