@@ -120,8 +120,10 @@ public sealed class RelayTunnel : Stream, IHttpUpgradeFeature, IHttpExtendedConn
         // pinged in one sweep, and all their pongs (and the buffers to read them) would arrive at once.
         _pingAfterMs = _intervalMs - (_intervalMs > 3 ? Random.Shared.NextInt64(_intervalMs / 4) : 0);
         _timeoutMs = (long)options.KeepAlive.Timeout.TotalMilliseconds;
-        _fromClient.Configure(fromClient: true, options.Frames.MaxFrameBytes, options.Frames.MaxMessageBytes);
-        _fromBackend.Configure(fromClient: false, maxFrameBytes: 0, maxMessageBytes: 0);
+        // RSV1 stays allowed until the 101's Sec-WebSocket-Extensions are wired in (WebSocketExtensions.AllowedReservedBits):
+        // browsers negotiate permessage-deflate whenever the backend offers it.
+        _fromClient.Configure(fromClient: true, options.Frames.MaxFrameBytes, options.Frames.MaxMessageBytes, allowedReservedBits: WebSocketFrame.Rsv1);
+        _fromBackend.Configure(fromClient: false, maxFrameBytes: 0, maxMessageBytes: 0, allowedReservedBits: WebSocketFrame.ReservedBits);
     }
 
     /// <summary>True once the client side was upgraded and the tunnel carries frames.</summary>
