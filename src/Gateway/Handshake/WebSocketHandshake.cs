@@ -50,6 +50,6 @@ public sealed class WebSocketHandshake
     {
         Subprotocol = subprotocol;
         Extensions = extensions;
-        ClientReservedBits = NegotiatedExtensions.AllowedReservedBits(extensions);
+        ClientReservedBits = Relay.WebSocketExtensions.AllowedReservedBits(extensions);
     }
 }

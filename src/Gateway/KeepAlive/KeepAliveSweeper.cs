@@ -35,6 +35,7 @@ public sealed class KeepAliveSweeper : BackgroundService
         _startTimestamp = time.GetTimestamp();
         Period = ChoosePeriod(policies);
         _nextTrafficReport = (long)TrafficReportPeriod.TotalMilliseconds;
+        Tick();
     }
 
     /// <summary>A quarter of the shortest interval or timeout, between 10 ms and 1 s: pings are late by at most that.</summary>
@@ -42,7 +43,7 @@ public sealed class KeepAliveSweeper : BackgroundService
 
     public TimeProvider Time { get; }
 
-    /// <summary>Milliseconds since the sweeper started, as of the last sweep (or a fresher reading taken by <see cref="Tick"/>).</summary>
+    /// <summary>Milliseconds since the sweeper started (plus one), as of the last sweep.</summary>
     internal long Now => Volatile.Read(ref _now);
 
     internal int Register(RelayTunnel tunnel)
@@ -112,10 +113,10 @@ public sealed class KeepAliveSweeper : BackgroundService
         }
     }
 
-    /// <summary>Reads the clock into <see cref="Now"/>.</summary>
+    /// <summary>Reads the clock into <see cref="Now"/>: never 0, which the tunnels' fields use for "never" and "none".</summary>
     internal long Tick()
     {
-        var now = (long)Time.GetElapsedTime(_startTimestamp).TotalMilliseconds;
+        var now = 1 + (long)Time.GetElapsedTime(_startTimestamp).TotalMilliseconds;
         Volatile.Write(ref _now, now);
         return now;
     }

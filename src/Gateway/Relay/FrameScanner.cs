@@ -28,9 +28,17 @@ internal struct FrameScanner
 {
     private long _payloadRemaining;
     private long _messageBytes;
-    private bool _fromClient;
     private long _maxFrameBytes;
     private long _maxMessageBytes;
+    private bool _fromClient;
+    private byte _allowedReservedBits;
+
+    // A Close frame's status code (§5.5.1: its first 2 payload bytes) may arrive in a later read than its header.
+    // Until it has passed: how many of its bytes are still to come, the code so far (unmasked), and the two mask-key
+    // bytes that cover it (§5.3: payload byte i is masked with key byte i mod 4, so the code needs only keys 0 and 1).
+    private byte _closeCodeMissing;
+    private ushort _closeCodeSoFar;
+    private ushort _closeCodeMask;
 
     /// <summary>Data messages whose final frame has passed.</summary>
     public long Messages;
@@ -38,23 +46,28 @@ internal struct FrameScanner
     /// <summary>Payload bytes of data frames that passed.</summary>
     public long PayloadBytes;
 
-    /// <summary>The status code of the first Close frame seen in this direction (1005 when it carried none); 0 before.</summary>
+    /// <summary>
+    /// The status code of the first Close frame seen in this direction (1005 when it carried none); 0 before, and
+    /// until the code's 2 bytes have passed (a stream that ends inside them had no complete Close: 1006 is right).
+    /// </summary>
     public ushort CloseCode;
 
     public ushort ViolationCode;
     public string? ViolationReason;
 
-    /// <summary>RSV1, RSV2 and RSV3 of a header's first byte.</summary>
-    public const byte AllReservedBits = 0x70;
-
-    private byte _allowedReservedBits;
-
+    /// <param name="fromClient">Frames come from the client: they must be masked, and reserved opcodes are refused.</param>
+    /// <param name="maxFrameBytes">Largest data frame payload; 0 for no limit.</param>
+    /// <param name="maxMessageBytes">Largest data message payload (all its frames); 0 for no limit.</param>
+    /// <param name="allowedReservedBits">
+    /// The RSV bits of the first header byte (<see cref="WebSocketFrame.ReservedBits"/>) that a negotiated extension
+    /// defines, e.g. <see cref="WebSocketFrame.Rsv1"/> for permessage-deflate (<see cref="WebSocketExtensions.AllowedReservedBits"/>).
+    /// </param>
     public void Configure(bool fromClient, long maxFrameBytes, long maxMessageBytes, byte allowedReservedBits)
     {
-        _allowedReservedBits = allowedReservedBits;
         _fromClient = fromClient;
         _maxFrameBytes = maxFrameBytes;
         _maxMessageBytes = maxMessageBytes;
+        _allowedReservedBits = (byte)(allowedReservedBits & WebSocketFrame.ReservedBits);
     }
 
     public readonly bool AtFrameBoundary => _payloadRemaining == 0;
@@ -69,6 +82,10 @@ internal struct FrameScanner
         {
             length = (int)Math.Min(_payloadRemaining, input.Length);
             _payloadRemaining -= length;
+            if (_closeCodeMissing != 0)
+            {
+                TakeCloseCode(input[..length]);
+            }
             return ScanResult.Pass;
         }
 
@@ -82,6 +99,27 @@ internal struct FrameScanner
         var second = input[1];
         var fin = (first & 0x80) != 0;
         var opcode = (byte)(first & 0x0F);
+        var isControl = (opcode & 0x8) != 0;
+        // §5.2: RSV1-3 MUST be 0 unless a negotiated extension defines them; the backend's are allowed by the caller.
+        if ((first & WebSocketFrame.ReservedBits & ~_allowedReservedBits) != 0)
+        {
+            return Violate(1002, "reserved bits set");
+        }
+        if (_fromClient)
+        {
+            // Only the client's frames are held to the opcodes and RSV1 placement: the client is who the gateway
+            // protects the backend from, while the backend's own frames stay transparent to the client.
+            // §5.2, §7.1.7: opcodes 3-7 and 0xB-0xF are reserved, and receiving one fails the connection.
+            if (opcode is > WebSocketFrame.OpcodeBinary and < WebSocketFrame.OpcodeClose or > WebSocketFrame.OpcodePong)
+            {
+                return Violate(1002, "reserved opcode");
+            }
+            // RFC 7692 §6: RSV1 ("compressed") MUST NOT be set on control frames or on non-first fragments.
+            if ((first & WebSocketFrame.Rsv1) != 0 && (isControl || opcode == WebSocketFrame.OpcodeContinuation))
+            {
+                return Violate(1002, "reserved bits set");
+            }
+        }
         var masked = (second & 0x80) != 0;
         var length7 = second & 0x7F;
         var headerLength = 2 + (length7 == 126 ? 2 : length7 == 127 ? 8 : 0) + (masked ? 4 : 0);
@@ -108,7 +146,6 @@ internal struct FrameScanner
             return Violate(1002, _fromClient ? "client frames must be masked" : "server frames must not be masked");
         }
 
-        var isControl = (opcode & 0x8) != 0;
         if (isControl)
         {
             // §5.5: control frames have at most 125 bytes of payload and are never fragmented.
@@ -119,10 +156,6 @@ internal struct FrameScanner
             if (!fin)
             {
                 return Violate(1002, "fragmented control frame");
-            }
-            if (opcode == WebSocketFrame.OpcodeClose && CloseCode == 0)
-            {
-                CloseCode = ReadCloseCode(input, headerLength, payloadLength, masked);
             }
             if (opcode == WebSocketFrame.OpcodePong && pongExpected && payloadLength == WebSocketFrame.PingPayloadLength)
             {
@@ -168,24 +201,41 @@ internal struct FrameScanner
         var passed = (int)Math.Min(payloadLength, available);
         _payloadRemaining = payloadLength - passed;
         length = headerLength + passed;
+        if (opcode == WebSocketFrame.OpcodeClose && CloseCode == 0)
+        {
+            StartCloseCode(input, headerLength, payloadLength, masked);
+            TakeCloseCode(input.Slice(headerLength, passed));
+        }
         return ScanResult.Pass;
     }
 
     /// <summary>§5.5.1: a Close payload starts with a 2-byte status code; 1005 stands for "none" (§7.4.1).</summary>
-    private static ushort ReadCloseCode(ReadOnlySpan<byte> input, int headerLength, long payloadLength, bool masked)
+    private void StartCloseCode(ReadOnlySpan<byte> input, int headerLength, long payloadLength, bool masked)
     {
-        if (payloadLength < 2 || input.Length < headerLength + 2)
+        if (payloadLength < 2)
         {
-            return 1005;
+            CloseCode = 1005;
+            return;
         }
-        int high = input[headerLength], low = input[headerLength + 1];
-        if (masked)
+        _closeCodeMissing = 2;
+        _closeCodeSoFar = 0;
+        _closeCodeMask = masked ? BinaryPrimitives.ReadUInt16BigEndian(input[(headerLength - 4)..]) : (ushort)0;
+    }
+
+    /// <summary>Reads what the start of a Close payload holds of its status code (network byte order, §5.5.1), as it passes.</summary>
+    private void TakeCloseCode(ReadOnlySpan<byte> payload)
+    {
+        var i = 0;
+        while (_closeCodeMissing != 0 && i < payload.Length)
         {
-            high ^= input[headerLength - 4];
-            low ^= input[headerLength - 3];
+            var shift = (_closeCodeMissing - 1) * 8; // the high byte first
+            _closeCodeSoFar |= (ushort)(((payload[i++] ^ (_closeCodeMask >> shift)) & 0xFF) << shift);
+            _closeCodeMissing--;
         }
-        var code = (ushort)((high << 8) | low);
-        return code == 0 ? (ushort)1005 : code;
+        if (_closeCodeMissing == 0 && i > 0)
+        {
+            CloseCode = _closeCodeSoFar == 0 ? (ushort)1005 : _closeCodeSoFar;
+        }
     }
 
     private ScanResult Violate(ushort code, string reason)

@@ -120,18 +120,29 @@ public sealed class RelayMetrics
     internal void GatewayClose(string side, ushort code, string route) =>
         _gatewayCloses.Add(1, new KeyValuePair<string, object?>("side", side), new KeyValuePair<string, object?>("code", CodeLabel(code)), new KeyValuePair<string, object?>("route", route));
 
-    // Close codes as label values without allocating for the common ones.
-    private static string CodeLabel(ushort code) => code switch
+    /// <summary>
+    /// A close code as a label value. A client may send any 16-bit code, and each distinct value would be a new series:
+    /// the codes RFC 6455 §7.4.1 and the IANA registry define (1000-1015) are kept as they are (constant strings,
+    /// nothing allocated), every other (3000-4999 for libraries and applications, or invalid ones) is "other".
+    /// </summary>
+    internal static string CodeLabel(ushort code) => code switch
     {
         1000 => "1000",
         1001 => "1001",
         1002 => "1002",
+        1003 => "1003",
+        1004 => "1004",
         1005 => "1005",
         1006 => "1006",
+        1007 => "1007",
         1008 => "1008",
         1009 => "1009",
+        1010 => "1010",
         1011 => "1011",
+        1012 => "1012",
+        1013 => "1013",
         1014 => "1014",
-        _ => code.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        1015 => "1015",
+        _ => "other",
     };
 }

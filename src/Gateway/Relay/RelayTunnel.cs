@@ -71,7 +71,7 @@ public sealed partial class RelayTunnel : Stream, IHttpUpgradeFeature, IHttpExte
         _timeoutMs = (long)options.KeepAlive.Timeout.TotalMilliseconds;
         // The backend direction is passed as it is (any RSV bit, any opcode): the gateway protects the backend from
         // clients, and what the backend sends is between it and its client.
-        _fromBackend.Configure(fromClient: false, maxFrameBytes: 0, maxMessageBytes: 0, allowedReservedBits: FrameScanner.AllReservedBits);
+        _fromBackend.Configure(fromClient: false, maxFrameBytes: 0, maxMessageBytes: 0, allowedReservedBits: WebSocketFrame.ReservedBits);
         // No RSV bit until the backend's answer says which extensions were agreed (AttachBackend).
         _fromClient.Configure(fromClient: true, options.Frames.MaxFrameBytes, options.Frames.MaxMessageBytes, allowedReservedBits: 0);
     }

@@ -14,6 +14,12 @@ internal static class WebSocketFrame
     public const byte OpcodePing = 0x9;
     public const byte OpcodePong = 0xA;
 
+    /// <summary>§5.2: RSV1, RSV2 and RSV3 in the first header byte; 0 unless a negotiated extension defines them.</summary>
+    public const byte ReservedBits = 0x70;
+
+    /// <summary>RSV1: permessage-deflate's "compressed" bit (RFC 7692 §6).</summary>
+    public const byte Rsv1 = 0x40;
+
     /// <summary>§5.5: control frames carry at most 125 bytes of payload.</summary>
     public const int MaxControlPayload = 125;
 

@@ -59,7 +59,7 @@ public sealed class FaultTests(ITestOutputHelper output)
         }
 
         // The backend heard 1001 on every bad tunnel and never the offending frame.
-        await Retry.Eventually(() => Task.FromResult(Assert.Equal(12, backend.Received.Count(f => f is { Opcode: RawFrame.Close, CloseCode: 1001 }))), TimeSpan.FromSeconds(5));
+        await Retry.Eventually(() => { Assert.Equal(12, backend.Received.Count(f => f is { Opcode: RawFrame.Close, CloseCode: 1001 })); return Task.CompletedTask; }, TimeSpan.FromSeconds(5));
         Assert.DoesNotContain(backend.Received, f => f.Rsv != 0 || f.Opcode is >= 3 and <= 7 or >= 0xB);
 
         await neighbour.SendAsync(RawFrames.Encode(RawFrame.Text, "still here"u8));
@@ -137,7 +137,7 @@ public sealed class FaultTests(ITestOutputHelper output)
         await using var backend = new RawBackend();
         await using var gateway = await GatewayServer.StartAsync(Config(backend.Address));
         await using var client = await RawWebSocketClient.ConnectAsync(gateway.Ws, "/raw/fragments");
-        await Retry.Eventually(() => Task.FromResult(Assert.Equal(1, backend.Connections)), TimeSpan.FromSeconds(5));
+        await Retry.Eventually(() => { Assert.Equal(1, backend.Connections); return Task.CompletedTask; }, TimeSpan.FromSeconds(5));
 
         await backend.SendRawAsync(0, RawFrames.Encode(RawFrame.Text, "first half, "u8, fin: false, mask: false));
         var first = await client.ReceiveAsync(TimeSpan.FromSeconds(5));
@@ -157,7 +157,7 @@ public sealed class FaultTests(ITestOutputHelper output)
         await using var gateway = await GatewayServer.StartAsync(Config(backend.Address, interval: "00:00:30", timeout: "00:00:01"));
         await using var neighbour = await RawWebSocketClient.ConnectAsync(gateway.Ws, "/raw/neighbour");
         using var stalled = await ConnectWithoutReadingAsync(gateway.Ws, "/raw/stalled");
-        await Retry.Eventually(() => Task.FromResult(Assert.Equal(2, backend.Connections)), TimeSpan.FromSeconds(5));
+        await Retry.Eventually(() => { Assert.Equal(2, backend.Connections); return Task.CompletedTask; }, TimeSpan.FromSeconds(5));
 
         // The backend pushes 32 MiB at a client whose receive window is 4 KiB and which never reads.
         var clock = Stopwatch.StartNew();
@@ -193,6 +193,7 @@ public sealed class FaultTests(ITestOutputHelper output)
         await client.SendAsync(RawFrames.Encode(RawFrame.Text, "hello"u8));
         Assert.NotNull(await client.ReceiveAsync(TimeSpan.FromSeconds(5)));
 
+        var before = logs.Records.Count;
         if (reset)
         {
             client.Reset();
@@ -213,7 +214,8 @@ public sealed class FaultTests(ITestOutputHelper output)
         }, TimeSpan.FromSeconds(5));
         Assert.Equal(0, metrics.Value("gateway_proxy_errors_total"));
         Assert.Equal(1, metrics.Value("gateway_destination_health", ("destination", "d1")));
-        Assert.DoesNotContain(logs.Records, r => r.Level >= LogLevel.Warning);
+        // YARP logged a ~900-byte warning with a stack trace for every such client; now nothing at all.
+        Assert.DoesNotContain(logs.Records.Skip(before), r => r.Level >= LogLevel.Warning);
     }
 
     /// <summary>A WebSocket client on a socket with a 4 KiB receive buffer that never reads after the handshake.</summary>
