@@ -26,4 +26,12 @@ public static class Retry
             await attempt();
             return true;
         }, within);
+
+    /// <summary>Runs <paramref name="assertion"/> until it passes, or rethrows its last failure after <paramref name="within"/>.</summary>
+    public static Task Eventually(Action assertion, TimeSpan within) =>
+        Eventually(() =>
+        {
+            assertion();
+            return Task.FromResult(true);
+        }, within);
 }

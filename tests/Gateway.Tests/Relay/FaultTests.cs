@@ -59,7 +59,7 @@ public sealed class FaultTests(ITestOutputHelper output)
         }
 
         // The backend heard 1001 on every bad tunnel and never the offending frame.
-        await Retry.Eventually(() => { Assert.Equal(12, backend.Received.Count(f => f is { Opcode: RawFrame.Close, CloseCode: 1001 })); return Task.CompletedTask; }, TimeSpan.FromSeconds(5));
+        await Retry.Eventually(() => Assert.Equal(12, backend.Received.Count(f => f is { Opcode: RawFrame.Close, CloseCode: 1001 })), TimeSpan.FromSeconds(5));
         Assert.DoesNotContain(backend.Received, f => f.Rsv != 0 || f.Opcode is >= 3 and <= 7 or >= 0xB);
 
         await neighbour.SendAsync(RawFrames.Encode(RawFrame.Text, "still here"u8));
@@ -137,7 +137,7 @@ public sealed class FaultTests(ITestOutputHelper output)
         await using var backend = new RawBackend();
         await using var gateway = await GatewayServer.StartAsync(Config(backend.Address));
         await using var client = await RawWebSocketClient.ConnectAsync(gateway.Ws, "/raw/fragments");
-        await Retry.Eventually(() => { Assert.Equal(1, backend.Connections); return Task.CompletedTask; }, TimeSpan.FromSeconds(5));
+        await Retry.Eventually(() => Assert.Equal(1, backend.Connections), TimeSpan.FromSeconds(5));
 
         await backend.SendRawAsync(0, RawFrames.Encode(RawFrame.Text, "first half, "u8, fin: false, mask: false));
         var first = await client.ReceiveAsync(TimeSpan.FromSeconds(5));
@@ -157,7 +157,7 @@ public sealed class FaultTests(ITestOutputHelper output)
         await using var gateway = await GatewayServer.StartAsync(Config(backend.Address, interval: "00:00:30", timeout: "00:00:01"));
         await using var neighbour = await RawWebSocketClient.ConnectAsync(gateway.Ws, "/raw/neighbour");
         using var stalled = await ConnectWithoutReadingAsync(gateway.Ws, "/raw/stalled");
-        await Retry.Eventually(() => { Assert.Equal(2, backend.Connections); return Task.CompletedTask; }, TimeSpan.FromSeconds(5));
+        await Retry.Eventually(() => Assert.Equal(2, backend.Connections), TimeSpan.FromSeconds(5));
 
         // The backend pushes 32 MiB at a client whose receive window is 4 KiB and which never reads.
         var clock = Stopwatch.StartNew();

@@ -3,10 +3,10 @@ using Gateway.Configuration;
 using Gateway.Policies;
 using Microsoft.Extensions.Configuration;
 
-namespace Gateway.Tests.Handshake;
+namespace Gateway.Tests.Policies;
 
 /// <summary>The handshake and limit keys: defaults, what parses, and bad values reported with their key at load.</summary>
-public sealed class HandshakeConfigurationTests
+public sealed class PolicyConfigurationTests
 {
     private static GatewayOptions Load(params (string Key, string Value)[] values) => InMemoryGatewayOptions.Load(values);
 

@@ -4,7 +4,7 @@ using System.Text;
 using System.Text.Json.Nodes;
 using Gateway.Tests.Infrastructure;
 
-namespace Gateway.Tests.Proxy;
+namespace Gateway.Tests.Relay;
 
 /// <summary>Messages through the gateway over ws, wss (HTTP/1.1) and wss over HTTP/2, to a real echo backend.</summary>
 public sealed class RelayTests : IAsyncLifetime
