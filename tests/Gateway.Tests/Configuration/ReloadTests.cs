@@ -1,10 +1,11 @@
 using System.Net;
-using System.Text.Json;
 using System.Text.Json.Nodes;
 using Gateway.Tests.Infrastructure;
 
 namespace Gateway.Tests.Configuration;
 
+/// <summary>Serial: the reload counter is read from /metrics (see <see cref="SerialCollection"/>).</summary>
+[Collection(SerialCollection.Name)]
 public sealed class ReloadTests
 {
     [Fact]
@@ -15,30 +16,61 @@ public sealed class ReloadTests
         var config = GatewayServer.Config(GatewayServer.Proxy([("chat", "/chat", "a")], [("a", [a]), ("b", [b])]));
         await using var gateway = await GatewayServer.StartAsync(config);
         Assert.Equal("a1", await WelcomeAsync(gateway));
+        var reloads = await ReloadsAsync(gateway);
 
         // Re-point the route at cluster b: YARP applies it without a restart.
         var rerouted = (JsonObject)JsonNode.Parse(await File.ReadAllTextAsync(gateway.ConfigPath))!;
         rerouted["ReverseProxy"]!["Routes"]!["chat"]!["ClusterId"] = "b";
         await gateway.RewriteConfigAsync(rerouted.ToJsonString());
+        reloads = await CountedAsync(gateway, reloads, Success);
         await Retry.Eventually(async () => Assert.Equal("b1", await WelcomeAsync(gateway)), TimeSpan.FromSeconds(10));
 
-        // A half-written file must not take the routes away.
+        // A half-written file must not take the routes away. The failure count says the gateway read it.
         await gateway.RewriteConfigAsync("{ \"ReverseProxy\": { \"Routes\": ");
-        await Task.Delay(1500);
+        reloads = await CountedAsync(gateway, reloads, Failure);
         Assert.Equal("b1", await WelcomeAsync(gateway));
 
         // Nor must a file that parses but names a cluster that does not exist (YARP keeps the last valid config).
         var broken = (JsonObject)rerouted.DeepClone();
         broken["ReverseProxy"]!["Routes"]!["chat"]!["ClusterId"] = "missing";
         await gateway.RewriteConfigAsync(broken.ToJsonString());
-        await Task.Delay(1500);
+        reloads = await CountedAsync(gateway, reloads, Failure);
         Assert.Equal("b1", await WelcomeAsync(gateway));
 
         // A good edit after the bad ones applies again.
         rerouted["ReverseProxy"]!["Routes"]!["chat"]!["ClusterId"] = "a";
         await gateway.RewriteConfigAsync(rerouted.ToJsonString());
+        await CountedAsync(gateway, reloads, Success);
         await Retry.Eventually(async () => Assert.Equal("a1", await WelcomeAsync(gateway)), TimeSpan.FromSeconds(10));
     }
+
+    private const string Success = "success";
+    private const string Failure = "failure";
+
+    /// <summary><c>gateway_config_reloads_total</c> by result, from one scrape of /metrics.</summary>
+    private static async Task<Dictionary<string, double>> ReloadsAsync(GatewayServer gateway)
+    {
+        var scrape = await MetricsScrape.FetchAsync(gateway);
+        return new Dictionary<string, double>
+        {
+            [Success] = scrape.Value("gateway_config_reloads_total", ("result", Success)),
+            [Failure] = scrape.Value("gateway_config_reloads_total", ("result", Failure)),
+        };
+    }
+
+    /// <summary>
+    /// Waits (bounded) until the gateway handled the edit: the counter for <paramref name="result"/> moved past
+    /// <paramref name="before"/>. Only then is the routing state worth asserting; a fixed sleep would also pass if
+    /// the reload never ran. The other result is not required to stay put: on a loaded machine one write can be
+    /// read twice (half-written, then whole), which the gateway is built to survive.
+    /// </summary>
+    private static Task<Dictionary<string, double>> CountedAsync(GatewayServer gateway, Dictionary<string, double> before, string result) =>
+        Retry.Eventually(async () =>
+        {
+            var now = await ReloadsAsync(gateway);
+            Assert.True(now[result] > before[result], $"no {result} counted: {now[result]} reload(s), {before[result]} before");
+            return now;
+        }, TimeSpan.FromSeconds(10));
 
     private static async Task<string> WelcomeAsync(GatewayServer gateway)
     {

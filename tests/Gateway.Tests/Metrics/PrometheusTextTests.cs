@@ -24,7 +24,9 @@ public sealed class PrometheusTextTests
     {
         using var setup = new MetricsSetup();
         using var meter = new Meter(GatewayMeter.Name);
-        var counter = meter.CreateCounter<long>("gateway.test.hidden", "{thing}");
+        // With a description: gateways that other tests run meanwhile export this meter's instruments too, and a
+        // family without HELP would fail their format checks.
+        var counter = meter.CreateCounter<long>("gateway.test.hidden", "{thing}", "Hiding test");
         counter.Add(3, new KeyValuePair<string, object?>("route", "chat"));
         counter.Add(5, new KeyValuePair<string, object?>("route", "internal-zq9x"));
 
@@ -33,5 +35,36 @@ public sealed class PrometheusTextTests
         var text = setup.Exporter.Scrape();
         Assert.Contains("gateway_test_hidden_total{route=\"chat\"} 3", text);
         Assert.DoesNotContain("zq9x", text);
+    }
+
+    /// <summary>
+    /// The exporter's own output, with label values that need escaping and every instrument kind, passes the strict
+    /// format check (every machine), and the escaped values read back as written.
+    /// </summary>
+    [Fact]
+    public void The_exporters_text_is_valid_and_label_values_survive_escaping()
+    {
+        using var setup = new MetricsSetup();
+        using var meter = new Meter(GatewayMeter.Name);
+        const string awkward = "a \"quoted\" \\ back\\slash\nand a new line";
+        meter.CreateCounter<long>("gateway.test.escaped", "{thing}", "Escaping test").Add(2, new KeyValuePair<string, object?>("route", awkward));
+        var histogram = meter.CreateHistogram<double>("gateway.test.latency", "s", "Histogram test");
+        histogram.Record(0.003, new KeyValuePair<string, object?>("side", "client"));
+        histogram.Record(7, new KeyValuePair<string, object?>("side", "client"));
+        histogram.Record(0.2, new KeyValuePair<string, object?>("side", "backend"));
+        meter.CreateUpDownCounter<long>("gateway.test.open", "{connection}", "Up-down counter test").Add(-1);
+        meter.CreateObservableGauge("gateway.test.level", () => double.NaN, "1", "Gauge test");
+        meter.CreateCounter<long>("gateway.test.items.count", "{item}", "A counter ending in count").Add(1);
+
+        var text = setup.Exporter.Scrape();
+        ExpositionFormat.AssertValid(text);
+
+        var line = text.Split('\n').Single(l => l.StartsWith("gateway_test_escaped_total{", StringComparison.Ordinal));
+        var sample = ExpositionLine.ParseSample(line, 1, []);
+        Assert.NotNull(sample);
+        Assert.Equal(awkward, sample.Label("route"));
+        Assert.Equal(2, sample.Value);
+        Assert.Contains("gateway_test_latency_seconds_bucket{side=\"client\",le=\"+Inf\"} 2", text);
+        Assert.Contains("gateway_test_level NaN", text);
     }
 }
