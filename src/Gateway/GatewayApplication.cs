@@ -8,17 +8,15 @@ using Gateway.Proxy;
 using Gateway.Relay;
 using Gateway.Tls;
 using Gateway.Warmup;
-using Microsoft.AspNetCore.DataProtection;
 
 namespace Gateway;
 
 /// <summary>Builds the gateway from its configuration file: listeners, TLS, YARP, admin endpoints.</summary>
 public static class GatewayApplication
 {
-    public const string ReverseProxySection = "ReverseProxy";
+    public const string ReverseProxySection = ProxyExtensions.ReverseProxySection;
 
     private const string HostingDiagnosticsCategory = "Microsoft.AspNetCore.Hosting.Diagnostics";
-    private const string InlineSocketCompletionsVariable = "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS";
 
     /// <summary>
     /// Builds (does not start) the gateway. Every configuration mistake surfaces here as a
@@ -81,56 +79,16 @@ public static class GatewayApplication
             throw new GatewayStartupException($"{shownFile}: {ex.Message}", GatewayStartupException.ConfigurationExitCode, ex);
         }
 
-        builder.Services.AddSingleton(options);
-        builder.Services.AddSingleton(new ConfigFile(configFile, shownFile));
-        builder.Services.AddSingleton(source);
-        builder.Services.AddSingleton<ConfigReloadReporter>();
-        builder.Services.AddHostedService(services => services.GetRequiredService<ConfigReloadReporter>());
-        builder.Services.AddSingleton<Yarp.ReverseProxy.Configuration.IConfigChangeListener>(services => services.GetRequiredService<ConfigReloadReporter>());
-        builder.Services.AddSingleton<Readiness>();
-        builder.Services.AddSingleton<WebSocketPolicies>();
-        builder.Services.AddSingleton<GatewayMeter>();
+        // The capabilities, each registering what it needs.
+        builder.Services.AddGatewayConfiguration(options, new ConfigFile(configFile, shownFile), source);
+        builder.Services.AddAdmin();
+        builder.Services.AddGatewayMetrics();
+        builder.Services.AddWebSocketPolicies();
         builder.Services.AddHandshakeGate(builder.Configuration);
         builder.Services.AddWebSocketRelay();
-        builder.Services.AddSingleton<ProxyMetrics>();
-        builder.Services.AddSingleton<MetricsSetup>();
-        builder.Services.AddSingleton(services => Listeners.FileDescriptorLimit.FromProcess(
-            services.GetRequiredService<ILoggerFactory>().CreateLogger("Gateway.Listeners")));
-        var bound = new BoundListeners();
-        builder.Services.AddSingleton(bound);
-        builder.WebHost.ConfigureKestrel(kestrel => KestrelListeners.Configure(kestrel, options, certificates, bound));
-        builder.WebHost.UseShutdownTimeout(options.ShutdownTimeout);
-        builder.WebHost.UseSockets(sockets =>
-        {
-            sockets.Backlog = options.ListenBacklog;
-            sockets.UnsafePreferInlineScheduling = options.InlineCompletions;
-        });
-        if (options.InlineCompletions && getEnvironment(InlineSocketCompletionsVariable) is null)
-        {
-            // Read once by System.Net.Sockets when the first socket starts an asynchronous operation, which has not
-            // happened yet in the gateway's own process; an explicit setting in the environment wins.
-            Environment.SetEnvironmentVariable(InlineSocketCompletionsVariable, "1");
-        }
-
-        var dataProtection = builder.Services.AddDataProtection().SetApplicationName(options.DataProtection.ApplicationName);
-        if (options.DataProtection.KeyDirectory is { } keyDirectory)
-        {
-            EnsureWritableDirectory(keyDirectory, shownFile);
-            dataProtection.PersistKeysToFileSystem(new DirectoryInfo(keyDirectory));
-        }
-
-        // Before AddReverseProxy, whose TryAdd then keeps this factory: the backend leg of a WebSocket on a socket of its own.
-        builder.Services.AddSingleton<Yarp.ReverseProxy.Forwarder.IForwarderHttpClientFactory, GatewayHttpClientFactory>();
-        builder.Services.AddReverseProxy()
-            .LoadFromConfig(builder.Configuration.GetSection(ReverseProxySection))
-            .AddConfigFilter<ProxyConfigDefaults>();
-        if (options.Warmup.Enabled)
-        {
-            builder.Services.AddSingleton<WarmupRoute>();
-            builder.Services.AddSingleton<Yarp.ReverseProxy.Configuration.IProxyConfigProvider>(services => services.GetRequiredService<WarmupRoute>().Provider);
-            builder.Services.AddSingleton<WarmupService>();
-            builder.Services.AddHostedService(services => services.GetRequiredService<WarmupService>());
-        }
+        builder.UseGatewayListeners(options, certificates, getEnvironment);
+        builder.AddGatewayProxy(options, shownFile);
+        builder.Services.AddWarmup(options.Warmup);
 
         configureServices?.Invoke(builder.Services);
         var app = builder.Build();
@@ -152,16 +110,7 @@ public static class GatewayApplication
         try
         {
             // YARP loads and validates routes and clusters here, running ProxyConfigDefaults on each.
-            // The proxy pipeline: the gateway's own steps first (before any backend is chosen), then YARP's.
-            app.MapReverseProxy(proxy =>
-            {
-                proxy.UseMiddleware<ProxyErrorsMiddleware>();
-                proxy.UseHandshakeGate();
-                proxy.UseSessionAffinity();
-                proxy.UseLoadBalancing();
-                proxy.UsePassiveHealthChecks();
-                proxy.UseWebSocketRelay();
-            });
+            app.MapGatewayProxy();
         }
         catch (InvalidOperationException ex)
         {
@@ -202,23 +151,6 @@ public static class GatewayApplication
             loaded.Add(new LoadedCertificate(SelfSignedCertificate.CreateForLocalhost(TimeProvider.System), new(), []));
         }
         return new ServerCertificateSelector(loaded);
-    }
-
-    private static void EnsureWritableDirectory(string directory, string shownFile)
-    {
-        try
-        {
-            Directory.CreateDirectory(directory);
-            var probe = Path.Combine(directory, $".write-test-{Environment.ProcessId}");
-            File.WriteAllText(probe, string.Empty);
-            File.Delete(probe);
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            throw new GatewayStartupException(
-                $"{shownFile}: {GatewayOptions.SectionName}:DataProtection:KeyDirectory: cannot write to '{directory}': {ex.Message}",
-                GatewayStartupException.ConfigurationExitCode, ex);
-        }
     }
 
     private static string ShownPath(string fullPath)

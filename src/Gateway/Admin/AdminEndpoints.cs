@@ -8,6 +8,9 @@ namespace Gateway.Admin;
 /// </summary>
 public static class AdminEndpoints
 {
+    /// <summary>Readiness, which the listeners, the warm-up and shutdown report to.</summary>
+    public static IServiceCollection AddAdmin(this IServiceCollection services) => services.AddSingleton<Readiness>();
+
     public static IApplicationBuilder UseAdminListener(this IApplicationBuilder app)
     {
         return app.MapWhen(IsAdminConnection, admin => admin.Run(HandleAsync));

@@ -1,0 +1,36 @@
+using Gateway.Configuration;
+using Gateway.Tls;
+
+namespace Gateway.Listeners;
+
+public static class ListenerExtensions
+{
+    private const string InlineSocketCompletionsVariable = "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS";
+
+    /// <summary>
+    /// Kestrel's endpoints from the file (public listeners with their TLS, the admin listener), its socket transport
+    /// settings, the shutdown timeout, and the open-file budget that handshakes are admitted against.
+    /// </summary>
+    public static WebApplicationBuilder UseGatewayListeners(this WebApplicationBuilder builder, GatewayOptions options,
+        ServerCertificateSelector? certificates, Func<string, string?> getEnvironment)
+    {
+        builder.Services.AddSingleton(services => FileDescriptorLimit.FromProcess(
+            services.GetRequiredService<ILoggerFactory>().CreateLogger("Gateway.Listeners")));
+        var bound = new BoundListeners();
+        builder.Services.AddSingleton(bound);
+        builder.WebHost.ConfigureKestrel(kestrel => KestrelListeners.Configure(kestrel, options, certificates, bound));
+        builder.WebHost.UseShutdownTimeout(options.ShutdownTimeout);
+        builder.WebHost.UseSockets(sockets =>
+        {
+            sockets.Backlog = options.ListenBacklog;
+            sockets.UnsafePreferInlineScheduling = options.InlineCompletions;
+        });
+        if (options.InlineCompletions && getEnvironment(InlineSocketCompletionsVariable) is null)
+        {
+            // Read once by System.Net.Sockets when the first socket starts an asynchronous operation, which has not
+            // happened yet in the gateway's own process; an explicit setting in the environment wins.
+            Environment.SetEnvironmentVariable(InlineSocketCompletionsVariable, "1");
+        }
+        return builder;
+    }
+}

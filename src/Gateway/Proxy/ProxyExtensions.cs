@@ -1,0 +1,69 @@
+using Gateway.Configuration;
+using Gateway.Handshake;
+using Gateway.Relay;
+using Microsoft.AspNetCore.DataProtection;
+
+namespace Gateway.Proxy;
+
+public static class ProxyExtensions
+{
+    public const string ReverseProxySection = "ReverseProxy";
+
+    /// <summary>
+    /// YARP from the file's <c>ReverseProxy</c> section with the gateway's defaults, the backend connector for WebSocket
+    /// upgrades, the key ring that encrypts affinity cookies, and the proxy's metrics.
+    /// </summary>
+    public static WebApplicationBuilder AddGatewayProxy(this WebApplicationBuilder builder, GatewayOptions options, string shownFile)
+    {
+        var dataProtection = builder.Services.AddDataProtection().SetApplicationName(options.DataProtection.ApplicationName);
+        if (options.DataProtection.KeyDirectory is { } keyDirectory)
+        {
+            EnsureWritableDirectory(keyDirectory, shownFile);
+            dataProtection.PersistKeysToFileSystem(new DirectoryInfo(keyDirectory));
+        }
+
+        // Before AddReverseProxy, whose TryAdd then keeps this factory: the backend leg of a WebSocket on a socket of its own.
+        builder.Services.AddSingleton<Yarp.ReverseProxy.Forwarder.IForwarderHttpClientFactory, GatewayHttpClientFactory>();
+        builder.Services.AddReverseProxy()
+            .LoadFromConfig(builder.Configuration.GetSection(ReverseProxySection))
+            .AddConfigFilter<ProxyConfigDefaults>();
+        builder.Services.AddSingleton<ProxyMetrics>();
+        return builder;
+    }
+
+    /// <summary>
+    /// YARP's proxy pipeline, in one place because its order matters: the gateway's gate first (before any backend is
+    /// chosen), then YARP's affinity, load balancing and passive health, and the relay last, right before the
+    /// forwarder and inside passive health, which so hears the relay's verdict on each tunnel.
+    /// </summary>
+    public static WebApplication MapGatewayProxy(this WebApplication app)
+    {
+        app.MapReverseProxy(proxy =>
+        {
+            proxy.UseMiddleware<ProxyErrorsMiddleware>();
+            proxy.UseHandshakeGate();
+            proxy.UseSessionAffinity();
+            proxy.UseLoadBalancing();
+            proxy.UsePassiveHealthChecks();
+            proxy.UseWebSocketRelay();
+        });
+        return app;
+    }
+
+    private static void EnsureWritableDirectory(string directory, string shownFile)
+    {
+        try
+        {
+            Directory.CreateDirectory(directory);
+            var probe = Path.Combine(directory, $".write-test-{Environment.ProcessId}");
+            File.WriteAllText(probe, string.Empty);
+            File.Delete(probe);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new GatewayStartupException(
+                $"{shownFile}: {GatewayOptions.SectionName}:DataProtection:KeyDirectory: cannot write to '{directory}': {ex.Message}",
+                GatewayStartupException.ConfigurationExitCode, ex);
+        }
+    }
+}
