@@ -94,6 +94,7 @@ public static class GatewayApplication
         builder.Services.AddHandshakeGate(builder.Configuration);
         builder.Services.AddSingleton<RelayMetrics>();
         builder.Services.AddSingleton<ProxyMetrics>();
+        builder.Services.AddConnectRetry();
         builder.Services.AddSingleton<MetricsSetup>();
         builder.Services.AddSingleton<KeepAliveSweeper>();
         builder.Services.AddSingleton(services => Listeners.FileDescriptorLimit.FromProcess(
@@ -161,6 +162,7 @@ public static class GatewayApplication
                 proxy.UseMiddleware<ProxyErrorsMiddleware>();
                 proxy.UseHandshakeGate();
                 proxy.UseWebSocketRelay();
+                proxy.UseConnectRetry();
                 proxy.UseSessionAffinity();
                 proxy.UseLoadBalancing();
                 proxy.UsePassiveHealthChecks();
