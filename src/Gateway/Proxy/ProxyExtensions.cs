@@ -28,13 +28,16 @@ public static class ProxyExtensions
             .LoadFromConfig(builder.Configuration.GetSection(ReverseProxySection))
             .AddConfigFilter<ProxyConfigDefaults>();
         builder.Services.AddSingleton<ProxyMetrics>();
+        builder.Services.AddConnectRetry();
         return builder;
     }
 
     /// <summary>
     /// YARP's proxy pipeline, in one place because its order matters: the gateway's gate first (before any backend is
-    /// chosen), then YARP's affinity, load balancing and passive health, and the relay last, right before the
-    /// forwarder and inside passive health, which so hears the relay's verdict on each tunnel.
+    /// chosen); the connect retry, which runs everything after it again on another destination when a connect fails;
+    /// YARP's affinity, load balancing and passive health; and the relay last, right before the forwarder and inside
+    /// passive health, which so hears the relay's verdict on each tunnel. The error count is outermost, so a handshake
+    /// that a retry saved is not an error.
     /// </summary>
     public static WebApplication MapGatewayProxy(this WebApplication app)
     {
@@ -42,6 +45,7 @@ public static class ProxyExtensions
         {
             proxy.UseMiddleware<ProxyErrorsMiddleware>();
             proxy.UseHandshakeGate();
+            proxy.UseConnectRetry();
             proxy.UseSessionAffinity();
             proxy.UseLoadBalancing();
             proxy.UsePassiveHealthChecks();

@@ -6,15 +6,18 @@ using Yarp.ReverseProxy.Model;
 
 namespace Gateway.Proxy;
 
-/// <summary>What YARP knows and the gateway exports: failed forwards by destination, and destination health.</summary>
+/// <summary>What YARP knows and the gateway exports: failed forwards and connect retries by destination, and destination health.</summary>
 public sealed class ProxyMetrics
 {
     private readonly Counter<long> _errors;
+    private readonly Counter<long> _connectRetries;
 
     public ProxyMetrics(GatewayMeter meter, IProxyStateLookup state)
     {
         _errors = meter.Meter.CreateCounter<long>("gateway.proxy.errors", "{request}",
             "Requests YARP could not forward, by cluster, destination and YARP's error (Request = the backend could not be reached)");
+        _connectRetries = meter.Meter.CreateCounter<long>("gateway.proxy.connect_retries", "{retry}",
+            "Requests sent to another destination because this one could not be connected to, by cluster and the destination that failed");
         meter.Meter.CreateObservableGauge("gateway.destination.health", () => ReadHealth(state), "1",
             "1 when a destination is usable (neither active nor passive health checks call it unhealthy), 0 when not");
     }
@@ -22,6 +25,9 @@ public sealed class ProxyMetrics
     internal void Failed(string cluster, string destination, ForwarderError error) =>
         _errors.Add(1, new KeyValuePair<string, object?>("cluster", cluster), new KeyValuePair<string, object?>("destination", destination),
             new KeyValuePair<string, object?>("error", error.ToString()));
+
+    internal void ConnectRetried(string cluster, string destination) =>
+        _connectRetries.Add(1, new KeyValuePair<string, object?>("cluster", cluster), new KeyValuePair<string, object?>("destination", destination));
 
     private static IEnumerable<Measurement<int>> ReadHealth(IProxyStateLookup state)
     {
