@@ -155,7 +155,10 @@ public sealed class KeepAliveTests
         await using var backend = await Backend.StartAsync("h2");
         using var certificates = new TestCertificates();
         var (pem, key, _) = certificates.IssueServer("server", "localhost");
-        var config = RelayConfig.Build(backend.Address, RelayConfig.KeepAlive("00:00:00.200", "00:00:01"), activityTimeout: "00:00:01", path: "/echo");
+        // Pings every 150-200 ms against a 2 s activity timeout: ten chances to keep it alive, so a loaded CI machine
+        // that delays a sweep or a pong by a second does not make the test fail (1 s failed there now and then, before
+        // and after the relay split).
+        var config = RelayConfig.Build(backend.Address, RelayConfig.KeepAlive("00:00:00.200", "00:00:02"), activityTimeout: "00:00:02", path: "/echo");
         config["Gateway"]!["Tls"]!["Certificates"] = new JsonArray(new JsonObject { ["Path"] = pem, ["KeyPath"] = key });
         await using var gateway = await GatewayServer.StartAsync(config);
 
@@ -164,7 +167,7 @@ public sealed class KeepAliveTests
             using var socket = await WebSocketClient.ConnectAsync(gateway, transport, "/echo", certificates);
             // ClientWebSocket answers pings itself, as browsers do.
             var receive = WebSocketClient.ReceiveAsync(socket);
-            await Task.Delay(TimeSpan.FromSeconds(3));
+            await Task.Delay(TimeSpan.FromSeconds(5));
             Assert.False(receive.IsCompleted, "the tunnel closed while idle");
             await WebSocketClient.SendTextAsync(socket, "after a long silence");
             var (type, payload) = await receive;
