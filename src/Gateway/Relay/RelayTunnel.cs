@@ -76,9 +76,6 @@ public sealed partial class RelayTunnel : Stream, IHttpUpgradeFeature, IHttpExte
         _fromClient.Configure(fromClient: true, options.Frames.MaxFrameBytes, options.Frames.MaxMessageBytes, allowedReservedBits: 0);
     }
 
-    /// <summary>True once the client side was upgraded and the tunnel carries frames.</summary>
-    public bool IsOpen => _client is not null && Volatile.Read(ref _completed) == 0;
-
     /// <summary>The route the tunnel belongs to.</summary>
     public string RouteId => _handshake.RouteId;
 

@@ -151,6 +151,31 @@ public sealed class FaultTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task A_backend_that_sends_garbage_gets_its_client_1014_and_counts_against_it()
+    {
+        await using var backend = new RawBackend();
+        await using var gateway = await GatewayServer.StartAsync(Config(backend.Address));
+        await using var client = await RawWebSocketClient.ConnectAsync(gateway.Ws, "/raw/garbage");
+        await using var neighbour = await RawWebSocketClient.ConnectAsync(gateway.Ws, "/raw/neighbour");
+        await Retry.Eventually(() => Assert.Equal(2, backend.Connections), TimeSpan.FromSeconds(5));
+
+        // A masked frame from a server (RFC 6455 §5.1), then bytes that are no frame at all.
+        await backend.SendRawAsync(0, [.. RawFrames.Encode(RawFrame.Text, "not from a server"u8, mask: true), 0xFF, 0xFF, 0xFF, 0xFF]);
+        var close = await client.ReceiveAsync(TimeSpan.FromSeconds(5));
+        Assert.True(close is { Opcode: RawFrame.Close, CloseCode: 1014 }, $"the client got {close?.ToString() ?? "nothing"}");
+        Assert.Equal(1002, (await backend.CloseReceived.Task.WaitAsync(TimeSpan.FromSeconds(5))).CloseCode);
+
+        await neighbour.SendAsync(RawFrames.Encode(RawFrame.Text, "unaffected"u8));
+        Assert.Equal("unaffected", Encoding.UTF8.GetString((await neighbour.ReceiveAsync(TimeSpan.FromSeconds(5)))!.Payload));
+        await Retry.Eventually(async () =>
+        {
+            var scrape = await MetricsScrape.FetchAsync(gateway);
+            Assert.Equal(1, scrape.Value("gateway_websocket_connections_closed_total", ("closed_by", "gateway_limit"), ("code", "1014")));
+            Assert.Equal(1, scrape.Value("gateway_proxy_errors_total", ("error", "UpgradeResponseDestination")));
+        }, TimeSpan.FromSeconds(5));
+    }
+
+    [Fact]
     public async Task A_client_that_stops_reading_is_cut_its_backend_told_1001_and_it_is_the_clients_doing()
     {
         await using var backend = new RawBackend();
