@@ -27,6 +27,8 @@ public sealed partial class RelayTunnel
     }
 
     /// <summary>YARP's idle wait on the backend (no buffer held): a failure here is the backend's end too.</summary>
+    /// <remarks>It waits for every message an idle tunnel receives, so its state machine comes from a pool.</remarks>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<int> BackendZeroByteReadAsync(CancellationToken cancellationToken)
     {
         try
