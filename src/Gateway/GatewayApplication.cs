@@ -56,6 +56,12 @@ public static class GatewayApplication
         }
         builder.Configuration.AddEnvironmentVariables();
         builder.Configuration.AddCommandLine(remainingArgs);
+        // The single-line simple format unless the file names another (`Logging:Console:FormatterName`: `json` for
+        // structured logs, the access log's fields included); AddSimpleConsole alone would override the file.
+        if (builder.Configuration["Logging:Console:FormatterName"] is { Length: > 0 } formatter)
+        {
+            builder.Services.Configure<Microsoft.Extensions.Logging.Console.ConsoleLoggerOptions>(console => console.FormatterName = formatter);
+        }
 
         // ASP.NET Core starts an Activity and a logging scope for every request while any level of this logger is on,
         // and an upgraded WebSocket keeps both for its whole life (bench/RESULTS.md: about 0.5 KB per idle tunnel,

@@ -114,6 +114,10 @@ public sealed class WebSocketPolicies
         {
             throw new GatewayConfigurationException($"{key}:MaxConnectionsPerClient", "must not be negative (0 means no limit)");
         }
+        if (limits.MaxLifetime < TimeSpan.Zero)
+        {
+            throw new GatewayConfigurationException($"{key}:MaxLifetime", "must not be negative (00:00:00 means no limit)");
+        }
         if (limits.HandshakesPerMinutePerClient < 0)
         {
             throw new GatewayConfigurationException($"{key}:HandshakesPerMinutePerClient", "must not be negative (0 means no limit)");

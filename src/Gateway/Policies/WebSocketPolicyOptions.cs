@@ -64,6 +64,13 @@ public sealed class ConnectionLimitOptions
     public int HandshakesPerMinutePerClient { get; set; }
 
     /// <summary>
+    /// The longest a tunnel may stay open; 0 means no limit. Older tunnels get a Close 1001 on both sides, each up to
+    /// a tenth earlier at its own offset, so that after a scale-up clients reconnect and spread over the new backends
+    /// without all leaving at once.
+    /// </summary>
+    public TimeSpan MaxLifetime { get; set; }
+
+    /// <summary>
     /// The per-client limits count an IPv6 client by the network of this prefix length (1-128): a subscriber is
     /// usually given a /64 and can use any address in it. IPv4 clients (also IPv4-mapped, and the well-known
     /// NAT64 prefix 64:ff9b::/96) always count per address.

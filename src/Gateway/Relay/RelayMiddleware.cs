@@ -10,8 +10,11 @@ namespace Gateway.Relay;
 /// before YARP's forwarder, and afterwards tells passive health (which runs around it) what the tunnel's end was: a
 /// backend's fault counts against it, whatever the client did never does.
 /// </summary>
-public sealed class RelayMiddleware(RequestDelegate next, KeepAliveSweeper sweeper, RelayMetrics metrics, ILogger<RelayTunnel> logger)
+public sealed class RelayMiddleware(RequestDelegate next, KeepAliveSweeper sweeper, RelayMetrics metrics, ILogger<RelayTunnel> logger,
+    ILoggerFactory loggers)
 {
+    private readonly ILogger _accessLog = loggers.CreateLogger(AccessLog.Category);
+
     public async Task InvokeAsync(HttpContext context)
     {
         if (context.Features.Get<WebSocketHandshake>() is not { } handshake)
@@ -22,7 +25,7 @@ public sealed class RelayMiddleware(RequestDelegate next, KeepAliveSweeper sweep
 
         var upgrade = handshake.IsHttp2 ? null : context.Features.Get<IHttpUpgradeFeature>();
         var connect = handshake.IsHttp2 ? context.Features.Get<IHttpExtendedConnectFeature>() : null;
-        var tunnel = new RelayTunnel(context, handshake, upgrade, connect, sweeper, metrics, logger);
+        var tunnel = new RelayTunnel(context, handshake, upgrade, connect, sweeper, metrics, logger, _accessLog);
         if (upgrade is not null)
         {
             context.Features.Set<IHttpUpgradeFeature>(tunnel);

@@ -212,6 +212,19 @@ public sealed partial class RelayTunnel
 
     // ---- The gateway's doing ----
 
+    /// <summary>The policy's <c>Limits:MaxLifetime</c> passed: both sides hear 1001 and the client reconnects, perhaps elsewhere.</summary>
+    private async Task EndLifetimeAsync()
+    {
+        if (!BeginClosing())
+        {
+            return;
+        }
+        Decide(RelayMetrics.ClosedBy.MaxLifetime, 1001);
+        Log.LifetimeEnded(_logger, RouteId, 1001);
+        await SendCloseAsync(toBackend: false, 1001, "connection lifetime reached", InjectionWait.ForBoundary).ConfigureAwait(false);
+        await SendCloseAsync(toBackend: true, 1001, "connection lifetime reached", InjectionWait.ForBoundary).ConfigureAwait(false);
+    }
+
     /// <summary>Shutdown: both sides hear 1001 "going away" (RFC 6455 §7.4.1) instead of a cut connection.</summary>
     internal void Drain() => Run(DrainAsync());
 

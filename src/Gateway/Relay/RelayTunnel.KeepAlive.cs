@@ -14,6 +14,7 @@ public sealed partial class RelayTunnel
     private readonly long _intervalMs;
     private readonly long _pingAfterMs;
     private readonly long _timeoutMs;
+    private long _lifetimeEndsAt = long.MaxValue;
     private PeerKeepAlive _clientAlive;
     private PeerKeepAlive _backendAlive;
 
@@ -27,6 +28,11 @@ public sealed partial class RelayTunnel
         if (IsClosing)
         {
             EnforceCloseDeadline(now);
+            return;
+        }
+        if (now >= _lifetimeEndsAt)
+        {
+            Run(EndLifetimeAsync());
             return;
         }
         if (!_keepAlive)

@@ -32,6 +32,7 @@ public sealed partial class RelayTunnel : Stream, IHttpUpgradeFeature, IHttpExte
     private readonly KeepAliveSweeper _sweeper;
     private readonly RelayMetrics _metrics;
     private readonly ILogger _logger;
+    private readonly ILogger _accessLog;
 
     private Stream? _client;
     private Stream? _backend;
@@ -48,9 +49,10 @@ public sealed partial class RelayTunnel : Stream, IHttpUpgradeFeature, IHttpExte
     private long _openedTimestamp;
     private TagList _tags;
     private string _cluster = string.Empty;
+    private string _destination = string.Empty;
 
     internal RelayTunnel(HttpContext context, WebSocketHandshake handshake, IHttpUpgradeFeature? upgrade, IHttpExtendedConnectFeature? connect,
-        KeepAliveSweeper sweeper, RelayMetrics metrics, ILogger logger)
+        KeepAliveSweeper sweeper, RelayMetrics metrics, ILogger logger, ILogger accessLog)
     {
         _context = context;
         _handshake = handshake;
@@ -59,6 +61,7 @@ public sealed partial class RelayTunnel : Stream, IHttpUpgradeFeature, IHttpExte
         _sweeper = sweeper;
         _metrics = metrics;
         _logger = logger;
+        _accessLog = accessLog;
         _createdTimestamp = sweeper.Time.GetTimestamp();
         var policy = handshake.Policy;
         var options = policy.Options;
@@ -120,8 +123,14 @@ public sealed partial class RelayTunnel : Stream, IHttpUpgradeFeature, IHttpExte
         _backendAlive.Start(now);
         var proxy = _context.GetReverseProxyFeature();
         _cluster = proxy.Cluster?.Config.ClusterId ?? string.Empty;
-        _tags = RelayMetrics.ConnectionTags(RouteId, _cluster, proxy.ProxiedDestination?.DestinationId ?? string.Empty,
-            _handshake.Protocol, _handshake.Scheme);
+        _destination = proxy.ProxiedDestination?.DestinationId ?? string.Empty;
+        _tags = RelayMetrics.ConnectionTags(RouteId, _cluster, _destination, _handshake.Protocol, _handshake.Scheme);
+        var maxLifetime = (long)_handshake.Policy.Options.Limits.MaxLifetime.TotalMilliseconds;
+        if (maxLifetime > 0)
+        {
+            // Up to a tenth earlier, differently per tunnel: tunnels opened together do not all end together.
+            _lifetimeEndsAt = now + maxLifetime - Random.Shared.NextInt64(maxLifetime / 10 + 1);
+        }
         _openedTimestamp = _sweeper.Time.GetTimestamp();
         _metrics.Opened(_tags, RouteId, _handshake.Protocol, _sweeper.Time.GetElapsedTime(_createdTimestamp, _openedTimestamp));
         _slot = _sweeper.Register(this);
@@ -144,7 +153,15 @@ public sealed partial class RelayTunnel : Stream, IHttpUpgradeFeature, IHttpExte
         _sweeper.Unregister(_slot, this);
         ReportTraffic(final: true);
         var (closedBy, code) = Outcome();
-        _metrics.Closed(_tags, RouteId, _cluster, closedBy, code, _sweeper.Time.GetElapsedTime(_openedTimestamp));
+        var lifetime = _sweeper.Time.GetElapsedTime(_openedTimestamp);
+        _metrics.Closed(_tags, RouteId, _cluster, closedBy, code, lifetime);
+        if (_accessLog.IsEnabled(LogLevel.Information))
+        {
+            var start = (_sweeper.Time.GetUtcNow() - lifetime).ToString("O", System.Globalization.CultureInfo.InvariantCulture);
+            AccessLog.TunnelEnded(_accessLog, start, _context.Connection.RemoteIpAddress?.ToString() ?? "-", RouteId,
+                _cluster, _destination, _handshake.Protocol, _handshake.Subprotocol ?? "-", lifetime.TotalSeconds,
+                _fromClient.Messages, _fromClient.PayloadBytes, _fromBackend.Messages, _fromBackend.PayloadBytes, code, closedBy);
+        }
     }
 
     /// <summary>

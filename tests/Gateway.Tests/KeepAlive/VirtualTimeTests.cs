@@ -161,4 +161,31 @@ public sealed class VirtualTimeTests
             Assert.Equal(3, scrape.Value("gateway_relay_messages_total", ("direction", "client_to_backend")));
         }, TimeSpan.FromSeconds(5));
     }
+
+    [Fact]
+    public async Task A_tunnel_older_than_its_policys_max_lifetime_gets_1001_on_both_sides()
+    {
+        await using var backend = new RawBackend();
+        var policy = RelayConfig.KeepAlive("00:00:30", "00:00:15");
+        policy["Limits"] = new System.Text.Json.Nodes.JsonObject { ["MaxLifetime"] = "00:10:00" };
+        await using var gateway = await GatewayServer.StartAsync(RelayConfig.Build(backend.Address, policy),
+            services => services.AddSingleton<TimeProvider>(_time));
+        await using var client = await RawWebSocketClient.ConnectAsync(gateway.Ws, "/raw/long-lived");
+
+        await AdvanceAsync(gateway, TimeSpan.FromMinutes(8.9)); // up to a tenth early: not before 9 minutes
+        await client.SendAsync(RawFrames.Encode(RawFrame.Text, "still open"u8));
+        Assert.Equal(RawFrame.Text, (await client.ReceiveAsync(TimeSpan.FromSeconds(5)))!.Opcode);
+
+        await AdvanceAsync(gateway, TimeSpan.FromMinutes(1.2));
+        var close = await client.ReceiveAsync(TimeSpan.FromSeconds(5));
+        Assert.True(close is { Opcode: RawFrame.Close, CloseCode: 1001 }, $"the client got {close?.ToString() ?? "nothing"}");
+        Assert.Equal("connection lifetime reached", close!.CloseReason);
+        Assert.Equal(1001, (await backend.CloseReceived.Task.WaitAsync(TimeSpan.FromSeconds(5))).CloseCode);
+        await client.SendAsync(RawFrames.CloseFrame(1001));
+        await Retry.Eventually(async () =>
+        {
+            var scrape = await MetricsScrape.FetchAsync(gateway);
+            Assert.Equal(1, scrape.Value("gateway_websocket_connections_closed_total", ("closed_by", "max_lifetime"), ("code", "1001")));
+        }, TimeSpan.FromSeconds(5));
+    }
 }
