@@ -241,6 +241,7 @@ cat > "$WORK/gateway.json" <<EOF
     "Tls": { "Certificates": [ { "Path": "$WORK/cert.pem", "KeyPath": "$WORK/key.pem" } ] },
     "Admin": { "Address": "127.0.0.1", "Port": $GATEWAY_ADMIN },
     "DataProtection": { "KeyDirectory": "$WORK/keys" },
+    "Drain": { "Delay": "00:00:00", "Period": "00:00:00" },
     "WebSocketPolicies": {
       "keepalive":   { "KeepAlive": { "Interval": "$BENCH_KEEPALIVE_INTERVAL", "Timeout": "00:00:15", "Backend": true } },
       "nokeepalive": { "KeepAlive": { "Interval": "00:00:00" } }

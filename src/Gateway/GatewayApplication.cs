@@ -1,6 +1,7 @@
 using Gateway.Admin;
 using Gateway.Configuration;
 using Gateway.Handshake;
+using Gateway.Lifecycle;
 using Gateway.Listeners;
 using Gateway.Metrics;
 using Gateway.Policies;
@@ -95,6 +96,7 @@ public static class GatewayApplication
         builder.UseGatewayListeners(options, certificates, getEnvironment);
         builder.AddGatewayProxy(options, shownFile);
         builder.Services.AddWarmup(options.Warmup);
+        builder.Services.AddGracefulShutdown();
 
         configureServices?.Invoke(builder.Services);
         var app = builder.Build();

@@ -18,6 +18,9 @@ public sealed class Readiness
 
     public bool IsReady => _started && !_stopping && Volatile.Read(ref _pending) == 0;
 
+    /// <summary>Shutdown has begun: not ready from now on.</summary>
+    public void BeginDraining() => _stopping = true;
+
     /// <summary>Holds readiness back until the returned handle is disposed (startup work that must finish first).</summary>
     public IDisposable Hold()
     {

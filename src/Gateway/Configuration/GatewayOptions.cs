@@ -45,6 +45,21 @@ public sealed class GatewayOptions
 
     /// <summary>WebSocket sessions the gateway runs through itself at startup, before it reports ready.</summary>
     public WarmupOptions Warmup { get; set; } = new();
+
+    /// <summary>What shutdown does with the listeners and the open tunnels, so that a load balancer can follow.</summary>
+    public DrainOptions Drain { get; set; } = new();
+}
+
+/// <summary>
+/// <c>Gateway:Drain</c>: on SIGTERM <c>/readyz</c> turns 503 at once; the listeners keep accepting for
+/// <see cref="Delay"/> (the balancer's health check notices meanwhile); then they stop, and the open tunnels get a
+/// Close 1001 spread evenly over <see cref="Period"/>, so that their clients do not all reconnect in one instant.
+/// </summary>
+public sealed class DrainOptions
+{
+    public TimeSpan Delay { get; set; } = TimeSpan.FromSeconds(5);
+
+    public TimeSpan Period { get; set; } = TimeSpan.FromSeconds(10);
 }
 
 /// <summary>

@@ -124,6 +124,19 @@ public static class GatewayOptionsLoader
         {
             throw new GatewayConfigurationException($"{GatewayOptions.SectionName}:ShutdownTimeout", "must not be negative");
         }
+        if (options.Drain.Delay < TimeSpan.Zero)
+        {
+            throw new GatewayConfigurationException($"{GatewayOptions.SectionName}:Drain:Delay", "must not be negative");
+        }
+        if (options.Drain.Period < TimeSpan.Zero)
+        {
+            throw new GatewayConfigurationException($"{GatewayOptions.SectionName}:Drain:Period", "must not be negative");
+        }
+        if (options.Drain.Delay + options.Drain.Period > options.ShutdownTimeout)
+        {
+            throw new GatewayConfigurationException($"{GatewayOptions.SectionName}:ShutdownTimeout",
+                $"must be at least Drain:Delay + Drain:Period ({options.Drain.Delay + options.Drain.Period:c}), or the drain is cut short");
+        }
         if (options.Warmup.Enabled && options.Warmup.MaxDuration <= TimeSpan.Zero)
         {
             throw new GatewayConfigurationException($"{GatewayOptions.SectionName}:Warmup:MaxDuration", "must be positive (set Warmup:Enabled to false to skip the warm-up)");

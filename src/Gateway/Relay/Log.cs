@@ -26,9 +26,6 @@ internal static partial class Log
     [LoggerMessage(EventId = 307, Level = LogLevel.Error, Message = "Route {Route}: a relay task failed")]
     public static partial void BackgroundFailed(ILogger logger, string route, Exception exception);
 
-    [LoggerMessage(EventId = 308, Level = LogLevel.Information, Message = "Shutting down: closing {Count} open WebSocket tunnels with 1001")]
-    public static partial void Draining(ILogger logger, int count);
-
     [LoggerMessage(EventId = 309, Level = LogLevel.Debug, Message = "Route {Route}: a tunnel reached its policy's MaxLifetime; closed with {Code} on both sides")]
     public static partial void LifetimeEnded(ILogger logger, string route, ushort code);
 }

@@ -7,7 +7,7 @@ namespace Gateway.Relay;
 public static class RelayExtensions
 {
     /// <summary>
-    /// The relay's services: its metrics, the keepalive sweep, the drain at shutdown, and the WebSocket response
+    /// The relay's services: its metrics, the keepalive sweep, and the WebSocket response
     /// transforms (registered before <c>AddReverseProxy</c>, so they run before YARP's own).
     /// </summary>
     public static IServiceCollection AddWebSocketRelay(this IServiceCollection services)
@@ -16,7 +16,6 @@ public static class RelayExtensions
         services.AddSingleton<RelayMetrics>();
         services.AddSingleton<KeepAliveSweeper>();
         services.AddHostedService(provider => provider.GetRequiredService<KeepAliveSweeper>());
-        services.AddHostedService<TunnelDrain>();
         services.AddSingleton<ITransformProvider, WebSocketResponseTransforms>();
         return services;
     }

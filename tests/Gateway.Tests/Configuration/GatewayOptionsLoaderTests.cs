@@ -50,6 +50,9 @@ public sealed class GatewayOptionsLoaderTests
     [InlineData("Gateway:ListenBacklog", "0", "Gateway:ListenBacklog")]
     [InlineData("Gateway:Warmup:MaxDuration", "00:00:00", "Gateway:Warmup:MaxDuration")]
     [InlineData("Gateway:Warmup:Enabeld", "false", "Gateway:Warmup:Enabeld")]
+    [InlineData("Gateway:Drain:Delay", "-00:00:01", "Gateway:Drain:Delay")]
+    [InlineData("Gateway:Drain:Period", "-00:00:01", "Gateway:Drain:Period")]
+    [InlineData("Gateway:ShutdownTimeout", "00:00:14", "Gateway:ShutdownTimeout")]
     public void A_bad_value_is_reported_with_its_key(string key, string value, string reportedKey)
     {
         var values = new List<(string, string)> { (key, value) };

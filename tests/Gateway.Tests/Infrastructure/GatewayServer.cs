@@ -101,6 +101,8 @@ public sealed class GatewayServer : IAsyncDisposable
         gateway["DataProtection"] ??= new JsonObject { ["KeyDirectory"] = Path.Combine(directory, "keys") };
         // Seconds of CPU-heavy sessions at every start would slow the suite and disturb timing tests; Warmup/ tests turn it on.
         gateway["Warmup"] ??= new JsonObject { ["Enabled"] = false };
+        // Shutdown at once, as before the drain sequence: tests that are about the drain set their own.
+        gateway["Drain"] ??= new JsonObject { ["Delay"] = "00:00:00", ["Period"] = "00:00:00" };
         await File.WriteAllTextAsync(path, config.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         var app = GatewayApplication.Build(["--config", path], configureServices: configureServices);
         await GatewayApplication.StartAsync(app);

@@ -95,6 +95,7 @@ public sealed class PolicyConfigurationTests
     [InlineData("Gateway:WebSocketPolicies:chat:Limits:IPv6PrefixLength", "0", "Gateway:WebSocketPolicies:chat:Limits:IPv6PrefixLength")]
     [InlineData("Gateway:WebSocketPolicies:chat:Limits:IPv6PrefixLength", "129", "Gateway:WebSocketPolicies:chat:Limits:IPv6PrefixLength")]
     [InlineData("Gateway:WebSocketPolicies:chat:Limits:IPv6PrefixLength", "/64", "Gateway:WebSocketPolicies:chat:Limits:IPv6PrefixLength")]
+    [InlineData("Gateway:WebSocketPolicies:chat:Limits:MaxLifetime", "-01:00:00", "Gateway:WebSocketPolicies:chat:Limits:MaxLifetime")]
     [InlineData("Gateway:TrustedForwarders:0", "10.0.0.0/33", "Gateway:TrustedForwarders:0")]
     [InlineData("Gateway:TrustedForwarders:0", "loadbalancer.internal", "Gateway:TrustedForwarders:0")]
     [InlineData("Kestrel:Limits:MaxRequestLineSiz", "4096", "Kestrel:Limits:MaxRequestLineSiz")]
