@@ -96,7 +96,7 @@ public static class GatewayApplication
         builder.UseGatewayListeners(options, certificates, getEnvironment);
         builder.AddGatewayProxy(options, shownFile);
         builder.Services.AddWarmup(options.Warmup);
-        builder.Services.AddGracefulShutdown();
+        builder.Services.AddLifecycle();
 
         configureServices?.Invoke(builder.Services);
         var app = builder.Build();

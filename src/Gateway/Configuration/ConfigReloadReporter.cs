@@ -1,4 +1,5 @@
 using System.Diagnostics.Metrics;
+using Gateway.Lifecycle;
 using Gateway.Metrics;
 using Yarp.ReverseProxy.Configuration;
 
@@ -6,19 +7,28 @@ namespace Gateway.Configuration;
 
 /// <summary>
 /// Says in the log and in metrics what became of each edit of the configuration file: whether it parsed
-/// (<see cref="ReloadableJsonConfigurationSource"/>) and whether YARP applied it (<see cref="IConfigChangeListener"/>).
+/// (<see cref="ReloadableJsonConfigurationSource"/>), whether YARP applied it (<see cref="IConfigChangeListener"/>) and
+/// what it changed, once; and hands the destinations it removed to <see cref="RemovedDestinationDrain"/>. An edit of the
+/// <c>Gateway</c> section, which is read at startup only, is said to wait for a restart.
 /// </summary>
 public sealed class ConfigReloadReporter : IHostedService, IConfigChangeListener
 {
     private readonly ReloadableJsonConfigurationSource _source;
     private readonly ILogger<ConfigReloadReporter> _logger;
     private readonly Counter<long> _reloads;
+    private readonly IConfiguration _configuration;
+    private readonly RemovedDestinationDrain _removedDestinations;
+    private readonly string _gatewaySectionAtStartup;
     private IProxyConfig[]? _applied;
 
-    public ConfigReloadReporter(ReloadableJsonConfigurationSource source, GatewayMeter meter, ILogger<ConfigReloadReporter> logger)
+    public ConfigReloadReporter(ReloadableJsonConfigurationSource source, GatewayMeter meter, IConfiguration configuration,
+        RemovedDestinationDrain removedDestinations, ILogger<ConfigReloadReporter> logger)
     {
         _source = source;
         _logger = logger;
+        _configuration = configuration;
+        _removedDestinations = removedDestinations;
+        _gatewaySectionAtStartup = GatewaySection();
         _reloads = meter.Meter.CreateCounter<long>("gateway.config.reloads", "{reload}",
             "Edits of the configuration file, by result: success (applied) or failure (the running configuration stayed)");
     }
@@ -37,7 +47,18 @@ public sealed class ConfigReloadReporter : IHostedService, IConfigChangeListener
         return Task.CompletedTask;
     }
 
-    private void OnReloaded() => Log.Reloaded(_logger, _source.FullPath);
+    /// <summary>The file parsed; YARP says next whether it applies. The Gateway section is compared with startup's.</summary>
+    private void OnReloaded()
+    {
+        if (!string.Equals(GatewaySection(), _gatewaySectionAtStartup, StringComparison.Ordinal))
+        {
+            Log.GatewaySectionChanged(_logger, _source.FullPath);
+        }
+    }
+
+    /// <summary>The Gateway section's values, flattened and ordered, to tell whether an edit touched it.</summary>
+    private string GatewaySection() => string.Join('\n', _configuration.GetSection(GatewayOptions.SectionName).AsEnumerable()
+        .OrderBy(pair => pair.Key, StringComparer.Ordinal).Select(pair => $"{pair.Key}={pair.Value}"));
 
     private void OnReloadFailed(Exception ex)
     {
@@ -66,6 +87,9 @@ public sealed class ConfigReloadReporter : IHostedService, IConfigChangeListener
         if (previous is not null && !previous.SequenceEqual(fromFile, ReferenceEqualityComparer.Instance))
         {
             Count("success");
+            var change = ConfigChangeSummary.Between(previous, fromFile);
+            Log.Reloaded(_logger, _source.FullPath, change.ToString());
+            _removedDestinations.Start(change);
         }
     }
 

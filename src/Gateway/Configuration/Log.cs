@@ -2,8 +2,11 @@ namespace Gateway.Configuration;
 
 internal static partial class Log
 {
-    [LoggerMessage(EventId = 100, Level = LogLevel.Information, Message = "Configuration file {File} reloaded; routes and clusters are re-applied (listeners and TLS need a restart)")]
-    public static partial void Reloaded(ILogger logger, string file);
+    [LoggerMessage(EventId = 100, Level = LogLevel.Information, Message = "Configuration file {File} reloaded and applied: {Changes}")]
+    public static partial void Reloaded(ILogger logger, string file, string changes);
+
+    [LoggerMessage(EventId = 103, Level = LogLevel.Warning, Message = "Configuration file {File}: the Gateway section changed; it is read at startup only (listeners, TLS, policies, limits), so the edit applies at the next restart")]
+    public static partial void GatewaySectionChanged(ILogger logger, string file);
 
     [LoggerMessage(EventId = 101, Level = LogLevel.Error, Message = "Configuration file {File} changed but cannot be used, the running configuration stays: {Reason}")]
     public static partial void ReloadFailed(ILogger logger, string file, string reason);

@@ -2,7 +2,14 @@ namespace Gateway.Lifecycle;
 
 public static class LifecycleExtensions
 {
-    /// <summary>The drain on shutdown, which runs before any hosted service stops (its StoppingAsync).</summary>
-    public static IServiceCollection AddGracefulShutdown(this IServiceCollection services) =>
+    /// <summary>
+    /// What happens to open tunnels when things change: the drain on shutdown (it runs before any hosted service stops,
+    /// in its StoppingAsync) and the close of tunnels whose destination a reload removed.
+    /// </summary>
+    public static IServiceCollection AddLifecycle(this IServiceCollection services)
+    {
         services.AddHostedService<GracefulShutdown>();
+        services.AddSingleton<RemovedDestinationDrain>();
+        return services;
+    }
 }

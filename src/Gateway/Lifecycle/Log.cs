@@ -2,15 +2,21 @@ namespace Gateway.Lifecycle;
 
 internal static partial class Log
 {
-    [LoggerMessage(EventId = 800, Level = LogLevel.Information, Message = "Shutting down: not ready; {Count} open tunnels; listeners stop in {DelaySeconds} s, tunnels then close over {PeriodSeconds} s")]
+    [LoggerMessage(EventId = 900, Level = LogLevel.Information, Message = "Shutting down: not ready; {Count} open tunnels; listeners stop in {DelaySeconds} s, tunnels then close over {PeriodSeconds} s")]
     public static partial void DrainStarted(ILogger logger, int count, double delaySeconds, double periodSeconds);
 
-    [LoggerMessage(EventId = 801, Level = LogLevel.Information, Message = "Shutting down: listeners stopped; closing {Count} open WebSocket tunnels with 1001")]
+    [LoggerMessage(EventId = 901, Level = LogLevel.Information, Message = "Shutting down: listeners stopped; closing {Count} open WebSocket tunnels with 1001")]
     public static partial void ClosingTunnels(ILogger logger, int count);
 
-    [LoggerMessage(EventId = 802, Level = LogLevel.Information, Message = "Shutting down: every tunnel has closed")]
+    [LoggerMessage(EventId = 902, Level = LogLevel.Information, Message = "Shutting down: every tunnel has closed")]
     public static partial void DrainFinished(ILogger logger);
 
-    [LoggerMessage(EventId = 803, Level = LogLevel.Warning, Message = "Shutting down: ShutdownTimeout reached with {Count} tunnels still open; they are cut")]
+    [LoggerMessage(EventId = 903, Level = LogLevel.Warning, Message = "Shutting down: ShutdownTimeout reached with {Count} tunnels still open; they are cut")]
     public static partial void DrainCutShort(ILogger logger, int count);
+
+    [LoggerMessage(EventId = 904, Level = LogLevel.Information, Message = "Reload removed destinations: closing their {Count} open tunnels with 1012 over {PeriodSeconds} s")]
+    public static partial void RemovedDestinationTunnels(ILogger logger, int count, double periodSeconds);
+
+    [LoggerMessage(EventId = 905, Level = LogLevel.Error, Message = "Closing the tunnels of removed destinations failed")]
+    public static partial void RemovedDestinationDrainFailed(ILogger logger, Exception exception);
 }

@@ -228,6 +228,23 @@ public sealed partial class RelayTunnel
     /// <summary>Shutdown: both sides hear 1001 "going away" (RFC 6455 §7.4.1) instead of a cut connection.</summary>
     internal void Drain() => Run(DrainAsync());
 
+    /// <summary>
+    /// The tunnel's destination left the configuration (or is drained): both sides hear 1012 "service restart"
+    /// (RFC 6455 §7.4.1, registered by IANA), which tells the client to reconnect, to a destination that remains.
+    /// </summary>
+    internal void Restart(string why) => Run(RestartAsync(why));
+
+    private async Task RestartAsync(string why)
+    {
+        if (!BeginClosing())
+        {
+            return;
+        }
+        Decide(RelayMetrics.ClosedBy.DestinationRemoved, 1012);
+        await SendCloseAsync(toBackend: false, 1012, why, InjectionWait.ForBoundary).ConfigureAwait(false);
+        await SendCloseAsync(toBackend: true, 1012, why, InjectionWait.ForBoundary).ConfigureAwait(false);
+    }
+
     private async Task DrainAsync()
     {
         if (!BeginClosing())

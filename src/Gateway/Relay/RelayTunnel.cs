@@ -82,6 +82,11 @@ public sealed partial class RelayTunnel : Stream, IHttpUpgradeFeature, IHttpExte
     /// <summary>The route the tunnel belongs to.</summary>
     public string RouteId => _handshake.RouteId;
 
+    /// <summary>The cluster and destination it was proxied to (empty until the backend accepted).</summary>
+    public string ClusterId => _cluster;
+
+    public string DestinationId => _destination;
+
     // ---- The features YARP calls to upgrade the client connection ----
 
     bool IHttpUpgradeFeature.IsUpgradableRequest => _upgrade?.IsUpgradableRequest ?? false;
