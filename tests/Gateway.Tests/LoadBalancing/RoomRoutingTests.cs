@@ -1,3 +1,4 @@
+using System.Net;
 using System.Net.WebSockets;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -190,5 +191,56 @@ public sealed class RoomRoutingTests
         }
         Assert.Equal(2, seen.Count(b => b == "b1"));
         Assert.Equal(2, seen.Count(b => b == "b2"));
+    }
+
+    [Fact]
+    public async Task The_demo_configuration_keeps_every_tab_of_a_room_on_one_backend_and_sets_no_affinity_cookie()
+    {
+        await using var b1 = await Backend.StartAsync("chat-1");
+        await using var b2 = await Backend.StartAsync("chat-2");
+        var directory = AppContext.BaseDirectory;
+        while (!File.Exists(Path.Combine(directory, "Gateway.sln")))
+        {
+            directory = Path.GetDirectoryName(directory) ?? throw new InvalidOperationException("repository root not found");
+        }
+        // The shipped file as it is, but on ports the system chooses, with the test's backends and key directory.
+        var demo = (JsonObject)JsonNode.Parse(await File.ReadAllTextAsync(Path.Combine(directory, "config", "demo.json")))!;
+        var gatewaySection = (JsonObject)demo["Gateway"]!;
+        foreach (var (_, listener) in (JsonObject)gatewaySection["Listeners"]!)
+        {
+            listener!["Address"] = "127.0.0.1";
+            listener["Port"] = 0;
+        }
+        gatewaySection["Admin"]!["Port"] = 0;
+        gatewaySection.Remove("DataProtection");
+        demo["Logging"] = new JsonObject { ["LogLevel"] = new JsonObject { ["Default"] = "Warning" } };
+        var destinations = demo["ReverseProxy"]!["Clusters"]!["chat"]!["Destinations"]!;
+        destinations["chat-1"]!["Address"] = b1.Address.ToString();
+        destinations["chat-2"]!["Address"] = b2.Address.ToString();
+        await using var gateway = await GatewayServer.StartAsync(demo);
+
+        // One browser: its tabs share a cookie jar, as they would share an affinity cookie.
+        var browser = new CookieContainer();
+        var sockets = new List<ClientWebSocket>();
+        var placed = new Dictionary<string, HashSet<string>>();
+        try
+        {
+            foreach (var room in new[] { "red", "blue", "red", "green", "blue", "red", "amber", "green", "teal", "plum" })
+            {
+                var socket = await WebSocketClient.ConnectAsync(gateway, Transport.Ws, $"/chat/{room}", cookies: browser, subprotocols: ["chat.v2"]);
+                sockets.Add(socket);
+                Assert.Null(socket.HttpResponseHeaders?.GetValueOrDefault("Set-Cookie"));
+                var backend = await WebSocketClient.ReceiveWelcomeBackendAsync(socket);
+                (placed.TryGetValue(room, out var set) ? set : placed[room] = []).Add(backend);
+            }
+        }
+        finally
+        {
+            await LeaveAllAsync(sockets);
+        }
+
+        Assert.All(placed, room => Assert.Single(room.Value));
+        Assert.Equal(2, placed.Values.Select(v => v.Single()).Distinct().Count());
+        Assert.Empty(browser.GetAllCookies());
     }
 }
