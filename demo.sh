@@ -29,7 +29,7 @@ cat <<MSG
     open   https://localhost:8443/   (self-signed certificate: accept the browser's warning)
       or   http://localhost:8080/
     admin  http://127.0.0.1:9901/healthz  and  /readyz
-  The welcome message names the backend that serves you; reload to see the affinity cookie keep it.
+  The welcome message names the backend that serves your room: every tab in one room gets the same one.
   Backend logs: .demo/chat-1.log .demo/chat-2.log.  Ctrl+C stops everything.
 
 MSG

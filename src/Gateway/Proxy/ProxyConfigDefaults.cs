@@ -1,5 +1,6 @@
 using System.Net;
 using Gateway.Configuration;
+using Gateway.LoadBalancing;
 using Gateway.Policies;
 using Yarp.ReverseProxy.Configuration;
 using Yarp.ReverseProxy.Forwarder;
@@ -38,6 +39,8 @@ public sealed class ProxyConfigDefaults : IProxyConfigFilter
             }
         }
 
+        ConsistentHashSettings.Validate(cluster, key);
+
         var affinity = cluster.SessionAffinity;
         if (string.Equals(affinity?.Policy, "HashCookie", StringComparison.OrdinalIgnoreCase))
         {
@@ -47,11 +50,12 @@ public sealed class ProxyConfigDefaults : IProxyConfigFilter
                 "'HashCookie' is not available in this build; use 'Cookie' (encrypted cookie), 'ArrCookie' or 'CustomHeader'");
         }
 
-        // Sticky by default: a chat client that reconnects should find its session where it left it.
+        // Sticky by default: a chat client that reconnects should find its session where it left it. A ConsistentHash
+        // cluster is sticky by its key instead, and a cookie would override the key.
         affinity ??= new SessionAffinityConfig();
         affinity = affinity with
         {
-            Enabled = affinity.Enabled ?? true,
+            Enabled = affinity.Enabled ?? !ConsistentHashSettings.Uses(cluster),
             Policy = affinity.Policy ?? "Cookie",
             AffinityKeyName = string.IsNullOrEmpty(affinity.AffinityKeyName) ? DefaultAffinityKeyName : affinity.AffinityKeyName,
             Cookie = WithCookieDefaults(affinity.Cookie),

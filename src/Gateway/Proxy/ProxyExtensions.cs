@@ -1,5 +1,6 @@
 using Gateway.Configuration;
 using Gateway.Handshake;
+using Gateway.LoadBalancing;
 using Gateway.Relay;
 using Microsoft.AspNetCore.DataProtection;
 
@@ -11,7 +12,8 @@ public static class ProxyExtensions
 
     /// <summary>
     /// YARP from the file's <c>ReverseProxy</c> section with the gateway's defaults, the backend connector for WebSocket
-    /// upgrades, the key ring that encrypts affinity cookies, and the proxy's metrics.
+    /// upgrades, the key ring that encrypts affinity cookies, the <c>ConsistentHash</c> load-balancing policy, and the
+    /// proxy's metrics.
     /// </summary>
     public static WebApplicationBuilder AddGatewayProxy(this WebApplicationBuilder builder, GatewayOptions options, string shownFile)
     {
@@ -27,6 +29,7 @@ public static class ProxyExtensions
         builder.Services.AddReverseProxy()
             .LoadFromConfig(builder.Configuration.GetSection(ReverseProxySection))
             .AddConfigFilter<ProxyConfigDefaults>();
+        builder.Services.AddConsistentHash();
         builder.Services.AddSingleton<ProxyMetrics>();
         builder.Services.AddConnectRetry();
         return builder;

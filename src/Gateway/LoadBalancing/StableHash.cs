@@ -1,0 +1,66 @@
+using System.Text.Unicode;
+
+namespace Gateway.LoadBalancing;
+
+/// <summary>
+/// A 64-bit hash that every gateway process computes alike, so replicas send a key to the same destination:
+/// FNV-1a over UTF-8 bytes, then MurmurHash3's 64-bit finalizer, since FNV-1a alone leaves the high bits of short,
+/// similar keys ("room1", "room2") close together, and ring positions are compared by the whole 64 bits.
+/// <see cref="string.GetHashCode()"/> is randomized per process and would not do. Fed piecewise, without allocating.
+/// </summary>
+internal struct StableHash
+{
+    private const ulong OffsetBasis = 14695981039346656037;
+    private const ulong Prime = 1099511628211;
+
+    private ulong _state;
+
+    public static StableHash Create() => new() { _state = OffsetBasis };
+
+    /// <summary>The hash of the text's UTF-8 bytes.</summary>
+    public static ulong Of(ReadOnlySpan<char> text)
+    {
+        var hash = Create();
+        hash.AppendUtf8(text);
+        return hash.Finish();
+    }
+
+    public void Append(byte value) => _state = (_state ^ value) * Prime;
+
+    public void Append(ReadOnlySpan<byte> bytes)
+    {
+        var state = _state;
+        foreach (var b in bytes)
+        {
+            state = (state ^ b) * Prime;
+        }
+        _state = state;
+    }
+
+    /// <summary>Adds the text as UTF-8, a stack buffer at a time; lone surrogates count as U+FFFD, as the encoder has it.</summary>
+    public void AppendUtf8(ReadOnlySpan<char> text)
+    {
+        Span<byte> buffer = stackalloc byte[128];
+        while (!text.IsEmpty)
+        {
+            // A chunk never ends inside a surrogate pair: the encoder stops before a code point that does not fit.
+            Utf8.FromUtf16(text, buffer, out var read, out var written, replaceInvalidSequences: true, isFinalBlock: true);
+            Append(buffer[..written]);
+            text = text[read..];
+        }
+    }
+
+    /// <summary>FNV-1a's state without the finalizer, for checking against the published FNV test vectors.</summary>
+    internal readonly ulong Fnv1a => _state;
+
+    public readonly ulong Finish()
+    {
+        var k = _state;
+        k ^= k >> 33;
+        k *= 0xff51afd7ed558ccd;
+        k ^= k >> 33;
+        k *= 0xc4ceb9fe1a85ec53;
+        k ^= k >> 33;
+        return k;
+    }
+}
