@@ -30,6 +30,9 @@ public static class ProxyExtensions
             .LoadFromConfig(builder.Configuration.GetSection(ReverseProxySection))
             .AddConfigFilter<ProxyConfigDefaults>();
         builder.Services.AddConsistentHash();
+        // YARP's route Timeout and TimeoutPolicy are ASP.NET Core request timeouts: without the middleware every request on
+        // such a route fails. YARP turns the timeout off once a WebSocket is upgraded, so it never cuts a tunnel.
+        builder.Services.AddRequestTimeouts();
         builder.Services.AddSingleton<ProxyMetrics>();
         builder.Services.AddConnectRetry();
         return builder;
@@ -44,6 +47,7 @@ public static class ProxyExtensions
     /// </summary>
     public static WebApplication MapGatewayProxy(this WebApplication app)
     {
+        app.UseRequestTimeouts();
         app.MapReverseProxy(proxy =>
         {
             proxy.UseMiddleware<ProxyErrorsMiddleware>();
