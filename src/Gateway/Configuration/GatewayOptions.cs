@@ -45,6 +45,12 @@ public sealed class GatewayOptions
 
     /// <summary>WebSocket sessions the gateway runs through itself at startup, before it reports ready.</summary>
     public WarmupOptions Warmup { get; set; } = new();
+
+    /// <summary>
+    /// Bind the public listeners with SO_REUSEPORT (Linux), so several gateway processes share their ports and the
+    /// kernel spreads new connections over them. The admin listener never shares: each process needs its own port.
+    /// </summary>
+    public bool ReusePort { get; set; }
 }
 
 /// <summary>

@@ -99,6 +99,8 @@ public static class GatewayOptionsLoader
             }
         }
 
+        Listeners.ReusePortListenSockets.Validate(options);
+
         foreach (var (name, policy) in options.WebSocketPolicies)
         {
             Policies.WebSocketPolicies.Validate(name, policy);

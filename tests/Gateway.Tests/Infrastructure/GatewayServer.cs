@@ -24,6 +24,10 @@ public sealed class GatewayServer : IAsyncDisposable
         var bound = app.Services.GetRequiredService<BoundListeners>();
         foreach (var (listener, endPoint) in bound.All)
         {
+            if (listener.WarmupOnly)
+            {
+                continue; // a private twin of a shared listener (ReusePort), which only the warm-up uses
+            }
             var baseAddress = new Uri($"{(listener.IsAdmin ? "http" : listener.WebSocketScheme)}://127.0.0.1:{endPoint!.Port}/");
             Listeners[listener.Name] = baseAddress;
         }
