@@ -51,6 +51,9 @@ public sealed class GatewayOptions
     /// kernel spreads new connections over them. The admin listener never shares: each process needs its own port.
     /// </summary>
     public bool ReusePort { get; set; }
+
+    /// <summary>The gateway's own connections to backends.</summary>
+    public Proxy.UpstreamOptions Upstream { get; set; } = new();
 }
 
 /// <summary>

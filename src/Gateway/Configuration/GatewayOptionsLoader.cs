@@ -100,6 +100,7 @@ public static class GatewayOptionsLoader
         }
 
         Listeners.ReusePortListenSockets.Validate(options);
+        Proxy.SourceAddresses.Validate(options.Upstream);
 
         foreach (var (name, policy) in options.WebSocketPolicies)
         {
