@@ -46,6 +46,15 @@ public sealed class GatewayOptions
     /// <summary>WebSocket sessions the gateway runs through itself at startup, before it reports ready.</summary>
     public WarmupOptions Warmup { get; set; } = new();
 
+    /// <summary>
+    /// Bind the public listeners with SO_REUSEPORT (Linux), so several gateway processes share their ports and the
+    /// kernel spreads new connections over them. The admin listener never shares: each process needs its own port.
+    /// </summary>
+    public bool ReusePort { get; set; }
+
+    /// <summary>The gateway's own connections to backends.</summary>
+    public Proxy.UpstreamOptions Upstream { get; set; } = new();
+
     /// <summary>What shutdown does with the listeners and the open tunnels, so that a load balancer can follow.</summary>
     public DrainOptions Drain { get; set; } = new();
 }

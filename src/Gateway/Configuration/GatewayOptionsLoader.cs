@@ -99,6 +99,9 @@ public static class GatewayOptionsLoader
             }
         }
 
+        Listeners.ReusePortListenSockets.Validate(options);
+        Proxy.SourceAddresses.Validate(options.Upstream);
+
         foreach (var (name, policy) in options.WebSocketPolicies)
         {
             Policies.WebSocketPolicies.Validate(name, policy);

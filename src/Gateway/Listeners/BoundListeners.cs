@@ -18,7 +18,7 @@ public sealed class BoundListeners
     {
         foreach (var (listener, options) in _listeners)
         {
-            if (string.Equals(listener.Name, name, StringComparison.OrdinalIgnoreCase))
+            if (!listener.WarmupOnly && string.Equals(listener.Name, name, StringComparison.OrdinalIgnoreCase))
             {
                 return options.IPEndPoint ?? throw new InvalidOperationException($"listener '{name}' is not an IP listener");
             }

@@ -22,6 +22,12 @@ public sealed class GatewayListener
 
     public bool IsAdmin { get; }
 
+    /// <summary>
+    /// A private loopback twin of a public listener that shares its port with other processes (<c>ReusePort</c>): the
+    /// kernel may hand a connection to the shared port to any of them, so the warm-up uses this one, which is its own.
+    /// </summary>
+    public bool WarmupOnly { get; init; }
+
     /// <summary>The WebSocket scheme clients use on this listener.</summary>
     public string WebSocketScheme => Tls ? "wss" : "ws";
 }

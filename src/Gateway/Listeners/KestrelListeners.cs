@@ -20,20 +20,21 @@ public static class KestrelListeners
         foreach (var (name, listener) in options.Listeners)
         {
             var tag = new GatewayListener(name, $"{GatewayOptions.SectionName}:Listeners:{name}", listener.Tls, isAdmin: false);
-            var protocols = listener.Protocols ?? (listener.Tls ? HttpProtocols.Http1AndHttp2 : HttpProtocols.Http1);
-            Listen(kestrel, listener.Address, listener.Port!.Value, endpoint =>
+            ListenPublic(kestrel, options, certificates, bound, listener, listener.Address, listener.Port!.Value, tag);
+        }
+
+        // A connection to a shared port may reach any process in the group, so the warm-up (which must reach this
+        // process's own temporary route) gets a private loopback twin of each shared listener.
+        if (options.ReusePort && options.Warmup.Enabled)
+        {
+            foreach (var (name, listener) in options.Listeners)
             {
-                endpoint.Protocols = protocols;
-                Tag(endpoint, tag, bound);
-                if (listener.Tls)
+                if (listener.Port is > 0)
                 {
-                    endpoint.UseHttps(new TlsHandshakeCallbackOptions
-                    {
-                        OnConnection = certificates!.ForProtocols(protocols),
-                        HandshakeTimeout = options.Tls.HandshakeTimeout,
-                    });
+                    var tag = new GatewayListener(name, $"{GatewayOptions.SectionName}:Listeners:{name}", listener.Tls, isAdmin: false) { WarmupOnly = true };
+                    ListenPublic(kestrel, options, certificates, bound, listener, "127.0.0.1", 0, tag);
                 }
-            });
+            }
         }
 
         if (options.Admin.Enabled)
@@ -45,6 +46,25 @@ public static class KestrelListeners
                 Tag(endpoint, tag, bound);
             });
         }
+    }
+
+    private static void ListenPublic(KestrelServerOptions kestrel, GatewayOptions options, ServerCertificateSelector? certificates,
+        BoundListeners bound, ListenerOptions listener, string address, int port, GatewayListener tag)
+    {
+        var protocols = listener.Protocols ?? (listener.Tls ? HttpProtocols.Http1AndHttp2 : HttpProtocols.Http1);
+        Listen(kestrel, address, port, endpoint =>
+        {
+            endpoint.Protocols = protocols;
+            Tag(endpoint, tag, bound);
+            if (listener.Tls)
+            {
+                endpoint.UseHttps(new TlsHandshakeCallbackOptions
+                {
+                    OnConnection = certificates!.ForProtocols(protocols),
+                    HandshakeTimeout = options.Tls.HandshakeTimeout,
+                });
+            }
+        });
     }
 
     private static void Listen(KestrelServerOptions kestrel, string address, int port, Action<ListenOptions> configure)

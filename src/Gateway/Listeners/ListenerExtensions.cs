@@ -24,7 +24,12 @@ public static class ListenerExtensions
         {
             sockets.Backlog = options.ListenBacklog;
             sockets.UnsafePreferInlineScheduling = options.InlineCompletions;
+            if (options.ReusePort)
+            {
+                sockets.CreateBoundListenSocket = ReusePortListenSockets.For(options).CreateBoundListenSocket;
+            }
         });
+        builder.Services.AddHostedService<ListenerStartupLog>();
         if (options.InlineCompletions && getEnvironment(InlineSocketCompletionsVariable) is null)
         {
             // Read once by System.Net.Sockets when the first socket starts an asynchronous operation, which has not

@@ -4,9 +4,11 @@ namespace Gateway.Proxy;
 
 /// <summary>
 /// YARP's client factory with <see cref="UpgradeConnector"/> in front of its SocketsHttpHandler, except for clusters
-/// whose HttpClient settings only SocketsHttpHandler honours (a web proxy, header encodings).
+/// whose HttpClient settings only SocketsHttpHandler honours (a web proxy, header encodings). The connector binds its
+/// sockets to <c>Gateway:Upstream:SourceAddresses</c>.
 /// </summary>
-internal sealed class GatewayHttpClientFactory(ILogger<ForwarderHttpClientFactory> logger) : ForwarderHttpClientFactory(logger)
+internal sealed class GatewayHttpClientFactory(ILogger<ForwarderHttpClientFactory> logger, SourceAddresses sources,
+    SourceAddressExhaustion exhaustion) : ForwarderHttpClientFactory(logger)
 {
     protected override HttpMessageHandler WrapHandler(ForwarderHttpClientContext context, HttpMessageHandler handler)
     {
@@ -15,6 +17,6 @@ internal sealed class GatewayHttpClientFactory(ILogger<ForwarderHttpClientFactor
         {
             return handler;
         }
-        return new UpgradeConnector(handler);
+        return new UpgradeConnector(handler, sources, exhaustion);
     }
 }

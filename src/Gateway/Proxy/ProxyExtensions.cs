@@ -26,6 +26,8 @@ public static class ProxyExtensions
 
         // Before AddReverseProxy, whose TryAdd then keeps this factory: the backend leg of a WebSocket on a socket of its own.
         builder.Services.AddSingleton<Yarp.ReverseProxy.Forwarder.IForwarderHttpClientFactory, GatewayHttpClientFactory>();
+        builder.Services.AddSingleton(SourceAddresses.From(options.Upstream));
+        builder.Services.AddSingleton<SourceAddressExhaustion>();
         builder.Services.AddReverseProxy()
             .LoadFromConfig(builder.Configuration.GetSection(ReverseProxySection))
             .AddConfigFilter<ProxyConfigDefaults>();
@@ -47,6 +49,8 @@ public static class ProxyExtensions
     /// </summary>
     public static WebApplication MapGatewayProxy(this WebApplication app)
     {
+        // Its counter exists from the start, at 0, like every other instrument.
+        app.Services.GetRequiredService<SourceAddressExhaustion>();
         app.UseRequestTimeouts();
         app.MapReverseProxy(proxy =>
         {

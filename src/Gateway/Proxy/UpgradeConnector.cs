@@ -27,10 +27,21 @@ internal sealed class UpgradeConnector : DelegatingHandler
     /// <summary>A refusal's body (404, 403, 426...) is passed on to the client; a WebSocket backend's are short.</summary>
     internal const int MaxErrorBodyBytes = 1024 * 1024;
 
-    private static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(15); // as YARP sets on SocketsHttpHandler
+    private static readonly byte[] NoLocalPortBody = "The gateway has no local port left to reach the backend; try again later.\n"u8.ToArray();
 
-    public UpgradeConnector(HttpMessageHandler inner) : base(inner)
+    private readonly BackendSockets _sockets;
+    private readonly SourceAddressExhaustion? _exhaustion;
+
+    public UpgradeConnector(HttpMessageHandler inner) : this(inner, SourceAddresses.None, exhaustion: null)
     {
+    }
+
+    /// <param name="sources">Where backend sockets are bound before they connect (<c>Gateway:Upstream:SourceAddresses</c>).</param>
+    /// <param name="exhaustion">Counts and reports handshakes refused for lack of a local port.</param>
+    public UpgradeConnector(HttpMessageHandler inner, SourceAddresses sources, SourceAddressExhaustion? exhaustion) : base(inner)
+    {
+        _sockets = new BackendSockets(sources);
+        _exhaustion = exhaustion;
     }
 
     protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken) =>
@@ -42,10 +53,19 @@ internal sealed class UpgradeConnector : DelegatingHandler
         && request.Content is null
         && request.Headers.NonValidated.Contains("Upgrade");
 
-    private static async Task<HttpResponseMessage> SendUpgradeAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+    private async Task<HttpResponseMessage> SendUpgradeAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {
         var uri = request.RequestUri!;
-        var socket = await ConnectAsync(uri, cancellationToken).ConfigureAwait(false);
+        Socket socket;
+        try
+        {
+            socket = await _sockets.ConnectAsync(uri, cancellationToken).ConfigureAwait(false);
+        }
+        catch (LocalPortsExhaustedException ex)
+        {
+            _exhaustion?.Report(uri.Authority, _sockets.Sources.Description, ex.Message);
+            return NoLocalPort(request);
+        }
         var stream = new NetworkStream(socket, ownsSocket: true);
         byte[]? buffer = null;
         try
@@ -90,33 +110,17 @@ internal sealed class UpgradeConnector : DelegatingHandler
         }
     }
 
-    private static async Task<Socket> ConnectAsync(Uri uri, CancellationToken cancellationToken)
+    /// <summary>
+    /// The gateway's own failure, answered as such: a response rather than an exception, so YARP records no forwarding
+    /// error, passive health does not count it against the destination and the connect retry does not mark it down.
+    /// </summary>
+    private static HttpResponseMessage NoLocalPort(HttpRequestMessage request)
     {
-        EndPoint endPoint = IPAddress.TryParse(uri.IdnHost, out var address)
-            ? new IPEndPoint(address, uri.Port)
-            : new DnsEndPoint(uri.IdnHost, uri.Port);
-        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(ConnectTimeout);
-        try
-        {
-            await socket.ConnectAsync(endPoint, timeout.Token).ConfigureAwait(false);
-            return socket;
-        }
-        catch (Exception ex)
-        {
-            socket.Dispose();
-            if (ex is OperationCanceledException && !cancellationToken.IsCancellationRequested)
-            {
-                throw new HttpRequestException(HttpRequestError.ConnectionError, $"Connecting to {uri.Authority} timed out after {ConnectTimeout.TotalSeconds:0} s", ex);
-            }
-            if (ex is SocketException socketError)
-            {
-                // The message names the address, as SocketsHttpHandler's does ("Connection refused (127.0.0.1:5101)").
-                throw new HttpRequestException(HttpRequestError.ConnectionError, $"{socketError.Message} ({uri.Authority})", ex);
-            }
-            throw;
-        }
+        var content = new ByteArrayContent(NoLocalPortBody);
+        content.Headers.ContentType = new("text/plain") { CharSet = "utf-8" };
+        // Set, not computed: YARP copies the headers that are there, and the length is only there once asked for.
+        content.Headers.ContentLength = NoLocalPortBody.Length;
+        return new HttpResponseMessage(HttpStatusCode.BadGateway) { RequestMessage = request, Content = content };
     }
 
     /// <summary>The request line and headers: Host first (RFC 9112 section 3.2), then what YARP set, Latin-1 as on the wire.</summary>

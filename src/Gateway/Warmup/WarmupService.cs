@@ -205,6 +205,11 @@ public sealed class WarmupService : IHostedService, IDisposable
             {
                 continue;
             }
+            // With ReusePort a connection to a shared port may reach another process: the listener's private twin stands in.
+            if (!listener.WarmupOnly && _gateway.ReusePort && options.Port is > 0)
+            {
+                continue;
+            }
             var address = endPoint.Address.Equals(IPAddress.Any) ? IPAddress.Loopback
                 : endPoint.Address.Equals(IPAddress.IPv6Any) ? IPAddress.IPv6Loopback
                 : endPoint.Address;

@@ -24,6 +24,10 @@ public sealed class GatewayServer : IAsyncDisposable
         var bound = app.Services.GetRequiredService<BoundListeners>();
         foreach (var (listener, endPoint) in bound.All)
         {
+            if (listener.WarmupOnly)
+            {
+                continue; // a private twin of a shared listener (ReusePort), which only the warm-up uses
+            }
             var baseAddress = new Uri($"{(listener.IsAdmin ? "http" : listener.WebSocketScheme)}://127.0.0.1:{endPoint!.Port}/");
             Listeners[listener.Name] = baseAddress;
         }
@@ -60,6 +64,8 @@ public sealed class GatewayServer : IAsyncDisposable
             ["Tls"] = new JsonObject { ["Certificates"] = certificates ?? new JsonArray() },
             ["Admin"] = new JsonObject { ["Address"] = "127.0.0.1", ["Port"] = 0 },
             ["ShutdownTimeout"] = "00:00:02",
+            // Shutdown at once, as tests expect; the drain sequence's own tests set their own (Delay + Period must fit).
+            ["Drain"] = new JsonObject { ["Delay"] = "00:00:00", ["Period"] = "00:00:00" },
         },
         ["ReverseProxy"] = reverseProxy,
     };

@@ -30,10 +30,13 @@ public sealed partial class MetricsScrape
 
     public string Text { get; }
 
-    public static async Task<MetricsScrape> FetchAsync(GatewayServer gateway)
+    public static Task<MetricsScrape> FetchAsync(GatewayServer gateway) => FetchAsync(gateway.Admin);
+
+    /// <summary>From the admin listener at <paramref name="admin"/> (a gateway in another process).</summary>
+    public static async Task<MetricsScrape> FetchAsync(Uri admin)
     {
         using var http = new HttpClient();
-        var response = await http.GetAsync(new Uri(gateway.Admin, "/metrics"));
+        var response = await http.GetAsync(new Uri(admin, "/metrics"));
         response.EnsureSuccessStatusCode();
         Assert.StartsWith("text/plain", response.Content.Headers.ContentType!.MediaType);
         return new MetricsScrape(await response.Content.ReadAsStringAsync());

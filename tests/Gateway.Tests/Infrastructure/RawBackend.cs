@@ -16,6 +16,7 @@ public sealed class RawBackend : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly List<TcpClient> _connections = new();
     private readonly List<Connection> _served = new();
+    private readonly ConcurrentQueue<IPEndPoint> _peers = new();
     private readonly Task _accepting;
 
     public RawBackend()
@@ -39,6 +40,9 @@ public sealed class RawBackend : IAsyncDisposable
     public TaskCompletionSource<RawFrame> CloseReceived { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public int Handshakes;
+
+    /// <summary>Where every accepted connection came from (the gateway's source address and port), in order.</summary>
+    public IReadOnlyCollection<IPEndPoint> Peers => _peers;
 
     /// <summary>What the backend's 101 says in <c>Sec-WebSocket-Extensions</c> (null: no header).</summary>
     public string? Extensions { get; set; }
@@ -131,6 +135,7 @@ public sealed class RawBackend : IAsyncDisposable
             {
                 _connections.Add(client);
             }
+            _peers.Enqueue((IPEndPoint)client.Client.RemoteEndPoint!);
             _ = ServeAsync(client);
         }
     }
