@@ -2,7 +2,7 @@ namespace Gateway.Configuration;
 
 internal static partial class Log
 {
-    [LoggerMessage(EventId = 100, Level = LogLevel.Information, Message = "Configuration file {File} reloaded; routes and clusters are re-applied (listeners and TLS need a restart)")]
+    [LoggerMessage(EventId = 100, Level = LogLevel.Information, Message = "Configuration file {File} reloaded; routes and clusters are re-applied (the rest of the Gateway section needs a restart)")]
     public static partial void Reloaded(ILogger logger, string file);
 
     [LoggerMessage(EventId = 101, Level = LogLevel.Error, Message = "Configuration file {File} changed but cannot be used, the running configuration stays: {Reason}")]
@@ -10,4 +10,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 102, Level = LogLevel.Warning, Message = "Configuration file {File} has no ReverseProxy:Routes: every request will get 404")]
     public static partial void NoRoutes(ILogger logger, string file);
+
+    [LoggerMessage(EventId = 103, Level = LogLevel.Information, Message = "SIGHUP: reloading the configuration file {File} and the TLS certificate files")]
+    public static partial void ReloadSignalled(ILogger logger, string file);
 }
