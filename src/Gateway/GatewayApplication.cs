@@ -74,12 +74,11 @@ public static class GatewayApplication
         }
 
         GatewayOptions options;
-        ServerCertificateSelector? certificates;
+        CertificateStore? certificates;
         try
         {
             options = GatewayOptionsLoader.Load(builder.Configuration, Path.GetDirectoryName(configFile)!);
-            certificates = LoadCertificates(options, getEnvironment, out var selfSigned);
-            builder.Services.AddSingleton(new TlsStartupReport(certificates, selfSigned));
+            certificates = builder.Services.AddTls(options, getEnvironment);
         }
         catch (GatewayConfigurationException ex)
         {
@@ -105,7 +104,7 @@ public static class GatewayApplication
         app.Services.GetRequiredService<MetricsSetup>();
         app.Services.GetRequiredService<RelayMetrics>();
         app.Services.GetRequiredService<ProxyMetrics>();
-        app.Services.GetRequiredService<TlsStartupReport>().Log(app.Services.GetRequiredService<ILoggerFactory>());
+        app.UseTls();
         if (!builder.Configuration.GetSection($"{ReverseProxySection}:Routes").Exists())
         {
             Configuration.Log.NoRoutes(app.Logger, shownFile);
@@ -139,26 +138,6 @@ public static class GatewayApplication
             var file = app.Services.GetRequiredService<ConfigFile>();
             throw KestrelListeners.DescribeBindFailure(ex, app.Services.GetRequiredService<GatewayOptions>(), file.ShownPath);
         }
-    }
-
-    private static ServerCertificateSelector? LoadCertificates(GatewayOptions options, Func<string, string?> getEnvironment, out bool selfSigned)
-    {
-        selfSigned = false;
-        if (!options.Listeners.Values.Any(l => l.Tls))
-        {
-            return null;
-        }
-        var loaded = new List<LoadedCertificate>();
-        for (var i = 0; i < options.Tls.Certificates.Count; i++)
-        {
-            loaded.Add(CertificateLoader.Load(options.Tls.Certificates[i], i, getEnvironment));
-        }
-        if (loaded.Count == 0)
-        {
-            selfSigned = true;
-            loaded.Add(new LoadedCertificate(SelfSignedCertificate.CreateForLocalhost(TimeProvider.System), new(), []));
-        }
-        return new ServerCertificateSelector(loaded);
     }
 
     private static string ShownPath(string fullPath)

@@ -2,7 +2,7 @@ namespace Gateway.Configuration;
 
 public static class ConfigurationExtensions
 {
-    /// <summary>The validated options, the file they came from, and the reporter that logs and counts its reloads.</summary>
+    /// <summary>The validated options, the file they came from, the reporter that logs and counts its reloads, and SIGHUP.</summary>
     public static IServiceCollection AddGatewayConfiguration(this IServiceCollection services, GatewayOptions options, ConfigFile file,
         ReloadableJsonConfigurationSource source)
     {
@@ -12,6 +12,8 @@ public static class ConfigurationExtensions
         services.AddSingleton<ConfigReloadReporter>();
         services.AddHostedService(provider => provider.GetRequiredService<ConfigReloadReporter>());
         services.AddSingleton<Yarp.ReverseProxy.Configuration.IConfigChangeListener>(provider => provider.GetRequiredService<ConfigReloadReporter>());
+        services.AddSingleton<ReloadSignal>();
+        services.AddHostedService(provider => provider.GetRequiredService<ReloadSignal>());
         return services;
     }
 }

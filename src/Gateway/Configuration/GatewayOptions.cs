@@ -105,6 +105,12 @@ public sealed class TlsOptions
 
     /// <summary>How long a client may take to complete the TLS handshake.</summary>
     public TimeSpan HandshakeTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// How often the certificate and key files are checked for a renewal, besides file-system notifications (which miss
+    /// some: links into other directories, network file systems). Zero: notifications and SIGHUP only.
+    /// </summary>
+    public TimeSpan CertificateCheckInterval { get; set; } = TimeSpan.FromSeconds(5);
 }
 
 public sealed class CertificateOptions

@@ -119,6 +119,10 @@ public static class GatewayOptionsLoader
         {
             throw new GatewayConfigurationException($"{GatewayOptions.SectionName}:Tls:HandshakeTimeout", "must be positive");
         }
+        if (options.Tls.CertificateCheckInterval < TimeSpan.Zero)
+        {
+            throw new GatewayConfigurationException($"{GatewayOptions.SectionName}:Tls:CertificateCheckInterval", "must not be negative (00:00:00 turns the periodic check off)");
+        }
         if (options.ListenBacklog < 1)
         {
             throw new GatewayConfigurationException($"{GatewayOptions.SectionName}:ListenBacklog", "must be at least 1");

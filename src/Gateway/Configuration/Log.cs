@@ -5,7 +5,7 @@ internal static partial class Log
     [LoggerMessage(EventId = 100, Level = LogLevel.Information, Message = "Configuration file {File} reloaded and applied: {Changes}")]
     public static partial void Reloaded(ILogger logger, string file, string changes);
 
-    [LoggerMessage(EventId = 103, Level = LogLevel.Warning, Message = "Configuration file {File}: the Gateway section changed; it is read at startup only (listeners, TLS, policies, limits), so the edit applies at the next restart")]
+    [LoggerMessage(EventId = 104, Level = LogLevel.Warning, Message = "Configuration file {File}: the Gateway section changed; it is read at startup only (listeners, policies, limits; certificate files reload on their own), so the edit applies at the next restart")]
     public static partial void GatewaySectionChanged(ILogger logger, string file);
 
     [LoggerMessage(EventId = 101, Level = LogLevel.Error, Message = "Configuration file {File} changed but cannot be used, the running configuration stays: {Reason}")]
@@ -13,4 +13,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 102, Level = LogLevel.Warning, Message = "Configuration file {File} has no ReverseProxy:Routes: every request will get 404")]
     public static partial void NoRoutes(ILogger logger, string file);
+
+    [LoggerMessage(EventId = 103, Level = LogLevel.Information, Message = "SIGHUP: reloading the configuration file {File} and the TLS certificate files")]
+    public static partial void ReloadSignalled(ILogger logger, string file);
 }

@@ -26,7 +26,15 @@ public sealed class ReloadableJsonConfigurationSource : IConfigurationSource
     /// <summary>Raised when a changed file could not be read; the previous data stays in force.</summary>
     public event Action<Exception>? ReloadFailed;
 
-    public IConfigurationProvider Build(IConfigurationBuilder builder) => new Provider(this);
+    public IConfigurationProvider Build(IConfigurationBuilder builder) => _provider = new Provider(this);
+
+    /// <summary>
+    /// Reads the file now, as a change notification would, without waiting for <see cref="ReloadDelay"/> (SIGHUP).
+    /// A file that cannot be read keeps the last good data and raises <see cref="ReloadFailed"/>.
+    /// </summary>
+    public void Reload() => _provider?.ReloadNow();
+
+    private Provider? _provider;
 
     internal void OnReloaded() => Reloaded?.Invoke();
 
@@ -58,29 +66,34 @@ public sealed class ReloadableJsonConfigurationSource : IConfigurationSource
             }
             _ = Task.Run(async () =>
             {
+                await Task.Delay(_source.ReloadDelay).ConfigureAwait(false);
+                Volatile.Write(ref _reloading, 0);
+                ReloadNow();
+            });
+        }
+
+        public void ReloadNow()
+        {
+            try
+            {
+                IDictionary<string, string?> data;
                 try
                 {
-                    await Task.Delay(_source.ReloadDelay).ConfigureAwait(false);
-                    Volatile.Write(ref _reloading, 0);
-                    IDictionary<string, string?> data;
-                    try
-                    {
-                        data = Parse(_source.FullPath);
-                    }
-                    catch (Exception ex)
-                    {
-                        _source.OnReloadFailed(ex);
-                        return;
-                    }
-                    Data = data;
-                    OnReload();
-                    _source.OnReloaded();
+                    data = Parse(_source.FullPath);
                 }
                 catch (Exception ex)
                 {
                     _source.OnReloadFailed(ex);
+                    return;
                 }
-            });
+                Data = data;
+                OnReload();
+                _source.OnReloaded();
+            }
+            catch (Exception ex)
+            {
+                _source.OnReloadFailed(ex);
+            }
         }
 
         public void Dispose()

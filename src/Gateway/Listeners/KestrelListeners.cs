@@ -12,7 +12,7 @@ namespace Gateway.Listeners;
 /// <summary>Turns the configured listeners into Kestrel endpoints, and Kestrel's bind failures into one clear line.</summary>
 public static class KestrelListeners
 {
-    public static void Configure(KestrelServerOptions kestrel, GatewayOptions options, ServerCertificateSelector? certificates, BoundListeners bound)
+    public static void Configure(KestrelServerOptions kestrel, GatewayOptions options, CertificateStore? certificates, BoundListeners bound)
     {
         // The gateway sits in front of many long-lived connections; the framework's default server header adds nothing.
         kestrel.AddServerHeader = false;
@@ -48,7 +48,7 @@ public static class KestrelListeners
         }
     }
 
-    private static void ListenPublic(KestrelServerOptions kestrel, GatewayOptions options, ServerCertificateSelector? certificates,
+    private static void ListenPublic(KestrelServerOptions kestrel, GatewayOptions options, CertificateStore? certificates,
         BoundListeners bound, ListenerOptions listener, string address, int port, GatewayListener tag)
     {
         var protocols = listener.Protocols ?? (listener.Tls ? HttpProtocols.Http1AndHttp2 : HttpProtocols.Http1);

@@ -12,7 +12,7 @@ public static class ListenerExtensions
     /// settings, the shutdown timeout, and the open-file budget that handshakes are admitted against.
     /// </summary>
     public static WebApplicationBuilder UseGatewayListeners(this WebApplicationBuilder builder, GatewayOptions options,
-        ServerCertificateSelector? certificates, Func<string, string?> getEnvironment)
+        CertificateStore? certificates, Func<string, string?> getEnvironment)
     {
         builder.Services.AddSingleton(services => FileDescriptorLimit.FromProcess(
             services.GetRequiredService<ILoggerFactory>().CreateLogger("Gateway.Listeners")));

@@ -7,6 +7,17 @@ namespace Gateway.Tls;
 /// <summary>Loads configured certificates (PEM or PFX) into ready-to-use TLS contexts, failing with the config key.</summary>
 public static class CertificateLoader
 {
+    /// <summary>Every configured certificate, in order; the first that cannot be loaded throws, naming its key and file.</summary>
+    public static List<LoadedCertificate> LoadAll(IReadOnlyList<CertificateOptions> certificates, Func<string, string?> getEnvironment)
+    {
+        var loaded = new List<LoadedCertificate>(certificates.Count);
+        for (var i = 0; i < certificates.Count; i++)
+        {
+            loaded.Add(Load(certificates[i], i, getEnvironment));
+        }
+        return loaded;
+    }
+
     public static LoadedCertificate Load(CertificateOptions options, int index, Func<string, string?> getEnvironment)
     {
         var key = $"{GatewayOptions.SectionName}:Tls:Certificates:{index}";
@@ -73,7 +84,9 @@ public static class CertificateLoader
             var what = password is null && options.KeyPath is null
                 ? " (a PFX with a password needs PasswordEnvironmentVariable)"
                 : string.Empty;
-            throw new GatewayConfigurationException($"{key}:Path", $"cannot load certificate '{path}': {ex.Message.TrimEnd('.')}{what}", ex);
+            // A renewal that replaced one file of the pair shows as a key that does not match: name both files.
+            var withKey = options.KeyPath is { } keyFile ? $" with key '{keyFile}'" : string.Empty;
+            throw new GatewayConfigurationException($"{key}:Path", $"cannot load certificate '{path}'{withKey}: {ex.Message.TrimEnd('.')}{what}", ex);
         }
     }
 }

@@ -12,4 +12,16 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 202, Level = LogLevel.Information, Message = "TLS certificate {Subject} serves {Hosts}, valid until {NotAfter:u}")]
     public static partial void CertificateLoaded(ILogger logger, string subject, string hosts, DateTime notAfter);
+
+    [LoggerMessage(EventId = 203, Level = LogLevel.Information, Message = "TLS certificates reloaded {Trigger}: {Changes}")]
+    public static partial void CertificatesReloaded(ILogger logger, string trigger, string changes);
+
+    [LoggerMessage(EventId = 204, Level = LogLevel.Error, Message = "TLS certificates not reloaded {Trigger}, the running ones stay: {Reason}")]
+    public static partial void CertificateReloadFailed(ILogger logger, string trigger, string reason);
+
+    [LoggerMessage(EventId = 205, Level = LogLevel.Warning, Message = "Cannot watch {Directory} for certificate renewals ({Reason}); the files are checked every {Interval} instead (00:00:00: never; SIGHUP reloads them)")]
+    public static partial void CannotWatchCertificates(ILogger logger, string directory, string reason, TimeSpan interval);
+
+    [LoggerMessage(EventId = 206, Level = LogLevel.Error, Message = "Checking the TLS certificate files failed")]
+    public static partial void CertificateWatchFailed(ILogger logger, Exception exception);
 }

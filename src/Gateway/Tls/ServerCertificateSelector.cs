@@ -2,13 +2,13 @@ using System.Net.Security;
 using System.Security.Authentication;
 using System.Security.Cryptography.X509Certificates;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
-using Microsoft.AspNetCore.Server.Kestrel.Https;
 
 namespace Gateway.Tls;
 
 /// <summary>
-/// Picks the server certificate by SNI host name. Each certificate's context (with its chain) is built once at
-/// startup, and so are the TLS options per certificate and listener: a handshake allocates nothing here.
+/// Picks the server certificate by SNI host name. Each certificate's context (with its chain) is built once, when the
+/// selector is, and so are the TLS options per certificate and ALPN list: a handshake allocates nothing here. A selector
+/// never changes; a certificate reload builds a new one (<see cref="CertificateStore"/>).
 /// </summary>
 public sealed class ServerCertificateSelector
 {
@@ -16,7 +16,9 @@ public sealed class ServerCertificateSelector
     public const SslProtocols EnabledProtocols = SslProtocols.Tls12 | SslProtocols.Tls13;
 
     private readonly IReadOnlyList<LoadedCertificate> _certificates;
-    private readonly SslStreamCertificateContext[] _contexts;
+
+    /// <summary>One table per ALPN list, indexed by <see cref="AlpnSet"/>.</summary>
+    private readonly SniTable[] _tables;
 
     public ServerCertificateSelector(IReadOnlyList<LoadedCertificate> certificates)
     {
@@ -25,27 +27,37 @@ public sealed class ServerCertificateSelector
             throw new ArgumentException("at least one certificate is needed", nameof(certificates));
         }
         _certificates = certificates;
-        _contexts = certificates
+        var contexts = certificates
             .Select(c => SslStreamCertificateContext.Create(c.Certificate, c.Intermediates, offline: true))
             .ToArray();
+        _tables = new SniTable[4];
+        for (var set = 0; set < _tables.Length; set++)
+        {
+            _tables[set] = new SniTable(certificates, contexts, AlpnList(set));
+        }
     }
 
     public IReadOnlyList<LoadedCertificate> Certificates => _certificates;
 
-    /// <summary>The handshake callback for a listener speaking <paramref name="protocols"/> (they decide the ALPN list).</summary>
-    public Func<TlsHandshakeCallbackContext, ValueTask<SslServerAuthenticationOptions>> ForProtocols(HttpProtocols protocols)
+    /// <summary>The ALPN list a listener speaking <paramref name="protocols"/> offers, as an index for <see cref="Select"/>.</summary>
+    public static int AlpnSet(HttpProtocols protocols) =>
+        (protocols.HasFlag(HttpProtocols.Http2) ? 1 : 0) | (protocols.HasFlag(HttpProtocols.Http1) ? 2 : 0);
+
+    /// <summary>The TLS options for a handshake on a listener of <paramref name="alpnSet"/> asking for <paramref name="serverName"/>.</summary>
+    public SslServerAuthenticationOptions Select(int alpnSet, string? serverName) => _tables[alpnSet].Select(serverName);
+
+    private static List<SslApplicationProtocol> AlpnList(int set)
     {
         var alpn = new List<SslApplicationProtocol>(2);
-        if (protocols.HasFlag(HttpProtocols.Http2))
+        if ((set & 1) != 0)
         {
             alpn.Add(SslApplicationProtocol.Http2);
         }
-        if (protocols.HasFlag(HttpProtocols.Http1))
+        if ((set & 2) != 0)
         {
             alpn.Add(SslApplicationProtocol.Http11);
         }
-        var table = new SniTable(_certificates, _contexts, alpn);
-        return context => ValueTask.FromResult(table.Select(context.ClientHelloInfo.ServerName));
+        return alpn;
     }
 
     /// <summary>Host name to TLS options, for one ALPN list.</summary>

@@ -47,6 +47,7 @@ public sealed class GatewayOptionsLoaderTests
     [InlineData("Gateway:Admin:Port", "-1", "Gateway:Admin:Port")]
     [InlineData("Gateway:Tls:Certificates:0:Hosts:0", "*.*.example.com", "Gateway:Tls:Certificates:0:Hosts:0")]
     [InlineData("Gateway:Tls:HandshakeTimeout", "soon", "Gateway:Tls:HandshakeTimeout")]
+    [InlineData("Gateway:Tls:CertificateCheckInterval", "-00:00:01", "Gateway:Tls:CertificateCheckInterval")]
     [InlineData("Gateway:ListenBacklog", "0", "Gateway:ListenBacklog")]
     [InlineData("Gateway:Warmup:MaxDuration", "00:00:00", "Gateway:Warmup:MaxDuration")]
     [InlineData("Gateway:Warmup:Enabeld", "false", "Gateway:Warmup:Enabeld")]

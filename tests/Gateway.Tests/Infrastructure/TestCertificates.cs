@@ -25,7 +25,11 @@ public sealed class TestCertificates : IDisposable
     public X509Certificate2 Authority { get; }
 
     /// <summary>Issues a server certificate for <paramref name="hosts"/> (and loopback addresses); returns the PEM paths.</summary>
-    public (string CertificatePath, string KeyPath, X509Certificate2 Certificate) IssueServer(string name, params string[] hosts)
+    public (string CertificatePath, string KeyPath, X509Certificate2 Certificate) IssueServer(string name, params string[] hosts) =>
+        IssueServer(name, DateTimeOffset.UtcNow.AddDays(7), hosts);
+
+    /// <summary>The same, valid until <paramref name="notAfter"/> (at most the CA's 30 days).</summary>
+    public (string CertificatePath, string KeyPath, X509Certificate2 Certificate) IssueServer(string name, DateTimeOffset notAfter, params string[] hosts)
     {
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         var request = new CertificateRequest($"CN={hosts.FirstOrDefault() ?? name}", key, HashAlgorithmName.SHA256);
@@ -40,7 +44,7 @@ public sealed class TestCertificates : IDisposable
         request.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, true));
         request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1")], false));
         var serial = RandomNumberGenerator.GetBytes(12);
-        using var issued = request.Create(Authority, DateTimeOffset.UtcNow.AddHours(-1), DateTimeOffset.UtcNow.AddDays(7), serial);
+        using var issued = request.Create(Authority, DateTimeOffset.UtcNow.AddHours(-1), notAfter, serial);
         var certificate = issued.CopyWithPrivateKey(key);
 
         var certificatePath = Path.Combine(Directory, $"{name}.pem");
