@@ -87,7 +87,7 @@ public static class GatewayApplication
 
         // The capabilities, each registering what it needs.
         builder.Services.AddGatewayConfiguration(options, new ConfigFile(configFile, shownFile), source);
-        builder.Services.AddAdmin();
+        builder.Services.AddAdmin(AdminTokenFrom(options, getEnvironment, shownFile));
         builder.Services.AddGatewayMetrics();
         builder.Services.AddWebSocketPolicies();
         builder.Services.AddHandshakeGate(builder.Configuration);
@@ -138,6 +138,20 @@ public static class GatewayApplication
             var file = app.Services.GetRequiredService<ConfigFile>();
             throw KestrelListeners.DescribeBindFailure(ex, app.Services.GetRequiredService<GatewayOptions>(), file.ShownPath);
         }
+    }
+
+    /// <summary>The admin API's token from the environment variable the file names; a named variable that is empty is an error.</summary>
+    private static string? AdminTokenFrom(GatewayOptions options, Func<string, string?> getEnvironment, string shownFile)
+    {
+        if (options.Admin.TokenEnvironmentVariable is not { Length: > 0 } name)
+        {
+            return null;
+        }
+        return getEnvironment(name) is { Length: > 0 } token
+            ? token
+            : throw new GatewayStartupException(
+                $"{shownFile}: {GatewayOptions.SectionName}:Admin:TokenEnvironmentVariable: the environment variable '{name}' is not set or empty",
+                GatewayStartupException.ConfigurationExitCode);
     }
 
     private static string ShownPath(string fullPath)

@@ -8,8 +8,13 @@ namespace Gateway.Admin;
 /// </summary>
 public static class AdminEndpoints
 {
-    /// <summary>Readiness, which the listeners, the warm-up and shutdown report to.</summary>
-    public static IServiceCollection AddAdmin(this IServiceCollection services) => services.AddSingleton<Readiness>();
+    /// <summary>Readiness, which the listeners, the warm-up and shutdown report to, and the admin API's token (if any).</summary>
+    public static IServiceCollection AddAdmin(this IServiceCollection services, string? token)
+    {
+        services.AddSingleton<Readiness>();
+        services.AddSingleton(new AdminToken(token));
+        return services;
+    }
 
     public static IApplicationBuilder UseAdminListener(this IApplicationBuilder app)
     {
@@ -21,6 +26,10 @@ public static class AdminEndpoints
 
     private static Task HandleAsync(HttpContext context)
     {
+        if (AdminApi.Handles(context.Request.Path))
+        {
+            return AdminApi.HandleAsync(context);
+        }
         var response = context.Response;
         response.ContentType = "text/plain; charset=utf-8";
         response.Headers.CacheControl = "no-store";
@@ -39,7 +48,7 @@ public static class AdminEndpoints
                 return response.WriteAsync(ready ? "ready\n" : "not ready\n");
             default:
                 response.StatusCode = StatusCodes.Status404NotFound;
-                return response.WriteAsync("not found: the admin listener serves /healthz, /readyz and /metrics\n");
+                return response.WriteAsync("not found: the admin listener serves /healthz, /readyz, /metrics and the API at /connections and /clusters\n");
         }
     }
 }

@@ -18,12 +18,14 @@ public sealed class ConfigReloadReporter : IHostedService, IConfigChangeListener
     private readonly Counter<long> _reloads;
     private readonly IConfiguration _configuration;
     private readonly RemovedDestinationDrain _removedDestinations;
+    private readonly DestinationDrains _drains;
     private readonly string _gatewaySectionAtStartup;
     private IProxyConfig[]? _applied;
 
     public ConfigReloadReporter(ReloadableJsonConfigurationSource source, GatewayMeter meter, IConfiguration configuration,
-        RemovedDestinationDrain removedDestinations, ILogger<ConfigReloadReporter> logger)
+        RemovedDestinationDrain removedDestinations, DestinationDrains drains, ILogger<ConfigReloadReporter> logger)
     {
+        _drains = drains;
         _source = source;
         _logger = logger;
         _configuration = configuration;
@@ -90,6 +92,7 @@ public sealed class ConfigReloadReporter : IHostedService, IConfigChangeListener
             var change = ConfigChangeSummary.Between(previous, fromFile);
             Log.Reloaded(_logger, _source.FullPath, change.ToString());
             _removedDestinations.Start(change);
+            _drains.OnAdded(change.DestinationsAdded);
         }
     }
 

@@ -136,6 +136,13 @@ public sealed class AdminOptions
     public string Address { get; set; } = "127.0.0.1";
 
     public int Port { get; set; } = 9901;
+
+    /// <summary>
+    /// The name of an environment variable holding a bearer token: when set, the admin API (<c>/connections</c>,
+    /// <c>/clusters/...</c>) answers only requests with <c>Authorization: Bearer TOKEN</c>. Health, readiness and metrics
+    /// stay open for probes and scrapers. The token itself never goes in the file.
+    /// </summary>
+    public string? TokenEnvironmentVariable { get; set; }
 }
 
 public sealed class DataProtectionOptions

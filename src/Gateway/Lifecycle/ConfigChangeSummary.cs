@@ -14,7 +14,7 @@ internal sealed class ConfigChangeSummary
 
     /// <summary>Destinations that left, as (cluster, destination), with the cluster's config before the change.</summary>
     public List<(ClusterConfig Cluster, string Destination)> DestinationsRemoved { get; } = [];
-    public List<string> DestinationsAdded { get; } = [];
+    public List<(string Cluster, string Destination)> DestinationsAdded { get; } = [];
 
     public bool IsEmpty => RoutesAdded.Count + RoutesRemoved.Count + RoutesChanged.Count + ClustersAdded.Count
         + ClustersRemoved.Count + ClustersChanged.Count + DestinationsRemoved.Count + DestinationsAdded.Count == 0;
@@ -48,7 +48,7 @@ internal sealed class ConfigChangeSummary
             {
                 if (was?.Destinations?.ContainsKey(destination) != true)
                 {
-                    summary.DestinationsAdded.Add($"{id}/{destination}");
+                    summary.DestinationsAdded.Add((id, destination));
                 }
             }
         }
@@ -65,7 +65,7 @@ internal sealed class ConfigChangeSummary
         Add("clusters added", ClustersAdded);
         Add("clusters removed", ClustersRemoved);
         Add("clusters changed", ClustersChanged);
-        Add("destinations added", DestinationsAdded);
+        Add("destinations added", DestinationsAdded.Select(d => $"{d.Cluster}/{d.Destination}").ToList());
         Add("destinations removed", DestinationsRemoved.Select(d => $"{d.Cluster.ClusterId}/{d.Destination}").ToList());
         return parts.Count == 0 ? "no route, cluster or destination changed" : string.Join("; ", parts);
 

@@ -55,7 +55,7 @@ internal sealed class GracefulShutdown(GatewayOptions options, KeepAliveSweeper 
 
             var open = tunnels.Snapshot();
             Log.ClosingTunnels(logger, open.Count);
-            await SpreadAsync(open, cancellationToken).ConfigureAwait(false);
+            await SpreadClose.RunAsync(open, _drain.Period, static tunnel => tunnel.Drain(), time, cancellationToken).ConfigureAwait(false);
             // Tunnels that opened while the first ones closed (an HTTP/2 stream on a connection still open) go at once.
             foreach (var late in tunnels.Snapshot())
             {
@@ -72,29 +72,6 @@ internal sealed class GracefulShutdown(GatewayOptions options, KeepAliveSweeper 
         {
             // ShutdownTimeout: Kestrel aborts the connections still open.
             Log.DrainCutShort(logger, tunnels.OpenTunnels);
-        }
-    }
-
-    /// <summary>Closes tunnel i of n at i/n of the period.</summary>
-    private async Task SpreadAsync(List<RelayTunnel> open, CancellationToken cancellationToken)
-    {
-        var period = _drain.Period;
-        var start = time.GetTimestamp();
-        var closed = 0;
-        while (closed < open.Count)
-        {
-            var elapsed = time.GetElapsedTime(start);
-            var due = period <= TimeSpan.Zero || elapsed >= period
-                ? open.Count
-                : (int)Math.Min(open.Count, 1 + (long)(open.Count * (elapsed.Ticks / (double)period.Ticks)));
-            for (; closed < due; closed++)
-            {
-                open[closed].Drain();
-            }
-            if (closed < open.Count)
-            {
-                await Task.Delay(Step, time, cancellationToken).ConfigureAwait(false);
-            }
         }
     }
 }

@@ -10,6 +10,14 @@ public static class LifecycleExtensions
     {
         services.AddHostedService<GracefulShutdown>();
         services.AddSingleton<RemovedDestinationDrain>();
+        services.AddSingleton<DestinationDrains>();
         return services;
+    }
+
+    /// <summary>Keeps handshakes away from destinations an operator drains; put it before session affinity.</summary>
+    public static IReverseProxyApplicationBuilder UseDestinationDrains(this IReverseProxyApplicationBuilder proxy)
+    {
+        proxy.UseMiddleware<DestinationDrainMiddleware>();
+        return proxy;
     }
 }

@@ -19,4 +19,10 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 905, Level = LogLevel.Error, Message = "Closing the tunnels of removed destinations failed")]
     public static partial void RemovedDestinationDrainFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(EventId = 906, Level = LogLevel.Information, Message = "Admin: draining destination {Cluster}/{Destination}: no new handshakes; its {Count} open tunnels close with 1012 over {PeriodSeconds} s")]
+    public static partial void DestinationDrainStarted(ILogger logger, string cluster, string destination, int count, double periodSeconds);
+
+    [LoggerMessage(EventId = 907, Level = LogLevel.Information, Message = "Destination {Cluster}/{Destination} is no longer drained: it takes new handshakes")]
+    public static partial void DestinationDrainEnded(ILogger logger, string cluster, string destination);
 }

@@ -16,8 +16,6 @@ public sealed class RemovedDestinationDrain(GatewayOptions options, KeepAliveSwe
     public const string MetadataKey = "OnDestinationRemoved";
     public const string Keep = "Keep";
 
-    private static readonly TimeSpan Step = TimeSpan.FromMilliseconds(20);
-
     /// <summary>Starts closing the tunnels of the destinations that left; returns how many it will close.</summary>
     internal int Start(ConfigChangeSummary change)
     {
@@ -49,23 +47,7 @@ public sealed class RemovedDestinationDrain(GatewayOptions options, KeepAliveSwe
     {
         try
         {
-            var period = options.Drain.Period;
-            var start = time.GetTimestamp();
-            for (var closed = 0; closed < doomed.Count;)
-            {
-                var elapsed = time.GetElapsedTime(start);
-                var due = period <= TimeSpan.Zero || elapsed >= period
-                    ? doomed.Count
-                    : (int)Math.Min(doomed.Count, 1 + (long)(doomed.Count * (elapsed.Ticks / (double)period.Ticks)));
-                for (; closed < due; closed++)
-                {
-                    doomed[closed].Restart("destination removed");
-                }
-                if (closed < doomed.Count)
-                {
-                    await Task.Delay(Step, time).ConfigureAwait(false);
-                }
-            }
+            await SpreadClose.RunAsync(doomed, options.Drain.Period, static tunnel => tunnel.Restart("destination removed"), time).ConfigureAwait(false);
         }
         catch (Exception ex)
         {

@@ -1,5 +1,6 @@
 using Gateway.Configuration;
 using Gateway.Handshake;
+using Gateway.Lifecycle;
 using Gateway.LoadBalancing;
 using Gateway.Relay;
 using Microsoft.AspNetCore.DataProtection;
@@ -43,7 +44,7 @@ public static class ProxyExtensions
     /// <summary>
     /// YARP's proxy pipeline, in one place because its order matters: the gateway's gate first (before any backend is
     /// chosen); the connect retry, which runs everything after it again on another destination when a connect fails;
-    /// YARP's affinity, load balancing and passive health; and the relay last, right before the forwarder and inside
+    /// the operator's destination drains (before affinity, whose failure policy then redirects a client); YARP's affinity, load balancing and passive health; and the relay last, right before the forwarder and inside
     /// passive health, which so hears the relay's verdict on each tunnel. The error count is outermost, so a handshake
     /// that a retry saved is not an error.
     /// </summary>
@@ -57,6 +58,7 @@ public static class ProxyExtensions
             proxy.UseMiddleware<ProxyErrorsMiddleware>();
             proxy.UseHandshakeGate();
             proxy.UseConnectRetry();
+            proxy.UseDestinationDrains();
             proxy.UseSessionAffinity();
             proxy.UseLoadBalancing();
             proxy.UsePassiveHealthChecks();

@@ -26,6 +26,9 @@ public sealed class RelayMetrics
         /// <summary>The tunnel's destination left the configuration: Close 1012.</summary>
         public const string DestinationRemoved = "destination_removed";
 
+        /// <summary>An operator closed it through the admin API (one tunnel, or a destination's drain).</summary>
+        public const string Admin = "admin";
+
         /// <summary>The tunnel reached its policy's <c>Limits:MaxLifetime</c>.</summary>
         public const string MaxLifetime = "max_lifetime";
     }
@@ -58,7 +61,7 @@ public sealed class RelayMetrics
         _opened = m.CreateCounter<long>("gateway.websocket.connections.opened", "{connection}",
             "Proxied WebSocket connections established (the backend answered the upgrade)");
         _closed = m.CreateCounter<long>("gateway.websocket.connections.closed", "{connection}",
-            "Proxied WebSocket connections ended, by close code and by who closed (client, client_stalled, backend, gateway_reaped, gateway_limit, max_lifetime, destination_removed, drain)");
+            "Proxied WebSocket connections ended, by close code and by who closed (client, client_stalled, backend, gateway_reaped, gateway_limit, max_lifetime, destination_removed, admin, drain)");
         _handshakeDuration = m.CreateHistogram<double>("gateway.websocket.handshake.duration", "s",
             "From the gateway receiving the handshake to the upgrade being sent to the client, backend time included",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] });

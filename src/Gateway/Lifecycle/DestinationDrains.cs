@@ -1,0 +1,131 @@
+using System.Collections.Concurrent;
+using Gateway.Configuration;
+using Gateway.KeepAlive;
+using Gateway.Relay;
+using Yarp.ReverseProxy.Model;
+
+namespace Gateway.Lifecycle;
+
+/// <summary>
+/// Destinations an operator is draining (<c>POST /clusters/{cluster}/destinations/{destination}/drain</c>): no new
+/// handshake goes to them, and their open tunnels are closed with 1012 "service restart" spread over a period, so their
+/// clients reconnect to the other destinations. A drain ends with <c>DELETE</c> on the same path, or when a reload
+/// adds the destination anew.
+/// </summary>
+public sealed class DestinationDrains(KeepAliveSweeper tunnels, GatewayOptions options, TimeProvider time, ILogger<DestinationDrains> logger)
+{
+    private readonly ConcurrentDictionary<string, DestinationDrain> _drains = new(StringComparer.OrdinalIgnoreCase);
+    private volatile int _count;
+
+    /// <summary>True when no destination is drained: the proxy pipeline's check is one field read.</summary>
+    public bool IsEmpty => _count == 0;
+
+    public bool IsDrained(string cluster, string destination) => _count > 0 && _drains.ContainsKey(Key(cluster, destination));
+
+    /// <summary>Starts a drain (or returns the one under way).</summary>
+    internal DestinationDrain Start(string cluster, string destination, TimeSpan? period)
+    {
+        var drain = new DestinationDrain(cluster, destination, time.GetUtcNow(), period ?? options.Drain.Period);
+        var current = _drains.GetOrAdd(Key(cluster, destination), drain);
+        _count = _drains.Count;
+        if (!ReferenceEquals(current, drain))
+        {
+            return current;
+        }
+        var open = Of(cluster, destination);
+        drain.TunnelsAtStart = open.Count;
+        Log.DestinationDrainStarted(logger, cluster, destination, open.Count, drain.Period.TotalSeconds);
+        _ = CloseAsync(open, drain.Period);
+        return drain;
+    }
+
+    internal DestinationDrain? Get(string cluster, string destination) => _drains.GetValueOrDefault(Key(cluster, destination));
+
+    /// <summary>Ends a drain: the destination takes new handshakes again.</summary>
+    internal bool Stop(string cluster, string destination)
+    {
+        var stopped = _drains.TryRemove(Key(cluster, destination), out _);
+        _count = _drains.Count;
+        if (stopped)
+        {
+            Log.DestinationDrainEnded(logger, cluster, destination);
+        }
+        return stopped;
+    }
+
+    /// <summary>A reload added these destinations anew: drains of the same names end.</summary>
+    internal void OnAdded(IEnumerable<(string Cluster, string Destination)> added)
+    {
+        foreach (var (cluster, destination) in added)
+        {
+            Stop(cluster, destination);
+        }
+    }
+
+    /// <summary>The open tunnels to one destination.</summary>
+    internal List<RelayTunnel> Of(string cluster, string destination) => tunnels.Snapshot()
+        .Where(t => string.Equals(t.ClusterId, cluster, StringComparison.OrdinalIgnoreCase)
+            && string.Equals(t.DestinationId, destination, StringComparison.OrdinalIgnoreCase))
+        .ToList();
+
+    /// <summary>The destinations a handshake may go to: those of <paramref name="available"/> not drained.</summary>
+    internal IReadOnlyList<DestinationState> Filter(string cluster, IReadOnlyList<DestinationState> available)
+    {
+        List<DestinationState>? kept = null;
+        for (var i = 0; i < available.Count; i++)
+        {
+            var drained = _drains.ContainsKey(Key(cluster, available[i].DestinationId));
+            if (drained && kept is null)
+            {
+                kept = new List<DestinationState>(available.Count);
+                for (var j = 0; j < i; j++)
+                {
+                    kept.Add(available[j]);
+                }
+            }
+            else if (!drained)
+            {
+                kept?.Add(available[i]);
+            }
+        }
+        return kept ?? available;
+    }
+
+    private async Task CloseAsync(List<RelayTunnel> open, TimeSpan period)
+    {
+        try
+        {
+            await SpreadClose.RunAsync(open, period, static tunnel => tunnel.CloseByOperator(1012, "destination draining"), time).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            Log.RemovedDestinationDrainFailed(logger, ex);
+        }
+    }
+
+    private static string Key(string cluster, string destination) => cluster + "\0" + destination;
+}
+
+/// <summary>One destination's drain, as <c>GET .../drain</c> shows it.</summary>
+internal sealed class DestinationDrain(string cluster, string destination, DateTimeOffset startedAt, TimeSpan period)
+{
+    public string Cluster { get; } = cluster;
+    public string Destination { get; } = destination;
+    public DateTimeOffset StartedAt { get; } = startedAt;
+    public TimeSpan Period { get; } = period;
+    public int TunnelsAtStart { get; set; }
+}
+
+/// <summary>Keeps handshakes away from drained destinations; before affinity, whose failure policy then picks another.</summary>
+internal sealed class DestinationDrainMiddleware(RequestDelegate next, DestinationDrains drains)
+{
+    public Task InvokeAsync(HttpContext context)
+    {
+        if (!drains.IsEmpty)
+        {
+            var proxy = context.GetReverseProxyFeature();
+            proxy.AvailableDestinations = drains.Filter(proxy.Cluster.Config.ClusterId, proxy.AvailableDestinations);
+        }
+        return next(context);
+    }
+}

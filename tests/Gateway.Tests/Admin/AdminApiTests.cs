@@ -1,0 +1,184 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Gateway.Tests.Infrastructure;
+using Gateway.Tests.Relay;
+
+namespace Gateway.Tests.Admin;
+
+[Collection(SerialCollection.Name)]
+public sealed class AdminApiTests
+{
+    private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(10) };
+
+    private static JsonObject TwoDestinations(RawBackend one, RawBackend two)
+    {
+        var config = RelayConfig.Build(one.Address, RelayConfig.KeepAlive("00:00:30", "00:00:15"));
+        var cluster = (JsonObject)config["ReverseProxy"]!["Clusters"]!["raw"]!;
+        cluster["Destinations"]!["d2"] = new JsonObject { ["Address"] = two.Address.ToString() };
+        cluster["LoadBalancingPolicy"] = "RoundRobin";
+        cluster["SessionAffinity"] = new JsonObject { ["Enabled"] = false };
+        return config;
+    }
+
+    private static async Task<JsonNode> JsonAsync(HttpResponseMessage response, HttpStatusCode expected)
+    {
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == expected, $"{(int)response.StatusCode}: {body}");
+        Assert.Equal("application/json", response.Content.Headers.ContentType?.MediaType);
+        return JsonNode.Parse(body)!;
+    }
+
+    [Fact]
+    public async Task The_connection_list_shows_each_tunnel_and_filters_and_limits()
+    {
+        await using var one = new RawBackend();
+        await using var two = new RawBackend();
+        await using var gateway = await GatewayServer.StartAsync(TwoDestinations(one, two));
+        var clients = new List<RawWebSocketClient>();
+        try
+        {
+            for (var i = 0; i < 4; i++)
+            {
+                var client = await RawWebSocketClient.ConnectAsync(gateway.Ws, $"/raw/list{i}");
+                clients.Add(client);
+                await client.SendAsync(RawFrames.Encode(RawFrame.Text, "12345"u8));
+                Assert.NotNull(await client.ReceiveAsync(TimeSpan.FromSeconds(5)));
+            }
+
+            var all = await JsonAsync(await Http.GetAsync(new Uri(gateway.Admin, "/connections")), HttpStatusCode.OK);
+            Assert.Equal(4, (int)all["total"]!);
+            var first = all["connections"]![0]!;
+            Assert.Equal("raw", (string)first["route"]!);
+            Assert.Equal("raw", (string)first["cluster"]!);
+            Assert.Equal("127.0.0.1", (string)first["client"]!);
+            Assert.Equal("HTTP/1.1", (string)first["protocol"]!);
+            Assert.Equal("ws", (string)first["scheme"]!);
+            Assert.Equal(1, (long)first["messagesFromClient"]!);
+            Assert.Equal(5, (long)first["bytesFromBackend"]!);
+            Assert.True((double)first["ageSeconds"]! >= 0);
+
+            var d2 = await JsonAsync(await Http.GetAsync(new Uri(gateway.Admin, "/connections?destination=d2")), HttpStatusCode.OK);
+            Assert.Equal(2, (int)d2["total"]!);
+            Assert.All(d2["connections"]!.AsArray(), c => Assert.Equal("d2", (string)c!["destination"]!));
+            var limited = await JsonAsync(await Http.GetAsync(new Uri(gateway.Admin, "/connections?limit=1")), HttpStatusCode.OK);
+            Assert.Equal(4, (int)limited["total"]!);
+            Assert.Single(limited["connections"]!.AsArray());
+            await JsonAsync(await Http.GetAsync(new Uri(gateway.Admin, "/connections?limit=none")), HttpStatusCode.BadRequest);
+        }
+        finally
+        {
+            foreach (var client in clients)
+            {
+                await client.DisposeAsync();
+            }
+        }
+    }
+
+    [Fact]
+    public async Task Closing_one_connection_sends_both_sides_the_code_and_leaves_the_others()
+    {
+        await using var backend = new RawBackend();
+        await using var gateway = await GatewayServer.StartAsync(RelayConfig.Build(backend.Address, RelayConfig.KeepAlive("00:00:30", "00:00:15")));
+        await using var victim = await RawWebSocketClient.ConnectAsync(gateway.Ws, "/raw/victim");
+        await using var bystander = await RawWebSocketClient.ConnectAsync(gateway.Ws, "/raw/bystander");
+        var list = await JsonAsync(await Http.GetAsync(new Uri(gateway.Admin, "/connections")), HttpStatusCode.OK);
+        var id = (long)list["connections"]![0]!["id"]!;
+
+        await JsonAsync(await Http.PostAsync(new Uri(gateway.Admin, $"/connections/{id}/close?code=1005"), null), HttpStatusCode.BadRequest);
+        await JsonAsync(await Http.PostAsync(new Uri(gateway.Admin, "/connections/999999/close"), null), HttpStatusCode.NotFound);
+        await JsonAsync(await Http.PostAsync(new Uri(gateway.Admin, $"/connections/{id}/close?code=4000&reason=moving%20you"), null), HttpStatusCode.Accepted);
+
+        var close = await victim.ReceiveAsync(TimeSpan.FromSeconds(5));
+        Assert.True(close is { Opcode: RawFrame.Close, CloseCode: 4000 }, $"the client got {close?.ToString() ?? "nothing"}");
+        Assert.Equal("moving you", close!.CloseReason);
+        Assert.Equal(4000, (await backend.CloseReceived.Task.WaitAsync(TimeSpan.FromSeconds(5))).CloseCode);
+        await bystander.SendAsync(RawFrames.Encode(RawFrame.Text, "still here"u8));
+        Assert.Equal(RawFrame.Text, (await bystander.ReceiveAsync(TimeSpan.FromSeconds(5)))!.Opcode);
+    }
+
+    [Fact]
+    public async Task Draining_a_destination_moves_its_tunnels_with_1012_and_sends_new_handshakes_elsewhere_until_undrained()
+    {
+        await using var one = new RawBackend();
+        await using var two = new RawBackend();
+        await using var gateway = await GatewayServer.StartAsync(TwoDestinations(one, two));
+        var clients = new List<RawWebSocketClient>();
+        try
+        {
+            for (var i = 0; i < 4; i++)
+            {
+                clients.Add(await RawWebSocketClient.ConnectAsync(gateway.Ws, $"/raw/before{i}"));
+            }
+            Assert.Equal(2, two.Connections);
+            var drainUri = new Uri(gateway.Admin, "/clusters/raw/destinations/d2/drain");
+            await JsonAsync(await Http.GetAsync(drainUri), HttpStatusCode.NotFound);
+
+            var started = await JsonAsync(await Http.PostAsync(new Uri(drainUri + "?period=00:00:01"), null), HttpStatusCode.Accepted);
+            Assert.Equal(2, (int)started["tunnelsAtStart"]!);
+            await Retry.Eventually(() => Assert.Equal(2, two.Received.Count(f => f is { Opcode: RawFrame.Close, CloseCode: 1012 })), TimeSpan.FromSeconds(5));
+            foreach (var client in clients)
+            {
+                await client.SendAsync(RawFrames.CloseFrame(1000)); // the moved ones answer their Close; the rest close
+            }
+            var progress = await Retry.Eventually(async () =>
+            {
+                var state = await JsonAsync(await Http.GetAsync(drainUri), HttpStatusCode.OK);
+                Assert.Equal(0, (int)state["tunnelsOpen"]!);
+                return state;
+            }, TimeSpan.FromSeconds(5));
+            Assert.True((bool)progress["draining"]!);
+
+            for (var i = 0; i < 4; i++)
+            {
+                clients.Add(await RawWebSocketClient.ConnectAsync(gateway.Ws, $"/raw/during{i}"));
+            }
+            Assert.Equal(2, two.Connections); // none new: all four went to d1
+            Assert.Equal(6, one.Connections);
+
+            await JsonAsync(await Http.DeleteAsync(drainUri), HttpStatusCode.OK);
+            for (var i = 0; i < 4; i++)
+            {
+                clients.Add(await RawWebSocketClient.ConnectAsync(gateway.Ws, $"/raw/after{i}"));
+            }
+            Assert.True(two.Connections > 2, "d2 takes handshakes again");
+        }
+        finally
+        {
+            foreach (var client in clients)
+            {
+                await client.DisposeAsync();
+            }
+        }
+    }
+
+    [Fact]
+    public async Task With_a_token_the_api_needs_it_and_health_and_metrics_stay_open()
+    {
+        var variable = $"GATEWAY_TEST_ADMIN_TOKEN_{Environment.ProcessId}";
+        Environment.SetEnvironmentVariable(variable, "s3cret");
+        try
+        {
+            await using var backend = new RawBackend();
+            var config = RelayConfig.Build(backend.Address, RelayConfig.KeepAlive("00:00:30", "00:00:15"));
+            config["Gateway"]!["Admin"]!["TokenEnvironmentVariable"] = variable;
+            await using var gateway = await GatewayServer.StartAsync(config);
+
+            var denied = await Http.GetAsync(new Uri(gateway.Admin, "/connections"));
+            Assert.Equal(HttpStatusCode.Unauthorized, denied.StatusCode);
+            using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(gateway.Admin, "/connections"));
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", "s3cret");
+            await JsonAsync(await Http.SendAsync(request), HttpStatusCode.OK);
+            using var wrong = new HttpRequestMessage(HttpMethod.Get, new Uri(gateway.Admin, "/connections"));
+            wrong.Headers.Authorization = new AuthenticationHeaderValue("Bearer", "s3cret2");
+            Assert.Equal(HttpStatusCode.Unauthorized, (await Http.SendAsync(wrong)).StatusCode);
+            Assert.Equal(HttpStatusCode.OK, (await Http.GetAsync(new Uri(gateway.Admin, "/metrics"))).StatusCode);
+            Assert.Equal(HttpStatusCode.OK, (await Http.GetAsync(new Uri(gateway.Admin, "/healthz"))).StatusCode);
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable(variable, null);
+        }
+    }
+}
