@@ -25,6 +25,11 @@ public static class KestrelListeners
             {
                 endpoint.Protocols = protocols;
                 Tag(endpoint, tag, bound);
+                if (listener.ProxyProtocol)
+                {
+                    // Before TLS: the balancer's header precedes the client's ClientHello.
+                    ProxyProtocolMiddleware.Use(endpoint, name, options.Tls.HandshakeTimeout);
+                }
                 if (listener.Tls)
                 {
                     endpoint.UseHttps(new TlsHandshakeCallbackOptions
