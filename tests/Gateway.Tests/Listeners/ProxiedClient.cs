@@ -1,3 +1,4 @@
+using System.Net;
 using System.Net.Security;
 using System.Net.Sockets;
 using System.Text;
@@ -23,10 +24,14 @@ public sealed class ProxiedClient : IAsyncDisposable
 
     public Stream Stream { get; private set; }
 
-    /// <summary>Connects to <paramref name="listener"/> and sends <paramref name="header"/>, <paramref name="chunk"/> bytes per TCP write.</summary>
-    public static async Task<ProxiedClient> ConnectAsync(Uri listener, byte[] header, int chunk = int.MaxValue)
+    /// <summary>
+    /// Connects to <paramref name="listener"/> (from <paramref name="from"/>, another loopback address, when given) and
+    /// sends <paramref name="header"/>, <paramref name="chunk"/> bytes per TCP write.
+    /// </summary>
+    public static async Task<ProxiedClient> ConnectAsync(Uri listener, byte[] header, int chunk = int.MaxValue, IPAddress? from = null)
     {
-        var tcp = new TcpClient { NoDelay = true };
+        var tcp = from is null ? new TcpClient() : new TcpClient(new IPEndPoint(from, 0));
+        tcp.NoDelay = true;
         using var timeout = new CancellationTokenSource(Timeout);
         await tcp.ConnectAsync(listener.Host, listener.Port, timeout.Token);
         var client = new ProxiedClient(tcp, tcp.GetStream());
