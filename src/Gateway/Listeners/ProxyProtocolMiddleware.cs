@@ -16,13 +16,15 @@ internal sealed class ProxyProtocolMiddleware
     private readonly ConnectionDelegate _next;
     private readonly string _listener;
     private readonly TimeSpan _timeout;
+    private readonly TimeProvider _time;
     private readonly ProxyProtocolReporter _reporter;
 
-    public ProxyProtocolMiddleware(ConnectionDelegate next, string listener, TimeSpan timeout, ProxyProtocolReporter reporter)
+    public ProxyProtocolMiddleware(ConnectionDelegate next, string listener, TimeSpan timeout, TimeProvider time, ProxyProtocolReporter reporter)
     {
         _next = next;
         _listener = listener;
         _timeout = timeout;
+        _time = time;
         _reporter = reporter;
     }
 
@@ -34,9 +36,10 @@ internal sealed class ProxyProtocolMiddleware
     {
         endpoint.Use(next =>
         {
-            var reporter = endpoint.ApplicationServices.GetRequiredService<ProxyProtocolReporter>();
+            var services = endpoint.ApplicationServices;
+            var reporter = services.GetRequiredService<ProxyProtocolReporter>();
             reporter.ListenerStarted(listener, timeout);
-            return new ProxyProtocolMiddleware(next, listener, timeout, reporter).OnConnectionAsync;
+            return new ProxyProtocolMiddleware(next, listener, timeout, services.GetRequiredService<TimeProvider>(), reporter).OnConnectionAsync;
         });
     }
 
@@ -63,7 +66,7 @@ internal sealed class ProxyProtocolMiddleware
     private async Task<ProxyHeader?> ReadHeaderAsync(ConnectionContext connection)
     {
         var input = connection.Transport.Input;
-        using var timeout = new CancellationTokenSource(_timeout, _reporter.Time);
+        using var timeout = new CancellationTokenSource(_timeout, _time);
         long needed = 1;
         long received = 0;
         try

@@ -36,8 +36,6 @@ internal sealed class ProxyProtocolReporter
         _interval = time.TimestampFrequency;
     }
 
-    public TimeProvider Time => _time;
-
     public void ListenerStarted(string listener, TimeSpan timeout) => Log.ProxyProtocolListener(_logger, listener, timeout);
 
     public void Rejected(string listener, ProxyProtocolRejection reason, EndPoint? peer, string detail)

@@ -112,7 +112,7 @@ public sealed class ProxyProtocolMiddlewareTests : IDisposable
     private (TestConnection Connection, Task Run) Start()
     {
         var connection = new TestConnection();
-        var middleware = new ProxyProtocolMiddleware(connection.NextLayerAsync, "wss", HeaderTimeout, _reporter);
+        var middleware = new ProxyProtocolMiddleware(connection.NextLayerAsync, "wss", HeaderTimeout, _time, _reporter);
         return (connection, middleware.OnConnectionAsync(connection.Context));
     }
 
