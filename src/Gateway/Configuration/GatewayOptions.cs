@@ -96,6 +96,12 @@ public sealed class ListenerOptions
 
     /// <summary>Kestrel's protocols. Default: Http1AndHttp2 with TLS (ALPN), Http1 without.</summary>
     public HttpProtocols? Protocols { get; set; }
+
+    /// <summary>
+    /// Every connection opens with a PROXY protocol header (v1 or v2) from an L4 balancer, whose client address replaces
+    /// the balancer's. Connections without one are closed: only balancers may reach such a listener.
+    /// </summary>
+    public bool ProxyProtocol { get; set; }
 }
 
 public sealed class TlsOptions

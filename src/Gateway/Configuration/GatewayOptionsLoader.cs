@@ -62,6 +62,11 @@ public static class GatewayOptionsLoader
             {
                 throw new GatewayConfigurationException($"{key}:Protocols", "HTTP/3 needs TLS");
             }
+            if (listener.ProxyProtocol && listener.Protocols is { } quic && quic.HasFlag(HttpProtocols.Http3))
+            {
+                // The header travels on TCP connections; HTTP/3 runs over QUIC, which would reach the gateway without one.
+                throw new GatewayConfigurationException($"{key}:Protocols", "HTTP/3 (QUIC) carries no PROXY protocol header: use Http1AndHttp2 on a listener with ProxyProtocol");
+            }
             if (port != 0 && !seen.TryAdd((listener.Address.ToLowerInvariant(), port), name))
             {
                 throw new GatewayConfigurationException($"{key}:Port", $"port {port} is already used by listener '{seen[(listener.Address.ToLowerInvariant(), port)]}'");

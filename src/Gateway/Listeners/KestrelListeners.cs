@@ -56,6 +56,12 @@ public static class KestrelListeners
         {
             endpoint.Protocols = protocols;
             Tag(endpoint, tag, bound);
+            if (listener.ProxyProtocol)
+            {
+                // Before TLS: the balancer's header precedes the client's ClientHello. A warm-up twin needs one too (the
+                // warm-up sends a LOCAL header to every port of a PROXY protocol listener).
+                ProxyProtocolMiddleware.Use(endpoint, tag.Name, options.Tls.HandshakeTimeout);
+            }
             if (listener.Tls)
             {
                 endpoint.UseHttps(new TlsHandshakeCallbackOptions

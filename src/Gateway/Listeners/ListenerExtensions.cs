@@ -1,5 +1,6 @@
 using Gateway.Configuration;
 using Gateway.Tls;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 
 namespace Gateway.Listeners;
 
@@ -9,13 +10,16 @@ public static class ListenerExtensions
 
     /// <summary>
     /// Kestrel's endpoints from the file (public listeners with their TLS, the admin listener), its socket transport
-    /// settings, the shutdown timeout, and the open-file budget that handshakes are admitted against.
+    /// settings, the shutdown timeout, the open-file budget that handshakes are admitted against, and the PROXY protocol
+    /// on the listeners that take it.
     /// </summary>
     public static WebApplicationBuilder UseGatewayListeners(this WebApplicationBuilder builder, GatewayOptions options,
         CertificateStore? certificates, Func<string, string?> getEnvironment)
     {
         builder.Services.AddSingleton(services => FileDescriptorLimit.FromProcess(
             services.GetRequiredService<ILoggerFactory>().CreateLogger("Gateway.Listeners")));
+        builder.Services.TryAddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton<ProxyProtocolReporter>();
         var bound = new BoundListeners();
         builder.Services.AddSingleton(bound);
         builder.WebHost.ConfigureKestrel(kestrel => KestrelListeners.Configure(kestrel, options, certificates, bound));

@@ -138,6 +138,7 @@ public sealed class WarmupService : IHostedService, IDisposable
                 EnableMultipleHttp2Connections = true,
                 // The gateway's own certificate, reached on its own listener: nothing to verify.
                 SslOptions = { RemoteCertificateValidationCallback = delegate { return true; } },
+                ConnectCallback = LocalProxyHeaderConnector.For(ProxyProtocolPorts()),
             });
             var payload = new byte[64];
             Random.Shared.NextBytes(payload);
@@ -226,6 +227,20 @@ public sealed class WarmupService : IHostedService, IDisposable
             }
         }
         return targets;
+    }
+
+    /// <summary>The ports of the listeners whose connections must open with a PROXY protocol header.</summary>
+    private HashSet<int> ProxyProtocolPorts()
+    {
+        var ports = new HashSet<int>();
+        foreach (var (listener, endPoint) in _listeners.All)
+        {
+            if (endPoint is not null && _gateway.Listeners.TryGetValue(listener.Name, out var options) && options.ProxyProtocol)
+            {
+                ports.Add(endPoint.Port);
+            }
+        }
+        return ports;
     }
 
     /// <summary>One listener and HTTP version; gives up after a few failures in a row so one broken path costs little.</summary>
