@@ -20,6 +20,13 @@ public sealed class ReloadableJsonConfigurationSource : IConfigurationSource
     /// <summary>How long to wait after a change notification before reading: editors write in several steps.</summary>
     public TimeSpan ReloadDelay { get; init; } = TimeSpan.FromMilliseconds(250);
 
+    /// <summary>
+    /// How often the file is also looked at (every link in its path resolved, its contents hashed). A Kubernetes
+    /// ConfigMap is updated by renaming a <c>..data</c> link in the file's directory, which a watcher of the file's name
+    /// never reports; without this, such an update would wait for <c>DOTNET_USE_POLLING_FILE_WATCHER</c>.
+    /// </summary>
+    public TimeSpan PollInterval { get; init; } = TimeSpan.FromSeconds(2);
+
     /// <summary>Raised after a reload applied new data.</summary>
     public event Action? Reloaded;
 
@@ -45,6 +52,9 @@ public sealed class ReloadableJsonConfigurationSource : IConfigurationSource
         private readonly ReloadableJsonConfigurationSource _source;
         private readonly PhysicalFileProvider _files;
         private readonly IDisposable _watch;
+        private readonly WatchedFiles _watched;
+        private readonly Timer _poll;
+        private FileState[] _seen;
         private int _reloading;
 
         public Provider(ReloadableJsonConfigurationSource source)
@@ -53,6 +63,20 @@ public sealed class ReloadableJsonConfigurationSource : IConfigurationSource
             _files = new PhysicalFileProvider(Path.GetDirectoryName(source.FullPath)!);
             var name = Path.GetFileName(source.FullPath);
             _watch = ChangeToken.OnChange(() => _files.Watch(name), OnFileChanged);
+            _watched = new WatchedFiles([source.FullPath]);
+            _seen = _watched.Snapshot();
+            _poll = new Timer(static state => ((Provider)state!).Poll(), this, source.PollInterval, source.PollInterval);
+        }
+
+        /// <summary>What the name watcher misses (a link swapped above the file) shows as a different resolved file or content.</summary>
+        private void Poll()
+        {
+            var now = _watched.Snapshot();
+            if (!WatchedFiles.Same(now, Volatile.Read(ref _seen)))
+            {
+                Volatile.Write(ref _seen, now);
+                OnFileChanged();
+            }
         }
 
         public override void Load() => Data = Parse(_source.FullPath);
@@ -74,6 +98,8 @@ public sealed class ReloadableJsonConfigurationSource : IConfigurationSource
 
         public void ReloadNow()
         {
+            // What is read now is what the poll compares with next: one change, one reload.
+            Volatile.Write(ref _seen, _watched.Snapshot());
             try
             {
                 IDictionary<string, string?> data;
@@ -98,6 +124,7 @@ public sealed class ReloadableJsonConfigurationSource : IConfigurationSource
 
         public void Dispose()
         {
+            _poll.Dispose();
             _watch.Dispose();
             _files.Dispose();
         }

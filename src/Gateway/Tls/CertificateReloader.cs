@@ -12,7 +12,7 @@ public sealed class CertificateReloader
 {
     private readonly Lock _gate = new();
     private readonly CertificateStore _store;
-    private readonly CertificateFiles _files;
+    private readonly WatchedFiles _files;
     private readonly IReadOnlyList<CertificateOptions> _certificates;
     private readonly Func<string, string?> _getEnvironment;
     private readonly TlsMetrics _metrics;
@@ -22,7 +22,7 @@ public sealed class CertificateReloader
     /// <summary>The files as they were when they were last loaded (or tried).</summary>
     private FileState[] _tried;
 
-    public CertificateReloader(CertificateStore store, CertificateFiles files, FileState[] loadedFrom, IReadOnlyList<CertificateOptions> certificates,
+    public CertificateReloader(CertificateStore store, WatchedFiles files, FileState[] loadedFrom, IReadOnlyList<CertificateOptions> certificates,
         Func<string, string?> getEnvironment, TlsMetrics metrics, TimeProvider time, ILogger logger)
     {
         _store = store;
@@ -41,7 +41,7 @@ public sealed class CertificateReloader
         var now = _files.Snapshot();
         lock (_gate)
         {
-            return !CertificateFiles.Same(now, _tried);
+            return !WatchedFiles.Same(now, _tried);
         }
     }
 
@@ -51,7 +51,7 @@ public sealed class CertificateReloader
         lock (_gate)
         {
             var now = _files.Snapshot();
-            if (CertificateFiles.Same(now, _tried))
+            if (WatchedFiles.Same(now, _tried))
             {
                 return false;
             }

@@ -19,7 +19,7 @@ public sealed class CertificateWatcher : IHostedService, IDisposable
 
     private readonly Lock _gate = new();
     private readonly CertificateReloader _reloader;
-    private readonly CertificateFiles _files;
+    private readonly WatchedFiles _files;
     private readonly TimeSpan _checkInterval;
     private readonly ReloadSignal _signal;
     private readonly TimeProvider _time;
@@ -29,7 +29,7 @@ public sealed class CertificateWatcher : IHostedService, IDisposable
     private ITimer? _check;
     private long? _settlingSince;
 
-    public CertificateWatcher(CertificateReloader reloader, CertificateFiles files, TimeSpan checkInterval, ReloadSignal signal,
+    public CertificateWatcher(CertificateReloader reloader, WatchedFiles files, TimeSpan checkInterval, ReloadSignal signal,
         TimeProvider time, ILogger logger)
     {
         _reloader = reloader;

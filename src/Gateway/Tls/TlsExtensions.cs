@@ -20,7 +20,7 @@ public static class TlsExtensions
             return null;
         }
         var tls = options.Tls;
-        var files = new CertificateFiles(tls.Certificates.SelectMany(c => c.KeyPath is null ? [c.Path!] : new[] { c.Path!, c.KeyPath }));
+        var files = new WatchedFiles(tls.Certificates.SelectMany(c => c.KeyPath is null ? [c.Path!] : new[] { c.Path!, c.KeyPath }));
         // Before reading: a renewal that lands while the files are read is then seen as a change.
         var loadedFrom = files.Snapshot();
         var loaded = CertificateLoader.LoadAll(tls.Certificates, getEnvironment);

@@ -98,7 +98,9 @@ public sealed class GatewayServer : IAsyncDisposable
     }
 
     /// <param name="configureServices">Replaces or adds services after the gateway's own (a fake clock, a log capture).</param>
-    public static async Task<GatewayServer> StartAsync(JsonObject config, Action<IServiceCollection>? configureServices = null)
+    /// <param name="place">Writes the file's text somewhere under the directory and returns its path (a Kubernetes-style mount).</param>
+    public static async Task<GatewayServer> StartAsync(JsonObject config, Action<IServiceCollection>? configureServices = null,
+        Func<string, string, string>? place = null)
     {
         var directory = Directory.CreateTempSubdirectory("gateway-test-").FullName;
         var path = Path.Combine(directory, "gateway.json");
@@ -109,7 +111,15 @@ public sealed class GatewayServer : IAsyncDisposable
         gateway["Warmup"] ??= new JsonObject { ["Enabled"] = false };
         // Shutdown at once, as before the drain sequence: tests that are about the drain set their own.
         gateway["Drain"] ??= new JsonObject { ["Delay"] = "00:00:00", ["Period"] = "00:00:00" };
-        await File.WriteAllTextAsync(path, config.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        var text = config.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+        if (place is null)
+        {
+            await File.WriteAllTextAsync(path, text);
+        }
+        else
+        {
+            path = place(directory, text);
+        }
         var app = GatewayApplication.Build(["--config", path], configureServices: configureServices);
         await GatewayApplication.StartAsync(app);
         return new GatewayServer(app, directory, path);

@@ -53,6 +53,33 @@ internal sealed class SecretMount
         _current = version;
     }
 
+    /// <summary>Publishes a new version holding one text file, as a ConfigMap mount does; returns the path through the links.</summary>
+    public string PublishText(string name, string text)
+    {
+        var version = $"..2026_12_01_00_00_{++_version:D2}.{Environment.TickCount64}";
+        var versionDirectory = Path.Combine(Directory, version);
+        System.IO.Directory.CreateDirectory(versionDirectory);
+        File.WriteAllText(Path.Combine(versionDirectory, name), text);
+        var data = Path.Combine(Directory, "..data");
+        var temporary = Path.Combine(Directory, "..data_tmp");
+        System.IO.Directory.CreateSymbolicLink(temporary, version);
+        if (Rename(temporary, data) != 0)
+        {
+            throw new IOException($"rename {temporary} -> {data} failed: errno {Marshal.GetLastPInvokeError()}");
+        }
+        var path = Path.Combine(Directory, name);
+        if (_current is null)
+        {
+            File.CreateSymbolicLink(path, $"..data/{name}");
+        }
+        else
+        {
+            System.IO.Directory.Delete(Path.Combine(Directory, _current), recursive: true);
+        }
+        _current = version;
+        return path;
+    }
+
     /// <summary>rename(2): replaces the <c>..data</c> link in one step (File.Move would refuse a directory link).</summary>
     [DllImport("libc", EntryPoint = "rename", SetLastError = true)]
     private static extern int Rename(string from, string to);

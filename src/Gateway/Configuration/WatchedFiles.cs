@@ -1,27 +1,28 @@
 using System.Buffers.Binary;
 using System.Security.Cryptography;
 
-namespace Gateway.Tls;
+namespace Gateway.Configuration;
 
 /// <summary>
-/// The configured certificate and key files, and what each is on disk now: the file it resolves to after every
+/// Files the gateway reloads when they change (the configuration file, certificates and keys), and what each is on disk
+/// now: the file it resolves to after every
 /// symbolic link in its path, that file's size and modification time, and a hash of its contents. Kubernetes swaps a
 /// Secret by renaming a <c>..data</c> directory link, which leaves <c>tls.crt</c> itself (a link) unchanged, and .NET's
 /// <see cref="FileInfo"/> reports the link's own size and time; so every link is resolved here first. The hash catches
 /// a copy that keeps the source's time (<c>cp -p</c>, rsync, .NET's File.Copy) over a file of the same size, which a
 /// renewed key of the same type always has.
 /// </summary>
-public sealed class CertificateFiles
+public sealed class WatchedFiles
 {
     /// <summary>Linux gives up after 40 links (ELOOP); so does this.</summary>
     private const int MaxLinks = 40;
 
-    /// <summary>Certificates and keys are a few KiB; a larger file (a mistake) is compared by size and time only.</summary>
+    /// <summary>Certificates, keys and the configuration are a few KiB; a larger file is compared by size and time only.</summary>
     private const long MaxHashedLength = 1024 * 1024;
 
     private readonly string[] _paths;
 
-    public CertificateFiles(IEnumerable<string> paths)
+    public WatchedFiles(IEnumerable<string> paths)
     {
         _paths = paths.Select(Path.GetFullPath).Distinct(StringComparer.Ordinal).ToArray();
     }

@@ -1,10 +1,11 @@
 using Gateway.Tests.Infrastructure;
-using Gateway.Tls;
+using Gateway.Configuration;
+using Gateway.Tests.Tls;
 
-namespace Gateway.Tests.Tls;
+namespace Gateway.Tests.Configuration;
 
 /// <summary>What the periodic check sees: every link in a path resolved, so a Kubernetes secret swap is a change.</summary>
-public sealed class CertificateFilesTests : IDisposable
+public sealed class WatchedFilesTests : IDisposable
 {
     private readonly TestCertificates _certificates = new();
 
@@ -17,10 +18,10 @@ public sealed class CertificateFilesTests : IDisposable
         var (nextPem, nextKey, _) = _certificates.IssueServer("next", "localhost");
         var mount = new SecretMount(_certificates.Directory);
         mount.Publish(firstPem, firstKey);
-        var files = new CertificateFiles([mount.CertificatePath, mount.KeyPath]);
+        var files = new WatchedFiles([mount.CertificatePath, mount.KeyPath]);
         var before = files.Snapshot();
         Assert.All(before, state => Assert.StartsWith(Path.Combine(mount.Directory, "..2026_"), state.ResolvedPath));
-        Assert.True(CertificateFiles.Same(before, files.Snapshot()), "nothing changed yet");
+        Assert.True(WatchedFiles.Same(before, files.Snapshot()), "nothing changed yet");
 
         // tls.crt and tls.key are the same links before and after: only ..data points elsewhere.
         var link = new FileInfo(mount.CertificatePath).LinkTarget;
@@ -28,7 +29,7 @@ public sealed class CertificateFilesTests : IDisposable
         Assert.Equal(link, new FileInfo(mount.CertificatePath).LinkTarget);
 
         var after = files.Snapshot();
-        Assert.False(CertificateFiles.Same(before, after));
+        Assert.False(WatchedFiles.Same(before, after));
         Assert.NotEqual(before[0].ResolvedPath, after[0].ResolvedPath);
         Assert.Equal(File.ReadAllText(nextPem), File.ReadAllText(after[0].ResolvedPath!));
     }
@@ -39,7 +40,7 @@ public sealed class CertificateFilesTests : IDisposable
         var path = Path.Combine(_certificates.Directory, "same-size.pem");
         File.WriteAllText(path, "aaaa");
         var time = File.GetLastWriteTimeUtc(path);
-        var files = new CertificateFiles([path]);
+        var files = new WatchedFiles([path]);
         var before = files.Snapshot();
 
         // As `cp -p` leaves it: new contents, the same size, the old time.
@@ -47,7 +48,7 @@ public sealed class CertificateFilesTests : IDisposable
         File.SetLastWriteTimeUtc(path, time);
         var copied = files.Snapshot();
         Assert.Equal((before[0].Length, before[0].LastWriteTicks), (copied[0].Length, copied[0].LastWriteTicks));
-        Assert.False(CertificateFiles.Same(before, copied));
+        Assert.False(WatchedFiles.Same(before, copied));
 
         File.Delete(path);
         Assert.Equal(FileState.Missing, files.Snapshot()[0]);
@@ -64,11 +65,11 @@ public sealed class CertificateFilesTests : IDisposable
         File.CreateSymbolicLink(Path.Combine(live, "fullchain.pem"), "../../archive/v3/fullchain3.pem");
         Directory.CreateSymbolicLink(Path.Combine(root, "current"), live);
 
-        Assert.Equal(Path.Combine(real, "fullchain3.pem"), CertificateFiles.Resolve(Path.Combine(root, "current", "fullchain.pem")));
+        Assert.Equal(Path.Combine(real, "fullchain3.pem"), WatchedFiles.Resolve(Path.Combine(root, "current", "fullchain.pem")));
 
         File.CreateSymbolicLink(Path.Combine(root, "loop-a"), "loop-b");
         File.CreateSymbolicLink(Path.Combine(root, "loop-b"), "loop-a");
-        Assert.Null(CertificateFiles.Resolve(Path.Combine(root, "loop-a")));
-        Assert.Equal(FileState.Missing, CertificateFiles.StateOf(Path.Combine(root, "loop-a")));
+        Assert.Null(WatchedFiles.Resolve(Path.Combine(root, "loop-a")));
+        Assert.Equal(FileState.Missing, WatchedFiles.StateOf(Path.Combine(root, "loop-a")));
     }
 }
