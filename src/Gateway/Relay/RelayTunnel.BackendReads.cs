@@ -51,7 +51,7 @@ public sealed partial class RelayTunnel
         }
         while (true)
         {
-            var filled = TakeBackendCarry(buffer.Span);
+            var filled = TakeCarry(_backendCarry, ref _backendCarryLength, buffer.Span);
             int read;
             try
             {
@@ -68,7 +68,12 @@ public sealed partial class RelayTunnel
 
             Volatile.Write(ref _backendAlive.LastHeard, _sweeper.Now);
             _toClient.BeginRelay();
-            var produced = FilterFromBackend(buffer.Span[..(filled + read)]);
+            var produced = Filter(ref _fromBackend, ref _backendAlive, RelayMetrics.Side.Backend, buffer.Span[..(filled + read)],
+                ref _backendCarry, ref _backendCarryLength, out var violation, out var pong);
+            if (violation)
+            {
+                _backendViolation = true;
+            }
             if (_fromBackend.CloseCode != 0)
             {
                 Decide(RelayMetrics.ClosedBy.Backend, _fromBackend.CloseCode);
@@ -77,12 +82,12 @@ public sealed partial class RelayTunnel
             {
                 return produced; // a violation after these bytes is acted on at the next read
             }
-            if (produced < 0)
+            if (pong > 0 && !violation)
             {
                 // Only the pong to the gateway's ping: YARP gets it and its write drops it. YARP's ActivityTimeout
                 // counts the bytes its loops move, so the backend's pongs keep it from cutting a healthy idle tunnel.
                 _dropNextClientWrite = true;
-                return -produced;
+                return pong;
             }
             _toClient.EndRelay(_fromBackend.AtFrameBoundary);
             if (_backendViolation)
@@ -91,60 +96,6 @@ public sealed partial class RelayTunnel
             }
             // Only a swallowed pong or part of a header: read again into the same buffer.
         }
-    }
-
-    /// <summary>
-    /// Compacts <paramref name="data"/> in place: drops the gateway's pongs, holds back a split header. Returns the bytes
-    /// that go on to the client, or minus the length of a pong that was all there was, at the start of the data.
-    /// </summary>
-    private int FilterFromBackend(Span<byte> data)
-    {
-        int read = 0, write = 0, pong = 0;
-        var pongExpected = Volatile.Read(ref _backendAlive.Outstanding);
-        var expected = _backendAlive.Payload;
-        while (read < data.Length)
-        {
-            switch (_fromBackend.Scan(data[read..], pongExpected, expected, out var length))
-            {
-                case ScanResult.Pass:
-                    if (write != read)
-                    {
-                        data.Slice(read, length).CopyTo(data[write..]);
-                    }
-                    write += length;
-                    read += length;
-                    break;
-                case ScanResult.Swallow:
-                    pong = write == 0 && read == 0 ? length : 0;
-                    read += length;
-                    pongExpected = false;
-                    OnPong(ref _backendAlive, RelayMetrics.Side.Backend);
-                    break;
-                case ScanResult.NeedMore:
-                    var rest = data[read..];
-                    _backendCarry ??= new byte[WebSocketFrame.MaxHeaderLength + 2];
-                    rest.CopyTo(_backendCarry);
-                    _backendCarryLength = rest.Length;
-                    read = data.Length;
-                    break;
-                case ScanResult.Violation:
-                    _backendViolation = true;
-                    read = data.Length;
-                    break;
-            }
-        }
-        return write == 0 && pong > 0 && !_backendViolation ? -pong : write;
-    }
-
-    private int TakeBackendCarry(Span<byte> destination)
-    {
-        var length = _backendCarryLength;
-        if (length > 0)
-        {
-            _backendCarry.AsSpan(0, length).CopyTo(destination);
-            _backendCarryLength = 0;
-        }
-        return length;
     }
 
     /// <summary>

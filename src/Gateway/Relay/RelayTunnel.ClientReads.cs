@@ -75,7 +75,7 @@ public sealed partial class RelayTunnel
                     return 0;
                 }
                 small = ArrayPool<byte>.Shared.Rent(PongReadLength);
-                var held = TakeReadCarry(small);
+                var held = TakeCarry(_readCarry, ref _readCarryLength, small);
                 read = await _client.ReadAsync(small.AsMemory(held, PongReadLength - held), cancellationToken).ConfigureAwait(false);
                 read = read == 0 ? 0 : read + held; // at the end, whatever was held is a truncated header
             }
@@ -154,7 +154,7 @@ public sealed partial class RelayTunnel
         }
         while (true)
         {
-            var filled = TakeReadCarry(buffer.Span);
+            var filled = TakeCarry(_readCarry, ref _readCarryLength, buffer.Span);
             int read;
             try
             {
@@ -196,7 +196,12 @@ public sealed partial class RelayTunnel
     {
         Volatile.Write(ref _clientAlive.LastHeard, _sweeper.Now);
         _toBackend.BeginRelay();
-        var produced = FilterFromClient(data);
+        var produced = Filter(ref _fromClient, ref _clientAlive, RelayMetrics.Side.Client, data, ref _readCarry, ref _readCarryLength,
+            out var violation, out _);
+        if (violation)
+        {
+            _clientViolation = true;
+        }
         if (_fromClient.CloseCode != 0)
         {
             Decide(RelayMetrics.ClosedBy.Client, _fromClient.CloseCode);
@@ -207,57 +212,6 @@ public sealed partial class RelayTunnel
             _toBackend.EndRelay(_fromClient.AtFrameBoundary);
         }
         return produced;
-    }
-
-    /// <summary>Compacts <paramref name="data"/> in place: drops the gateway's pongs, holds back a split header.</summary>
-    private int FilterFromClient(Span<byte> data)
-    {
-        int read = 0, write = 0;
-        var pongExpected = Volatile.Read(ref _clientAlive.Outstanding);
-        var expected = _clientAlive.Payload;
-        while (read < data.Length)
-        {
-            switch (_fromClient.Scan(data[read..], pongExpected, expected, out var length))
-            {
-                case ScanResult.Pass:
-                    if (write != read)
-                    {
-                        data.Slice(read, length).CopyTo(data[write..]);
-                    }
-                    write += length;
-                    read += length;
-                    break;
-                case ScanResult.Swallow:
-                    read += length;
-                    pongExpected = false;
-                    OnPong(ref _clientAlive, RelayMetrics.Side.Client);
-                    break;
-                case ScanResult.NeedMore:
-                    var rest = data[read..];
-                    _readCarry ??= new byte[WebSocketFrame.MaxHeaderLength + 2];
-                    rest.CopyTo(_readCarry);
-                    _readCarryLength = rest.Length;
-                    read = data.Length;
-                    break;
-                case ScanResult.Violation:
-                    // Nothing from the offending frame on is forwarded.
-                    _clientViolation = true;
-                    read = data.Length;
-                    break;
-            }
-        }
-        return write;
-    }
-
-    private int TakeReadCarry(Span<byte> destination)
-    {
-        var length = _readCarryLength;
-        if (length > 0)
-        {
-            _readCarry.AsSpan(0, length).CopyTo(destination);
-            _readCarryLength = 0;
-        }
-        return length;
     }
 
     /// <summary>

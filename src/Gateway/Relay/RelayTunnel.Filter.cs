@@ -1,0 +1,67 @@
+using Gateway.KeepAlive;
+
+namespace Gateway.Relay;
+
+// One pass over what was read from a peer, the same for both directions.
+public sealed partial class RelayTunnel
+{
+    /// <summary>
+    /// Compacts <paramref name="data"/> in place: drops the pong that answers the gateway's ping to this peer, holds back
+    /// a header split across reads (in <paramref name="carry"/>), and stops at a frame that breaks a rule (nothing from it
+    /// on is forwarded). Returns the bytes that go on; <paramref name="leadingPong"/> is the length of a swallowed pong
+    /// that was all there was before anything else passed.
+    /// </summary>
+    private int Filter(ref FrameScanner scanner, ref PeerKeepAlive peer, string side, Span<byte> data, ref byte[]? carry, ref int carryLength,
+        out bool violation, out int leadingPong)
+    {
+        int read = 0, write = 0;
+        violation = false;
+        leadingPong = 0;
+        var pongExpected = Volatile.Read(ref peer.Outstanding);
+        var expected = peer.Payload;
+        while (read < data.Length)
+        {
+            switch (scanner.Scan(data[read..], pongExpected, expected, out var length))
+            {
+                case ScanResult.Pass:
+                    if (write != read)
+                    {
+                        data.Slice(read, length).CopyTo(data[write..]);
+                    }
+                    write += length;
+                    read += length;
+                    break;
+                case ScanResult.Swallow:
+                    leadingPong = write == 0 && read == 0 ? length : 0;
+                    read += length;
+                    pongExpected = false;
+                    OnPong(ref peer, side);
+                    break;
+                case ScanResult.NeedMore:
+                    var rest = data[read..];
+                    carry ??= new byte[WebSocketFrame.MaxHeaderLength + 2];
+                    rest.CopyTo(carry);
+                    carryLength = rest.Length;
+                    read = data.Length;
+                    break;
+                case ScanResult.Violation:
+                    violation = true;
+                    read = data.Length;
+                    break;
+            }
+        }
+        return write;
+    }
+
+    /// <summary>Puts a header held back from the last read at the start of the next one.</summary>
+    private static int TakeCarry(byte[]? carry, ref int carryLength, Span<byte> destination)
+    {
+        var length = carryLength;
+        if (length > 0)
+        {
+            carry.AsSpan(0, length).CopyTo(destination);
+            carryLength = 0;
+        }
+        return length;
+    }
+}
