@@ -1,5 +1,7 @@
 using System.Diagnostics.Metrics;
+using Gateway.Handshake;
 using Gateway.Lifecycle;
+using Gateway.Policies;
 using Gateway.Metrics;
 using Yarp.ReverseProxy.Configuration;
 
@@ -19,48 +21,100 @@ public sealed class ConfigReloadReporter : IHostedService, IConfigChangeListener
     private readonly IConfiguration _configuration;
     private readonly RemovedDestinationDrain _removedDestinations;
     private readonly DestinationDrains _drains;
-    private readonly string _gatewaySectionAtStartup;
+    private readonly WebSocketPolicies _policies;
+    private readonly TrustedForwarderSet _forwarders;
+    private readonly Dictionary<string, string> _running;
     private IProxyConfig[]? _applied;
 
     public ConfigReloadReporter(ReloadableJsonConfigurationSource source, GatewayMeter meter, IConfiguration configuration,
-        RemovedDestinationDrain removedDestinations, DestinationDrains drains, ILogger<ConfigReloadReporter> logger)
+        RemovedDestinationDrain removedDestinations, DestinationDrains drains, WebSocketPolicies policies, TrustedForwarderSet forwarders,
+        ILogger<ConfigReloadReporter> logger)
     {
+        _policies = policies;
+        _forwarders = forwarders;
         _drains = drains;
         _source = source;
         _logger = logger;
         _configuration = configuration;
         _removedDestinations = removedDestinations;
-        _gatewaySectionAtStartup = GatewaySection();
+        _running = GatewaySections();
         _reloads = meter.Meter.CreateCounter<long>("gateway.config.reloads", "{reload}",
-            "Edits of the configuration file, by result: success (applied) or failure (the running configuration stayed)");
+            "Edits of the configuration file applied, by result (success; failure: the running configuration stayed) and section (reverse_proxy: routes and clusters; gateway: policies and trusted forwarders)");
     }
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        _source.Reloaded += OnReloaded;
+        _source.Applying += OnApplying;
         _source.ReloadFailed += OnReloadFailed;
         return Task.CompletedTask;
     }
 
     public Task StopAsync(CancellationToken cancellationToken)
     {
-        _source.Reloaded -= OnReloaded;
+        _source.Applying -= OnApplying;
         _source.ReloadFailed -= OnReloadFailed;
         return Task.CompletedTask;
     }
 
-    /// <summary>The file parsed; YARP says next whether it applies. The Gateway section is compared with startup's.</summary>
-    private void OnReloaded()
+    /// <summary>
+    /// The file parsed. Of the <c>Gateway</c> section, what changed and can change while running applies now (after the
+    /// whole section validated as at startup): the WebSocket policies and the trusted forwarders. The rest is said to
+    /// wait for a restart. YARP then reads the routes and clusters and says whether they apply.
+    /// </summary>
+    private void OnApplying()
     {
-        if (!string.Equals(GatewaySection(), _gatewaySectionAtStartup, StringComparison.Ordinal))
+        var now = GatewaySections();
+        var changed = now.Keys.Union(_running.Keys, StringComparer.OrdinalIgnoreCase)
+            .Where(key => !string.Equals(now.GetValueOrDefault(key), _running.GetValueOrDefault(key), StringComparison.Ordinal))
+            .Order(StringComparer.OrdinalIgnoreCase)
+            .ToList();
+        if (changed.Count == 0)
         {
-            Log.GatewaySectionChanged(_logger, _source.FullPath);
+            return;
+        }
+        GatewayOptions fresh;
+        try
+        {
+            fresh = GatewayOptionsLoader.Load(_configuration, Path.GetDirectoryName(_source.FullPath)!);
+        }
+        catch (GatewayConfigurationException ex)
+        {
+            Log.GatewaySectionRefused(_logger, _source.FullPath, ex.Message);
+            Count("failure", GatewayPart);
+            return;
+        }
+        var applied = new List<string>();
+        var restart = new List<string>();
+        foreach (var key in changed)
+        {
+            if (string.Equals(key, nameof(GatewayOptions.WebSocketPolicies), StringComparison.OrdinalIgnoreCase))
+            {
+                _policies.Reload(fresh.WebSocketPolicies);
+            }
+            else if (string.Equals(key, nameof(GatewayOptions.TrustedForwarders), StringComparison.OrdinalIgnoreCase))
+            {
+                _forwarders.Apply(fresh.TrustedForwarders);
+            }
+            else
+            {
+                restart.Add(key);
+                continue;
+            }
+            applied.Add(key);
+            _running[key] = now.GetValueOrDefault(key) ?? string.Empty;
+        }
+        Log.GatewaySectionChanged(_logger, _source.FullPath, applied.Count == 0 ? "nothing" : string.Join(", ", applied),
+            restart.Count == 0 ? "nothing" : string.Join(", ", restart));
+        if (applied.Count > 0)
+        {
+            Count("success", GatewayPart);
         }
     }
 
-    /// <summary>The Gateway section's values, flattened and ordered, to tell whether an edit touched it.</summary>
-    private string GatewaySection() => string.Join('\n', _configuration.GetSection(GatewayOptions.SectionName).AsEnumerable()
-        .OrderBy(pair => pair.Key, StringComparer.Ordinal).Select(pair => $"{pair.Key}={pair.Value}"));
+    /// <summary>The Gateway section's values by top-level key, each flattened and ordered, to tell what an edit touched.</summary>
+    private Dictionary<string, string> GatewaySections() => _configuration.GetSection(GatewayOptions.SectionName).GetChildren()
+        .ToDictionary(child => child.Key, child => string.Join('\n', child.AsEnumerable()
+            .OrderBy(pair => pair.Key, StringComparer.Ordinal).Select(pair => $"{pair.Key}={pair.Value}")), StringComparer.OrdinalIgnoreCase);
 
     private void OnReloadFailed(Exception ex)
     {
@@ -96,5 +150,10 @@ public sealed class ConfigReloadReporter : IHostedService, IConfigChangeListener
         }
     }
 
-    private void Count(string result) => _reloads.Add(1, new KeyValuePair<string, object?>("result", result));
+    /// <summary>Which part of the file a reload applied: YARP's routes and clusters, or the Gateway section's reloadable parts.</summary>
+    private const string ProxyPart = "reverse_proxy";
+    private const string GatewayPart = "gateway";
+
+    private void Count(string result, string part = ProxyPart) =>
+        _reloads.Add(1, new KeyValuePair<string, object?>("result", result), new KeyValuePair<string, object?>("section", part));
 }

@@ -27,6 +27,12 @@ public sealed class ReloadableJsonConfigurationSource : IConfigurationSource
     /// </summary>
     public TimeSpan PollInterval { get; init; } = TimeSpan.FromSeconds(2);
 
+    /// <summary>
+    /// Raised when new data is in place but before the configuration announces the change: the <c>Gateway</c> section's
+    /// reloadable parts (policies) apply here, so that routes naming a new policy find it when YARP reads them.
+    /// </summary>
+    public event Action? Applying;
+
     /// <summary>Raised after a reload applied new data.</summary>
     public event Action? Reloaded;
 
@@ -42,6 +48,8 @@ public sealed class ReloadableJsonConfigurationSource : IConfigurationSource
     public void Reload() => _provider?.ReloadNow();
 
     private Provider? _provider;
+
+    internal void OnApplying() => Applying?.Invoke();
 
     internal void OnReloaded() => Reloaded?.Invoke();
 
@@ -113,6 +121,7 @@ public sealed class ReloadableJsonConfigurationSource : IConfigurationSource
                     return;
                 }
                 Data = data;
+                _source.OnApplying();
                 OnReload();
                 _source.OnReloaded();
             }

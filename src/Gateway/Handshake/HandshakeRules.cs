@@ -6,7 +6,7 @@ namespace Gateway.Handshake;
 /// <summary>One policy's handshake and limit rules, compiled once from its options.</summary>
 internal sealed class HandshakeRules : IDisposable
 {
-    public HandshakeRules(WebSocketPolicy policy)
+    public HandshakeRules(WebSocketPolicy policy, ConnectionLimits? limits = null)
     {
         Policy = policy;
         var handshake = policy.Options.Handshake;
@@ -14,7 +14,7 @@ internal sealed class HandshakeRules : IDisposable
         AllowMissingOrigin = handshake.AllowMissingOrigin;
         Origins = OriginAllowList.Create(handshake.AllowedOrigins);
         Subprotocols = new SubprotocolFilter(handshake.Subprotocols, handshake.RequireSubprotocol);
-        Limits = new ConnectionLimits(policy.Options.Limits);
+        Limits = limits ?? new ConnectionLimits(policy.Options.Limits);
     }
 
     public WebSocketPolicy Policy { get; }
@@ -33,28 +33,64 @@ internal sealed class HandshakeRules : IDisposable
 }
 
 /// <summary>
-/// The compiled rules of every policy. Policies are read at startup (the <c>Gateway</c> section does not reload), so
-/// rate and connection counts live as long as the process; routes may reload and still find their policy here.
+/// The compiled rules of every policy, compiled when a handshake first needs them. When the policies reload, a policy
+/// whose limits did not change keeps its <see cref="ConnectionLimits"/> (and so its counts of open tunnels and recent
+/// handshakes); one whose limits changed starts new counts, and its open tunnels count against the old ones until they
+/// close.
 /// </summary>
 public sealed class HandshakePolicies : IDisposable
 {
     private readonly WebSocketPolicies _policies;
-    private readonly Dictionary<WebSocketPolicy, HandshakeRules> _rules = new(ReferenceEqualityComparer.Instance);
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<WebSocketPolicy, HandshakeRules> _rules = new(ReferenceEqualityComparer.Instance);
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, HandshakeRules> _latest = new(StringComparer.OrdinalIgnoreCase);
 
     public HandshakePolicies(WebSocketPolicies policies)
     {
         _policies = policies;
         foreach (var policy in policies.All)
         {
-            _rules[policy] = new HandshakeRules(policy);
+            Compile(policy);
+        }
+        policies.Changed += OnPoliciesChanged;
+    }
+
+    internal HandshakeRules For(RouteModel route)
+    {
+        var policy = _policies.ForRoute(route);
+        return _rules.TryGetValue(policy, out var rules) ? rules : Compile(policy);
+    }
+
+    private HandshakeRules Compile(WebSocketPolicy policy) => _rules.GetOrAdd(policy, static (policy, self) =>
+    {
+        var kept = self._latest.TryGetValue(policy.Name, out var previous) && SameLimits(previous.Policy.Options.Limits, policy.Options.Limits)
+            ? previous.Limits
+            : null;
+        var rules = new HandshakeRules(policy, kept);
+        self._latest[policy.Name] = rules;
+        return rules;
+    }, this);
+
+    private void OnPoliciesChanged()
+    {
+        foreach (var policy in _policies.All)
+        {
+            Compile(policy);
+        }
+        // Rules of policies no longer current are looked up no more (tunnels hold their permits, not the rules).
+        foreach (var stale in _rules.Keys.Where(p => !ReferenceEquals(_policies.ByName(p.Name), p)).ToList())
+        {
+            _rules.TryRemove(stale, out _);
         }
     }
 
-    internal HandshakeRules For(RouteModel route) => _rules[_policies.ForRoute(route)];
+    private static bool SameLimits(Policies.ConnectionLimitOptions a, Policies.ConnectionLimitOptions b) =>
+        a.MaxConnections == b.MaxConnections && a.MaxConnectionsPerClient == b.MaxConnectionsPerClient
+        && a.HandshakesPerMinutePerClient == b.HandshakesPerMinutePerClient && a.IPv6PrefixLength == b.IPv6PrefixLength;
 
     public void Dispose()
     {
-        foreach (var rules in _rules.Values)
+        _policies.Changed -= OnPoliciesChanged;
+        foreach (var rules in _latest.Values)
         {
             rules.Dispose();
         }

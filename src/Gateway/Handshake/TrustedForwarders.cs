@@ -30,14 +30,24 @@ public static class TrustedForwarders
         return false;
     }
 
-    /// <summary>Adds the forwarded-headers middleware when forwarders are configured; nothing otherwise.</summary>
+    /// <summary>
+    /// Adds ASP.NET Core's forwarded-headers middleware for the configured networks. It is in the pipeline even when none
+    /// are configured (then it only passes requests on), so that a reload can start or stop trusting a forwarder.
+    /// </summary>
     public static IApplicationBuilder UseTrustedForwarders(this IApplicationBuilder app)
     {
-        var configured = app.ApplicationServices.GetRequiredService<GatewayOptions>().TrustedForwarders;
-        if (configured.Count == 0)
+        var set = app.ApplicationServices.GetRequiredService<TrustedForwarderSet>();
+        set.Apply(app.ApplicationServices.GetRequiredService<GatewayOptions>().TrustedForwarders);
+        return app.Use(next =>
         {
-            return app;
-        }
+            set.Next = next;
+            return context => set.Current is { } forwarded ? forwarded.Invoke(context) : next(context);
+        });
+    }
+
+    /// <summary>The options of the framework's middleware for these networks (ASP.NET Core's own defaults cleared).</summary>
+    internal static ForwardedHeadersOptions OptionsFor(IReadOnlyList<string> configured)
+    {
         var options = new ForwardedHeadersOptions
         {
             ForwardedHeaders = ForwardedHeaders.XForwardedFor,
@@ -58,8 +68,29 @@ public static class TrustedForwarders
                 options.KnownIPNetworks.Add(new System.Net.IPNetwork(network.BaseAddress.MapToIPv6(), 96 + network.PrefixLength));
             }
         }
-        Log.TrustedForwarders(app.ApplicationServices.GetRequiredService<ILoggerFactory>().CreateLogger(RefusalReporter.LogCategory),
-            string.Join(", ", configured));
-        return app.UseForwardedHeaders(options);
+        return options;
+    }
+}
+
+/// <summary>The forwarders trusted now: the framework's middleware for them, replaced when the file reloads.</summary>
+public sealed class TrustedForwarderSet(ILoggerFactory loggers)
+{
+    private volatile ForwardedHeadersMiddleware? _current;
+
+    internal RequestDelegate? Next { get; set; }
+
+    internal ForwardedHeadersMiddleware? Current => _current;
+
+    /// <summary>Trusts exactly these networks (validated at load) from the next request on.</summary>
+    internal void Apply(IReadOnlyList<string> configured)
+    {
+        if (configured.Count == 0)
+        {
+            _current = null;
+            return;
+        }
+        var options = Microsoft.Extensions.Options.Options.Create(TrustedForwarders.OptionsFor(configured));
+        _current = new ForwardedHeadersMiddleware(context => Next!(context), loggers, options);
+        Log.TrustedForwarders(loggers.CreateLogger(RefusalReporter.LogCategory), string.Join(", ", configured));
     }
 }

@@ -28,18 +28,33 @@ public sealed class KeepAliveSweeper : BackgroundService
     private long _now;
     private long _nextTrafficReport;
 
+    private PeriodicTimer? _timer;
+
     public KeepAliveSweeper(WebSocketPolicies policies, TimeProvider time, ILogger<KeepAliveSweeper> logger)
     {
         _logger = logger;
         Time = time;
+        Policies = policies;
         _startTimestamp = time.GetTimestamp();
         Period = ChoosePeriod(policies);
+        // Reloaded policies may ping more often: the sweep follows the shortest interval or timeout there is now.
+        policies.Changed += () =>
+        {
+            Period = ChoosePeriod(policies);
+            if (_timer is { } timer)
+            {
+                timer.Period = Period;
+            }
+        };
         _nextTrafficReport = (long)TrafficReportPeriod.TotalMilliseconds;
         Tick();
     }
 
     /// <summary>A quarter of the shortest interval or timeout, between 10 ms and 1 s: pings are late by at most that.</summary>
-    public TimeSpan Period { get; }
+    public TimeSpan Period { get; private set; }
+
+    /// <summary>The policies now in force: open tunnels take their keepalive timing from here when they reload.</summary>
+    public WebSocketPolicies Policies { get; }
 
     public TimeProvider Time { get; }
 
@@ -107,6 +122,7 @@ public sealed class KeepAliveSweeper : BackgroundService
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         using var timer = new PeriodicTimer(Period, Time);
+        _timer = timer;
         while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
         {
             Sweep();

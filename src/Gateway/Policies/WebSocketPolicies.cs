@@ -19,7 +19,11 @@ public sealed class WebSocketPolicy
     public bool KeepAliveEnabled => Options.KeepAlive.Interval > TimeSpan.Zero;
 }
 
-/// <summary>Finds the policy of the route a request matched.</summary>
+/// <summary>
+/// Finds the policy of the route a request matched. The set reloads with the configuration file
+/// (<see cref="Reload"/>): new handshakes get the new policies, open tunnels keep the one they started with (but for
+/// their keepalive timing, which they read again when <see cref="Version"/> changes).
+/// </summary>
 public sealed class WebSocketPolicies
 {
     /// <summary>The route metadata key that names a policy.</summary>
@@ -32,32 +36,69 @@ public sealed class WebSocketPolicies
     /// </summary>
     public const string BuiltInName = "built-in";
 
-    private readonly Dictionary<string, WebSocketPolicy> _policies = new(StringComparer.OrdinalIgnoreCase);
+    private volatile PolicySet _set;
 
-    public WebSocketPolicies(GatewayOptions options)
+    public WebSocketPolicies(GatewayOptions options) => _set = new PolicySet(options.WebSocketPolicies, version: 0);
+
+    /// <summary>Raised after <see cref="Reload"/> replaced the set.</summary>
+    public event Action? Changed;
+
+    /// <summary>Counts the reloads that changed the set.</summary>
+    public int Version => _set.Version;
+
+    public WebSocketPolicy Default => _set.Default;
+
+    public IEnumerable<WebSocketPolicy> All => _set.All;
+
+    public bool Contains(string name) => _set.Contains(name);
+
+    /// <summary>The current policy of this name, or null when a reload removed it.</summary>
+    public WebSocketPolicy? ByName(string name) => _set.ByName(name);
+
+    public WebSocketPolicy ForRoute(RouteModel? route) => _set.ForRoute(route);
+
+    /// <summary>Takes the policies of a reloaded (and validated) file.</summary>
+    internal void Reload(Dictionary<string, WebSocketPolicyOptions> policies)
     {
-        foreach (var (name, policy) in options.WebSocketPolicies)
-        {
-            _policies[name] = new WebSocketPolicy(name, policy);
-        }
-        Default = _policies.GetValueOrDefault(DefaultName) ?? new WebSocketPolicy(DefaultName, new WebSocketPolicyOptions());
-        _policies.TryAdd(BuiltInName, new WebSocketPolicy(BuiltInName, new WebSocketPolicyOptions()));
+        _set = new PolicySet(policies, _set.Version + 1);
+        Changed?.Invoke();
     }
 
-    public WebSocketPolicy Default { get; }
-
-    public IEnumerable<WebSocketPolicy> All => _policies.Values.Append(Default).Distinct();
-
-    public bool Contains(string name) => _policies.ContainsKey(name) || string.Equals(name, DefaultName, StringComparison.OrdinalIgnoreCase);
-
-    public WebSocketPolicy ForRoute(RouteModel? route)
+    private sealed class PolicySet
     {
-        if (route?.Config.Metadata is { } metadata && metadata.TryGetValue(MetadataKey, out var name)
-            && _policies.TryGetValue(name, out var policy))
+        private readonly Dictionary<string, WebSocketPolicy> _policies = new(StringComparer.OrdinalIgnoreCase);
+
+        public PolicySet(Dictionary<string, WebSocketPolicyOptions> options, int version)
         {
-            return policy;
+            Version = version;
+            foreach (var (name, policy) in options)
+            {
+                _policies[name] = new WebSocketPolicy(name, policy);
+            }
+            Default = _policies.GetValueOrDefault(DefaultName) ?? new WebSocketPolicy(DefaultName, new WebSocketPolicyOptions());
+            _policies.TryAdd(BuiltInName, new WebSocketPolicy(BuiltInName, new WebSocketPolicyOptions()));
         }
-        return Default;
+
+        public int Version { get; }
+
+        public WebSocketPolicy Default { get; }
+
+        public IEnumerable<WebSocketPolicy> All => _policies.Values.Append(Default).Distinct();
+
+        public bool Contains(string name) => _policies.ContainsKey(name) || string.Equals(name, DefaultName, StringComparison.OrdinalIgnoreCase);
+
+        public WebSocketPolicy? ByName(string name) =>
+            _policies.GetValueOrDefault(name) ?? (string.Equals(name, DefaultName, StringComparison.OrdinalIgnoreCase) ? Default : null);
+
+        public WebSocketPolicy ForRoute(RouteModel? route)
+        {
+            if (route?.Config.Metadata is { } metadata && metadata.TryGetValue(MetadataKey, out var name)
+                && _policies.TryGetValue(name, out var policy))
+            {
+                return policy;
+            }
+            return Default;
+        }
     }
 
     /// <summary>Checks one policy's values; the key names the policy so the error points into the file.</summary>

@@ -9,11 +9,13 @@ public sealed partial class RelayTunnel
 {
     private static readonly ulong PingSecret = BitConverter.ToUInt64(RandomNumberGenerator.GetBytes(8));
 
-    private readonly bool _keepAlive;
-    private readonly bool _backendKeepAlive;
-    private readonly long _intervalMs;
-    private readonly long _pingAfterMs;
-    private readonly long _timeoutMs;
+    // The keepalive timing of the tunnel's policy; read again when the policies reload (see RefreshKeepAlive).
+    private bool _keepAlive;
+    private bool _backendKeepAlive;
+    private long _intervalMs;
+    private long _pingAfterMs;
+    private long _timeoutMs;
+    private int _policyVersion;
     private long _lifetimeEndsAt = long.MaxValue;
     private PeerKeepAlive _clientAlive;
     private PeerKeepAlive _backendAlive;
@@ -24,6 +26,10 @@ public sealed partial class RelayTunnel
         if (Volatile.Read(ref _completed) != 0)
         {
             return;
+        }
+        if (_sweeper.Policies.Version != _policyVersion)
+        {
+            RefreshKeepAlive();
         }
         if (IsClosing)
         {
@@ -102,6 +108,31 @@ public sealed partial class RelayTunnel
         {
             ArrayPool<byte>.Shared.Return(frame);
             Volatile.Write(ref PeerOf(toBackend).Writing, 0);
+        }
+    }
+
+    /// <summary>
+    /// Takes the keepalive timing of the tunnel's policy (as it is now, or as it was when the handshake came): each tunnel
+    /// pings up to a quarter of the interval early, at its own offset, so tunnels opened in one burst are not all pinged
+    /// (and answered) in one sweep.
+    /// </summary>
+    private void SetKeepAlive(Policies.WebSocketPolicy policy)
+    {
+        var keepAlive = policy.Options.KeepAlive;
+        _keepAlive = policy.KeepAliveEnabled;
+        _backendKeepAlive = _keepAlive && keepAlive.Backend;
+        _intervalMs = (long)keepAlive.Interval.TotalMilliseconds;
+        _pingAfterMs = _intervalMs - (_intervalMs > 3 ? Random.Shared.NextInt64(_intervalMs / 4) : 0);
+        _timeoutMs = (long)keepAlive.Timeout.TotalMilliseconds;
+    }
+
+    /// <summary>The policies reloaded: open tunnels keep their policy's other rules but follow its new keepalive timing.</summary>
+    private void RefreshKeepAlive()
+    {
+        _policyVersion = _sweeper.Policies.Version;
+        if (_sweeper.Policies.ByName(_handshake.Policy.Name) is { } current)
+        {
+            SetKeepAlive(current);
         }
     }
 

@@ -63,15 +63,9 @@ public sealed partial class RelayTunnel : Stream, IHttpUpgradeFeature, IHttpExte
         _logger = logger;
         _accessLog = accessLog;
         _createdTimestamp = sweeper.Time.GetTimestamp();
-        var policy = handshake.Policy;
-        var options = policy.Options;
-        _keepAlive = policy.KeepAliveEnabled;
-        _backendKeepAlive = _keepAlive && options.KeepAlive.Backend;
-        _intervalMs = (long)options.KeepAlive.Interval.TotalMilliseconds;
-        // Up to a quarter of the interval earlier, differently per tunnel: tunnels opened in one burst would otherwise be
-        // pinged in one sweep, and all their pongs (and the buffers to read them) would arrive at once.
-        _pingAfterMs = _intervalMs - (_intervalMs > 3 ? Random.Shared.NextInt64(_intervalMs / 4) : 0);
-        _timeoutMs = (long)options.KeepAlive.Timeout.TotalMilliseconds;
+        var options = handshake.Policy.Options;
+        _policyVersion = sweeper.Policies.Version;
+        SetKeepAlive(handshake.Policy);
         // The backend direction is passed as it is (any RSV bit, any opcode): the gateway protects the backend from
         // clients, and what the backend sends is between it and its client.
         _fromBackend.Configure(fromClient: false, maxFrameBytes: 0, maxMessageBytes: 0, allowedReservedBits: WebSocketFrame.ReservedBits);
