@@ -94,18 +94,33 @@ public sealed class SighupProcessTests : IDisposable
 
         public static RunningGateway Start(string configPath)
         {
-            var info = new ProcessStartInfo("dotnet")
+            // A signal ignored by the parent stays ignored in the child (nohup, some CI runners), and the .NET runtime
+            // then leaves SIGHUP alone: give the gateway SIGHUP's default disposition back, as a service manager would.
+            var hupIgnored = SighupIgnored();
+            var info = new ProcessStartInfo(hupIgnored ? "env" : "dotnet")
             {
                 RedirectStandardOutput = true,
                 RedirectStandardError = true,
                 UseShellExecute = false,
                 WorkingDirectory = AppContext.BaseDirectory,
             };
+            if (hupIgnored)
+            {
+                info.ArgumentList.Add("--default-signal=HUP");
+                info.ArgumentList.Add("dotnet");
+            }
             info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Gateway.dll"));
             info.ArgumentList.Add("--config");
             info.ArgumentList.Add(configPath);
             info.Environment.Remove("GATEWAY_CONFIG");
             return new RunningGateway(Process.Start(info)!);
+        }
+
+        /// <summary>Whether this process ignores SIGHUP (bit 0 of SigIgn in /proc/self/status).</summary>
+        private static bool SighupIgnored()
+        {
+            var line = File.ReadLines("/proc/self/status").FirstOrDefault(l => l.StartsWith("SigIgn:", StringComparison.Ordinal));
+            return line is not null && (Convert.ToUInt64(line["SigIgn:".Length..].Trim(), 16) & 1) != 0;
         }
 
         /// <summary>Waits (bounded) for a console line containing <paramref name="text"/> and returns it.</summary>
