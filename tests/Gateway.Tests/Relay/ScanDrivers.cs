@@ -141,21 +141,20 @@ internal abstract class ScanDriver
     }
 
     public static ScanDriver For(bool fromClient, long maxFrameBytes = 0, long maxMessageBytes = 0, byte allowedReservedBits = 0, int capacity = 1024) =>
-        fromClient
-            ? new ClientReadDriver(maxFrameBytes, maxMessageBytes, allowedReservedBits, capacity)
-            : new BackendWriteDriver(maxFrameBytes, maxMessageBytes, allowedReservedBits, capacity);
+        new ReadDriver(fromClient, maxFrameBytes, maxMessageBytes, allowedReservedBits, capacity);
 }
 
 /// <summary>
-/// RelayTunnel.ReadCoreAsync and FilterFromClient: each read lands behind the held carry in one buffer, which is
-/// compacted in place (pongs dropped), and a NeedMore tail is copied to the carry for the next read.
+/// RelayTunnel's read paths (ReadCoreAsync, ReadBackendCoreAsync) and its Filter, the same for both directions: each read
+/// lands behind the held carry in one buffer, which is compacted in place (pongs dropped), and a NeedMore tail is copied
+/// to the carry for the next read.
 /// </summary>
-internal sealed class ClientReadDriver : ScanDriver
+internal sealed class ReadDriver : ScanDriver
 {
     private byte[] _buffer;
 
-    public ClientReadDriver(long maxFrameBytes, long maxMessageBytes, byte allowedReservedBits, int capacity)
-        : base(fromClient: true, maxFrameBytes, maxMessageBytes, allowedReservedBits, capacity)
+    public ReadDriver(bool fromClient, long maxFrameBytes, long maxMessageBytes, byte allowedReservedBits, int capacity)
+        : base(fromClient, maxFrameBytes, maxMessageBytes, allowedReservedBits, capacity)
     {
         _buffer = new byte[capacity + CarryLength];
     }
@@ -214,86 +213,5 @@ internal sealed class ClientReadDriver : ScanDriver
             }
         }
         return write;
-    }
-}
-
-/// <summary>
-/// RelayTunnel.WriteCoreAsync and CompleteWriteCarryAsync: runs of passed bytes are written from YARP's buffer,
-/// a held header is completed in the carry with the first bytes of the next write.
-/// </summary>
-internal sealed class BackendWriteDriver : ScanDriver
-{
-    public BackendWriteDriver(long maxFrameBytes, long maxMessageBytes, byte allowedReservedBits, int capacity)
-        : base(fromClient: false, maxFrameBytes, maxMessageBytes, allowedReservedBits, capacity)
-    {
-    }
-
-    public override void Feed(ReadOnlySpan<byte> data)
-    {
-        if (Violated || data.IsEmpty)
-        {
-            return;
-        }
-        var offset = 0;
-        if (CarryHeld > 0)
-        {
-            offset = CompleteCarry(data);
-        }
-        var runStart = offset;
-        while (offset < data.Length && !Violated)
-        {
-            switch (Scanner.Scan(data[offset..], PongOutstanding, PongPayload, out var length))
-            {
-                case ScanResult.Pass:
-                    Assert.True(length > 0, "Pass must move on");
-                    offset += length;
-                    break;
-                case ScanResult.Swallow:
-                    Forward(data[runStart..offset]);
-                    offset += length;
-                    runStart = offset;
-                    PongOutstanding = false;
-                    SwallowedCount++;
-                    break;
-                case ScanResult.NeedMore:
-                    Assert.True(data.Length - offset <= CarryLength, $"NeedMore with {data.Length - offset} bytes: more than the carry holds");
-                    data[offset..].CopyTo(Carry);
-                    CarryHeld = data.Length - offset;
-                    data = data[..offset];
-                    break;
-                case ScanResult.Violation:
-                    Violated = true;
-                    data = data[..offset];
-                    break;
-            }
-        }
-        Forward(data[runStart..offset]);
-    }
-
-    private int CompleteCarry(ReadOnlySpan<byte> data)
-    {
-        var held = CarryHeld;
-        var taken = Math.Min(Carry.Length - held, data.Length);
-        data[..taken].CopyTo(Carry.AsSpan(held));
-        var result = Scanner.Scan(Carry.AsSpan(0, held + taken), PongOutstanding, PongPayload, out var length);
-        CarryHeld = 0;
-        switch (result)
-        {
-            case ScanResult.NeedMore:
-                Assert.True(taken == data.Length, "NeedMore on a full carry would lose bytes");
-                CarryHeld = held + taken;
-                return data.Length;
-            case ScanResult.Swallow:
-                PongOutstanding = false;
-                SwallowedCount++;
-                return length - held;
-            case ScanResult.Violation:
-                Violated = true;
-                return data.Length;
-            default:
-                Assert.True(length > held, "the carried header must pass whole");
-                Forward(Carry.AsSpan(0, length));
-                return length - held;
-        }
     }
 }
