@@ -20,8 +20,6 @@ public sealed class DestinationDrains(KeepAliveSweeper tunnels, GatewayOptions o
     /// <summary>True when no destination is drained: the proxy pipeline's check is one field read.</summary>
     public bool IsEmpty => _count == 0;
 
-    public bool IsDrained(string cluster, string destination) => _count > 0 && _drains.ContainsKey(Key(cluster, destination));
-
     /// <summary>Starts a drain (or returns the one under way).</summary>
     internal DestinationDrain Start(string cluster, string destination, TimeSpan? period)
     {
