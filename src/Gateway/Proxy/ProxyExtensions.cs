@@ -32,6 +32,8 @@ public static class ProxyExtensions
         builder.Services.AddReverseProxy()
             .LoadFromConfig(builder.Configuration.GetSection(ReverseProxySection))
             .AddConfigFilter<ProxyConfigDefaults>();
+        // After AddReverseProxy: the relay takes each tunnel over from YARP's forwarder at the 101.
+        builder.Services.AddRelayForwarder();
         builder.Services.AddConsistentHash();
         // YARP's route Timeout and TimeoutPolicy are ASP.NET Core request timeouts: without the middleware every request on
         // such a route fails. YARP turns the timeout off once a WebSocket is upgraded, so it never cuts a tunnel.

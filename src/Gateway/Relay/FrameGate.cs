@@ -1,13 +1,13 @@
 namespace Gateway.Relay;
 
 /// <summary>
-/// Who may write to one peer: YARP's copy loop, relaying what it read from the other peer, or the gateway, injecting
+/// Who may write to one peer: the relay's loop, relaying what it read from the other peer, or the gateway, injecting
 /// a frame of its own (a ping, a Close). The gateway may write only where the peer has received whole frames
 /// (RFC 6455 §5.4: control frames may come between the fragments of a message, never inside a frame) and never
-/// while YARP writes. Both wait by awaiting, never by polling.
+/// while the loop writes. Both wait by awaiting, never by polling.
 /// </summary>
 /// <remarks>
-/// YARP's loop is read, write, read: bytes it read are written before it reads again. <see cref="BeginRelay"/> marks
+/// The relay's loop is read, write, read: bytes it read are written before it reads again. <see cref="BeginRelay"/> marks
 /// the moment a read returned bytes for this peer (before they are scanned); <see cref="EndRelay"/> the moment they
 /// were all written, saying whether the peer is then at a frame boundary. Between the two, and while the last write
 /// ended inside a frame, the gate is busy. Uncontended, a relayed write costs two interlocked operations and allocates
@@ -25,16 +25,16 @@ internal sealed class FrameGate
     private TaskCompletionSource? _injector;   // held by the one injector at a time; relay writes wait on it
     private TaskCompletionSource<bool>? _boundary; // completed when the busy bit clears (or the gate is abandoned)
 
-    /// <summary>A read returned bytes that YARP will write to this peer.</summary>
+    /// <summary>A read returned bytes that the loop will write to this peer.</summary>
     public void BeginRelay() => Interlocked.Or(ref _state, Busy);
 
-    /// <summary>Before YARP writes: waits while the gateway is writing a frame of its own.</summary>
+    /// <summary>Before the loop writes: waits while the gateway is writing a frame of its own.</summary>
     public ValueTask EnterRelayWriteAsync() =>
         (Volatile.Read(ref _state) & Injecting) == 0 ? default : WaitForInjectorAsync();
 
     private async ValueTask WaitForInjectorAsync()
     {
-        // The holder first, then the bit: an injection can begin only while the gate is not busy, and YARP's pending
+        // The holder first, then the bit: an injection can begin only while the gate is not busy, and the loop's pending
         // write keeps it busy, so a holder read first and still injecting after is the one to wait for (a later holder
         // could only be waiting for this very write to end).
         while (Volatile.Read(ref _injector) is { } injector && (Volatile.Read(ref _state) & Injecting) != 0)
@@ -65,7 +65,7 @@ internal sealed class FrameGate
     /// </summary>
     public async ValueTask<bool> EnterInjectionAsync(InjectionWait wait)
     {
-        // One injector at a time: the holder's task source is what the others (and YARP's writes) wait on.
+        // One injector at a time: the holder's task source is what the others (and the loop's writes) wait on.
         var mine = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         while (Interlocked.CompareExchange(ref _injector, mine, null) is { } other)
         {
@@ -110,7 +110,7 @@ internal sealed class FrameGate
         return false;
     }
 
-    /// <summary>The gateway's frame is written (or failed): YARP's writes and other injectors go on.</summary>
+    /// <summary>The gateway's frame is written (or failed): the loop's writes and other injectors go on.</summary>
     public void ExitInjection()
     {
         Interlocked.And(ref _state, ~Injecting);
@@ -140,6 +140,6 @@ internal enum InjectionWait : byte
     /// <summary>For another injection to finish, not for a frame boundary (the peer is known to be at one, or never will be).</summary>
     ForInjector,
 
-    /// <summary>For another injection and for the next frame boundary (a Close while YARP relays).</summary>
+    /// <summary>For another injection and for the next frame boundary (a Close while the loop relays).</summary>
     ForBoundary,
 }

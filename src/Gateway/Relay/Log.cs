@@ -28,4 +28,10 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 309, Level = LogLevel.Debug, Message = "Route {Route}: a tunnel reached its policy's MaxLifetime; closed with {Code} on both sides")]
     public static partial void LifetimeEnded(ILogger logger, string route, ushort code);
+
+    [LoggerMessage(EventId = 310, Level = LogLevel.Debug, Message = "Route {Route}: no frame from either peer for {TimeoutSeconds} s (the cluster's ActivityTimeout); closed with {Code} on both sides")]
+    public static partial void IdleTimeout(ILogger logger, string route, double timeoutSeconds, ushort code);
+
+    [LoggerMessage(EventId = 311, Level = LogLevel.Error, Message = "Route {Route}: the relay loop failed")]
+    public static partial void RelayFailed(ILogger logger, string route, Exception exception);
 }

@@ -1,5 +1,6 @@
 using Gateway.KeepAlive;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.Transforms.Builder;
 
 namespace Gateway.Relay;
@@ -17,6 +18,21 @@ public static class RelayExtensions
         services.AddSingleton<KeepAliveSweeper>();
         services.AddHostedService(provider => provider.GetRequiredService<KeepAliveSweeper>());
         services.AddSingleton<ITransformProvider, WebSocketResponseTransforms>();
+        return services;
+    }
+
+    /// <summary>
+    /// Puts the relay after YARP's forwarder (<see cref="RelayForwarder"/>): called after <c>AddReverseProxy</c>, whose
+    /// forwarder it wraps.
+    /// </summary>
+    public static IServiceCollection AddRelayForwarder(this IServiceCollection services)
+    {
+        var yarp = services.LastOrDefault(service => service.ServiceType == typeof(IHttpForwarder))
+            ?? throw new InvalidOperationException("AddRelayForwarder must follow AddReverseProxy");
+        services.Remove(yarp);
+        services.AddSingleton<IHttpForwarder>(provider => new RelayForwarder(yarp.ImplementationType is { } type
+            ? (IHttpForwarder)ActivatorUtilities.CreateInstance(provider, type)
+            : yarp.ImplementationFactory is { } factory ? (IHttpForwarder)factory(provider) : (IHttpForwarder)yarp.ImplementationInstance!));
         return services;
     }
 

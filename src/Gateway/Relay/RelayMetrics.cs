@@ -31,6 +31,9 @@ public sealed class RelayMetrics
 
         /// <summary>The tunnel reached its policy's <c>Limits:MaxLifetime</c>.</summary>
         public const string MaxLifetime = "max_lifetime";
+
+        /// <summary>Neither peer sent anything for the cluster's <c>HttpRequest:ActivityTimeout</c>.</summary>
+        public const string IdleTimeout = "idle_timeout";
     }
 
     /// <summary>Which peer of a tunnel, as the <c>side</c> label says it.</summary>

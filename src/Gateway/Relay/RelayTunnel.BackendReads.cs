@@ -2,7 +2,7 @@ using System.Runtime.CompilerServices;
 
 namespace Gateway.Relay;
 
-// The backend-to-client direction, read side: YARP reads the backend through the BackendStream, and gets only what
+// The backend-to-client direction, read side: the relay's loop reads the backend through these, and gets only what
 // goes on to the client (the gateway's pongs are swallowed, a split frame header is held back until it is whole).
 public sealed partial class RelayTunnel
 {
@@ -13,7 +13,7 @@ public sealed partial class RelayTunnel
     private bool _dropNextClientWrite;
     private int _backendDisposed;
 
-    internal ValueTask<int> ReadFromBackendAsync(Memory<byte> buffer, CancellationToken cancellationToken)
+    private ValueTask<int> ReadFromBackendAsync(Memory<byte> buffer, CancellationToken cancellationToken)
     {
         if (_backendReadEnded)
         {
@@ -26,7 +26,7 @@ public sealed partial class RelayTunnel
         return buffer.IsEmpty ? BackendZeroByteReadAsync(cancellationToken) : ReadBackendCoreAsync(buffer, cancellationToken);
     }
 
-    /// <summary>YARP's idle wait on the backend (no buffer held): a failure here is the backend's end too.</summary>
+    /// <summary>The loop's idle wait on the backend (no buffer held): a failure here is the backend's end too.</summary>
     /// <remarks>It waits for every message an idle tunnel receives, so its state machine comes from a pool.</remarks>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<int> BackendZeroByteReadAsync(CancellationToken cancellationToken)
@@ -84,8 +84,8 @@ public sealed partial class RelayTunnel
             }
             if (pong > 0 && !violation)
             {
-                // Only the pong to the gateway's ping: YARP gets it and its write drops it. YARP's ActivityTimeout
-                // counts the bytes its loops move, so the backend's pongs keep it from cutting a healthy idle tunnel.
+                // Only the pong to the gateway's ping: the loop gets it and its write drops it, and the loop then waits
+                // with a zero-byte read again, holding no buffer while the tunnel is idle.
                 _dropNextClientWrite = true;
                 return pong;
             }
@@ -112,7 +112,7 @@ public sealed partial class RelayTunnel
         return 0;
     }
 
-    /// <summary>Ends YARP's reading of the backend (a pending read fails and returns 0) and the backend connection.</summary>
+    /// <summary>Ends the loop's reading of the backend (a pending read fails and returns 0) and the backend connection.</summary>
     private void EndBackend()
     {
         _backendReadEnded = true;

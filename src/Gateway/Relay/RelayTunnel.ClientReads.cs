@@ -3,13 +3,13 @@ using System.Runtime.CompilerServices;
 
 namespace Gateway.Relay;
 
-// The client-to-backend direction, read side: YARP reads the client through these, and gets only what goes on to the
+// The client-to-backend direction, read side: the relay's loop reads the client through these, and gets only what goes on to the
 // backend (the gateway's pongs are swallowed, a split frame header is held back until it is whole).
 public sealed partial class RelayTunnel
 {
     /// <summary>
     /// What the tunnel reads by itself while a pong is due: a pong to the gateway's ping is 14 bytes (RFC 6455 §5.5.3,
-    /// masked, 8-byte payload), and anything longer that arrives then goes on to YARP in pieces of this size.
+    /// masked, 8-byte payload), and anything longer that arrives then goes on to the loop in pieces of this size.
     /// </summary>
     private const int PongReadLength = 256;
 
@@ -21,7 +21,7 @@ public sealed partial class RelayTunnel
     private volatile bool _clientReadEnded;
     private volatile bool _clientViolation;
 
-    public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    private ValueTask<int> ReadFromClientAsync(Memory<byte> buffer, CancellationToken cancellationToken)
     {
         if (_clientReadEnded)
         {
@@ -44,8 +44,8 @@ public sealed partial class RelayTunnel
 
     /// <summary>
     /// The client's Close has gone to the backend, and after it the client sends nothing more (RFC 6455 §5.5.1): the
-    /// client-to-backend copy ends here instead of leaving YARP's read pending. When the backend then hangs up,
-    /// YARP finds the other direction finished and needs no cancellation, which would unwind as a chain of
+    /// client-to-backend copy ends here instead of leaving the loop's read pending. When the backend then hangs up,
+    /// the tunnel finds the other direction finished and needs no cancellation, which would unwind as a chain of
     /// OperationCanceledExceptions through every stream layer. A backend that never closes is cut after the close grace.
     /// </summary>
     private int EndAfterClientClose()
@@ -56,9 +56,9 @@ public sealed partial class RelayTunnel
     }
 
     /// <summary>
-    /// YARP's idle wait: no buffer is held. When data arrives while a pong is due, the tunnel reads it itself into a
-    /// small buffer: YARP rents its 64 KiB buffer as soon as this wait ends and keeps it until a read returns data, so
-    /// handing it a pong that is then swallowed would leave every idle tunnel holding 64 KiB until its client next spoke.
+    /// The loop's idle wait: no buffer is held. When data arrives while a pong is due, the tunnel reads it itself into a
+    /// small buffer: the loop rents its 16 KiB buffer as soon as this wait ends and keeps it until a read returns data, so
+    /// handing it a pong that is then swallowed would leave every idle tunnel holding 16 KiB until its client next spoke.
     /// </summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<int> ZeroByteReadAsync(CancellationToken cancellationToken)
@@ -104,20 +104,20 @@ public sealed partial class RelayTunnel
             var produced = OnReadFromClient(small.AsSpan(0, read));
             if (produced > 0)
             {
-                // Not (only) a pong: YARP gets these bytes from its next read, before anything newer.
+                // Not (only) a pong: the loop gets these bytes from its next read, before anything newer.
                 (_pending, _pendingOffset, _pendingLength) = (small, 0, produced);
                 return 0;
             }
             ArrayPool<byte>.Shared.Return(small);
             if (_clientViolation)
             {
-                return 0; // YARP's next read closes the tunnel
+                return 0; // the loop's next read closes the tunnel
             }
             // The pong was swallowed (or half a header is held): keep waiting, holding no buffer.
         }
     }
 
-    /// <summary>Hands YARP the bytes the tunnel read while waiting for a pong.</summary>
+    /// <summary>Hands the loop the bytes the tunnel read while waiting for a pong.</summary>
     private int TakePending(Span<byte> destination)
     {
         if (destination.IsEmpty)
@@ -178,7 +178,7 @@ public sealed partial class RelayTunnel
                 return await CloseForClientViolationAsync().ConfigureAwait(false);
             }
             // Everything read was a swallowed pong or part of a header: never return 0 (end of stream) for it. Wait for
-            // more without YARP's 64 KiB buffer, as YARP itself does between reads, so an idle tunnel holds no buffer.
+            // more without the loop's buffer, as the loop itself does between reads, so an idle tunnel holds no buffer.
             await ZeroByteReadAsync(cancellationToken).ConfigureAwait(false);
             if (_pendingLength > 0)
             {
@@ -208,7 +208,7 @@ public sealed partial class RelayTunnel
         }
         if (produced == 0)
         {
-            // Nothing for YARP to write: the backend has what it had, whole frames up to here.
+            // Nothing for the loop to write: the backend has what it had, whole frames up to here.
             _toBackend.EndRelay(_fromClient.AtFrameBoundary);
         }
         return produced;
@@ -230,8 +230,8 @@ public sealed partial class RelayTunnel
     }
 
     /// <summary>
-    /// A failure of the peer (reset, abort) rather than YARP's own cancellation of the copy, which YARP expects to see
-    /// as an exception. When the client's request is aborted, YARP's token is cancelled with it: that is the client's
+    /// A failure of the peer (reset, abort) rather than the tunnel's own cancellation of a loop, which the loop expects to
+    /// see as an exception. When the client's request is aborted, the loops' token is cancelled with it: that is the client's
     /// doing, or the gateway's, and ends the stream quietly too.
     /// </summary>
     private bool IsPeerFailure(Exception exception, CancellationToken cancellationToken) =>

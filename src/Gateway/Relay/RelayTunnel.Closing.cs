@@ -27,7 +27,7 @@ public sealed partial class RelayTunnel
     /// <summary>True when the tunnel ended through the backend's fault: passive health hears of it.</summary>
     internal bool EndedByBackendFault => Volatile.Read(ref _outcome) == 2 && _backendFault;
 
-    /// <summary>True when the outcome was decided (by a Close frame or by the gateway), not left to how YARP ended.</summary>
+    /// <summary>True when the outcome was decided (by a Close frame or by the gateway), not left to how the connections ended.</summary>
     internal bool OutcomeDecided => Volatile.Read(ref _outcome) == 2;
 
     /// <summary>Records who ended the tunnel first and how; later calls change nothing.</summary>
@@ -88,7 +88,7 @@ public sealed partial class RelayTunnel
 
     // ---- The client's doing ----
 
-    /// <summary>Runs inside YARP's read of the client: the client hears what it did wrong, the backend a Close 1001.</summary>
+    /// <summary>Runs inside the loop's read of the client: the client hears what it did wrong, the backend a Close 1001.</summary>
     private async ValueTask<int> CloseForClientViolationAsync()
     {
         _clientReadEnded = true;
@@ -117,7 +117,7 @@ public sealed partial class RelayTunnel
         Decide(RelayMetrics.ClosedBy.Client, 1006);
         Log.ClientLost(_logger, RouteId, error?.Message ?? "connection closed");
         _stopRelayToClient = true;
-        // YARP is inside its read of the client, so it writes nothing to the backend: the backend is at a frame boundary
+        // The loop is inside its read of the client, so it writes nothing to the backend: the backend is at a frame boundary
         // unless the client vanished in the middle of a frame, and then no Close can follow; the connection just ends.
         if (!await SendCloseAsync(toBackend: true, 1001, "client went away", InjectionWait.ForInjector).ConfigureAwait(false))
         {
@@ -155,13 +155,13 @@ public sealed partial class RelayTunnel
         Log.ClientStalled(_logger, RouteId, _timeoutMs, 1001);
         _stopRelayToClient = true;
         await SendCloseAsync(toBackend: true, 1001, "client not reading", InjectionWait.ForBoundary).ConfigureAwait(false);
-        // No Close can reach a client whose window is full: the connection is cut, which also ends YARP's pending write.
+        // No Close can reach a client whose window is full: the connection is cut, which also ends the loop's pending write.
         _context.Abort();
     }
 
     // ---- The backend's doing ----
 
-    /// <summary>Runs inside YARP's read of the backend: the client hears 1014, the backend what it did wrong.</summary>
+    /// <summary>Runs inside the loop's read of the backend: the client hears 1014, the backend what it did wrong.</summary>
     private async ValueTask<int> CloseForBackendViolationAsync()
     {
         if (BeginClosing())
@@ -177,7 +177,7 @@ public sealed partial class RelayTunnel
     }
 
     /// <summary>
-    /// Runs inside YARP's read of the backend: its connection ended (FIN or RST) without a Close. The client hears
+    /// Runs inside the loop's read of the backend: its connection ended (FIN or RST) without a Close. The client hears
     /// 1014 (RFC 6455 §7.4.1, "bad gateway") at once instead of a bare TCP close it would report as 1006.
     /// </summary>
     private async Task BackendLostAsync(Exception? error)
@@ -189,7 +189,7 @@ public sealed partial class RelayTunnel
         Decide(RelayMetrics.ClosedBy.Backend, 1006, backendFault: true);
         Log.BackendLost(_logger, RouteId, error?.Message ?? "connection closed", 1014);
         _stopRelayToBackend = true;
-        // YARP writes nothing to the client while it waits in this read: the client is at a frame boundary unless the
+        // The loop writes nothing to the client while it waits in this read: the client is at a frame boundary unless the
         // backend died in the middle of a frame, and then no Close can follow.
         await SendCloseAsync(toBackend: false, 1014, "backend connection lost", InjectionWait.ForInjector).ConfigureAwait(false);
     }
@@ -205,7 +205,7 @@ public sealed partial class RelayTunnel
         _metrics.Reaped(RelayMetrics.Side.Backend, RouteId);
         Log.BackendReaped(_logger, RouteId, why, 1011);
         await SendCloseAsync(toBackend: false, 1011, why, InjectionWait.ForBoundary).ConfigureAwait(false);
-        // Ending the backend stream ends YARP's backend-to-client copy; YARP then tears the tunnel down and the client
+        // Ending the backend stream ends the backend-to-client loop; the tunnel then ends and the client
         // connection closes after the Close frame already written.
         EndBackend();
     }
@@ -223,6 +223,22 @@ public sealed partial class RelayTunnel
         Log.LifetimeEnded(_logger, RouteId, 1001);
         await SendCloseAsync(toBackend: false, 1001, "connection lifetime reached", InjectionWait.ForBoundary).ConfigureAwait(false);
         await SendCloseAsync(toBackend: true, 1001, "connection lifetime reached", InjectionWait.ForBoundary).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Neither peer sent anything for the cluster's <c>HttpRequest:ActivityTimeout</c> (with keepalive on, a peer's pong
+    /// counts): both hear 1001, where YARP's own timeout cut both connections without a Close.
+    /// </summary>
+    private async Task EndInactiveAsync()
+    {
+        if (!BeginClosing())
+        {
+            return;
+        }
+        Decide(RelayMetrics.ClosedBy.IdleTimeout, 1001);
+        Log.IdleTimeout(_logger, RouteId, Volatile.Read(ref _activityTimeoutMs) / 1000.0, 1001);
+        await SendCloseAsync(toBackend: false, 1001, "idle timeout", InjectionWait.ForBoundary).ConfigureAwait(false);
+        await SendCloseAsync(toBackend: true, 1001, "idle timeout", InjectionWait.ForBoundary).ConfigureAwait(false);
     }
 
     /// <summary>Shutdown: both sides hear 1001 "going away" (RFC 6455 §7.4.1) instead of a cut connection.</summary>

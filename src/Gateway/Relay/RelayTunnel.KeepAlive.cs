@@ -41,11 +41,16 @@ public sealed partial class RelayTunnel
             Run(EndLifetimeAsync());
             return;
         }
+        if (IsInactive(now))
+        {
+            Run(EndInactiveAsync());
+            return;
+        }
         if (!_keepAlive)
         {
             return;
         }
-        // A peer that stops reading first: while YARP waits to write to it, it cannot read the other peer, whose
+        // A peer that stops reading first: while the loop waits to write to it, it cannot read the other peer, whose
         // pongs then go unread; that silence is not the other peer's fault.
         var clientWriteSince = Volatile.Read(ref _clientWriteSince);
         var backendWriteSince = Volatile.Read(ref _backendWriteSince);
@@ -80,8 +85,8 @@ public sealed partial class RelayTunnel
     }
 
     /// <summary>
-    /// Sends a ping to one peer: unmasked toward the client, masked toward the backend (RFC 6455 §5.3), between YARP's
-    /// writes and at a frame boundary. If the moment is wrong (YARP writing, mid-frame), the next sweep tries again.
+    /// Sends a ping to one peer: unmasked toward the client, masked toward the backend (RFC 6455 §5.3), between the
+    /// loop's writes and at a frame boundary. If the moment is wrong (the loop writing, mid-frame), the next sweep tries again.
     /// </summary>
     private async Task PingAsync(bool toBackend, long now)
     {

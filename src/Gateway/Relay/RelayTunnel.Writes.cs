@@ -2,7 +2,7 @@ using System.Runtime.CompilerServices;
 
 namespace Gateway.Relay;
 
-// The write side of both directions: YARP's relayed writes and the gateway's own frames, each peer behind its gate.
+// The write side of both directions: the loops' relayed writes and the gateway's own frames, each peer behind its gate.
 // A peer that has had the gateway's Close gets nothing more (RFC 6455 §5.5.1); a write that fails because the peer is
 // gone is dropped, and the read side of that peer sees the end and says what happened.
 public sealed partial class RelayTunnel
@@ -19,9 +19,9 @@ public sealed partial class RelayTunnel
     private long _clientWriteSince;
     private long _backendWriteSince;
 
-    // ---- Backend to client: YARP writes the backend's frames to the client through this ----
+    // ---- Backend to client: the loop writes the backend's frames to the client through this ----
 
-    public override ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken = default)
+    private ValueTask WriteToClientAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
     {
         if (data.IsEmpty)
         {
@@ -63,9 +63,9 @@ public sealed partial class RelayTunnel
         }
     }
 
-    // ---- Client to backend: YARP writes the client's frames to the backend through the BackendStream ----
+    // ---- Client to backend: the loop writes the client's frames to the backend through this ----
 
-    internal ValueTask WriteToBackendAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+    private ValueTask WriteToBackendAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
     {
         if (data.IsEmpty)
         {
@@ -106,9 +106,9 @@ public sealed partial class RelayTunnel
         }
     }
 
-    internal Task FlushBackendAsync(CancellationToken cancellationToken) => _backend?.FlushAsync(cancellationToken) ?? Task.CompletedTask;
+    private Task FlushBackendAsync(CancellationToken cancellationToken) => _backend?.FlushAsync(cancellationToken) ?? Task.CompletedTask;
 
-    /// <summary>The backend has been written whole frames: nothing the client sent is held in the tunnel for YARP.</summary>
+    /// <summary>The backend has been written whole frames: nothing the client sent is held in the tunnel for the loop.</summary>
     private bool ClientSideAtBoundary => _pendingLength == 0 && _fromClient.AtFrameBoundary;
 
     // ---- The gateway's own frames ----
@@ -134,7 +134,7 @@ public sealed partial class RelayTunnel
             Volatile.Write(ref toBackend ? ref _backendWriteSince : ref _clientWriteSince, now);
             if (isClose)
             {
-                // Before the write: what YARP relays after this point is dropped, not written after the Close.
+                // Before the write: what the loop relays after this point is dropped, not written after the Close.
                 if (toBackend)
                 {
                     _stopRelayToBackend = _closeSentToBackend = true;

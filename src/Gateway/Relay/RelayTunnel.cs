@@ -8,22 +8,22 @@ namespace Gateway.Relay;
 
 /// <summary>
 /// One proxied WebSocket as the gateway sees it. It stands in for the request's upgrade feature (HTTP/1.1) or
-/// extended-CONNECT feature (HTTP/2, RFC 8441), so YARP's copy loops read and write the client side of the tunnel
-/// through it (the interception pattern of YARP's own WebSocketsTelemetry), and it hands YARP a
-/// <see cref="BackendStream"/> for the backend side. Both directions are followed frame by frame on the way in
-/// (headers scanned, payloads passed by count); the gateway's own frames go out through one <see cref="FrameGate"/>
-/// per peer.
+/// extended-CONNECT feature (HTTP/2, RFC 8441) and for the backend's 101 content, so that YARP forwards the handshake
+/// as usual and then finds nothing to copy: the tunnel keeps both connections and relays them itself
+/// (<c>.Pumps.cs</c>), one loop per direction, until both have ended. Both directions are followed frame by frame on
+/// the way in (headers scanned, payloads passed by count); the gateway's own frames go out through one
+/// <see cref="FrameGate"/> per peer.
 /// </summary>
 /// <remarks>
-/// The type is split by job, as <c>ManagedWebSocket</c> is: the client read path (<c>.ClientReads.cs</c>), the backend
-/// read path (<c>.BackendReads.cs</c>), the write paths (<c>.Writes.cs</c>), keepalive (<c>.KeepAlive.cs</c>) and
-/// closing, where who closed, with which code and what is counted is decided (<c>.Closing.cs</c>). One object per
-/// tunnel is the client stream and the feature at once, which keeps an idle tunnel's state small.
-/// The relay never throws into YARP's copy loops for what a peer did: a peer that vanished ends its stream (a read
-/// returns 0, a write is dropped) and the tunnel records the outcome itself, so YARP logs no error for it and passive
-/// health hears only what the relay says was the backend's fault.
+/// The type is split by job, as <c>ManagedWebSocket</c> is: the loops (<c>.Pumps.cs</c>), the client read path
+/// (<c>.ClientReads.cs</c>), the backend read path (<c>.BackendReads.cs</c>), the write paths (<c>.Writes.cs</c>),
+/// keepalive (<c>.KeepAlive.cs</c>) and closing, where who closed, with which code and what is counted is decided
+/// (<c>.Closing.cs</c>).
+/// A peer that vanished ends its direction (a read returns 0, a write is dropped) and the tunnel records the outcome
+/// itself, so nothing is logged as a proxy error for it and passive health hears only what the relay says was the
+/// backend's fault.
 /// </remarks>
-public sealed partial class RelayTunnel : Stream, IHttpUpgradeFeature, IHttpExtendedConnectFeature
+public sealed partial class RelayTunnel : IHttpUpgradeFeature, IHttpExtendedConnectFeature
 {
     private readonly HttpContext _context;
     private readonly WebSocketHandshake _handshake;
@@ -81,7 +81,7 @@ public sealed partial class RelayTunnel : Stream, IHttpUpgradeFeature, IHttpExte
 
     public string DestinationId => _destination;
 
-    // ---- The features YARP calls to upgrade the client connection ----
+    // ---- The features YARP's forwarder calls to upgrade the client connection ----
 
     bool IHttpUpgradeFeature.IsUpgradableRequest => _upgrade?.IsUpgradableRequest ?? false;
 
@@ -89,7 +89,7 @@ public sealed partial class RelayTunnel : Stream, IHttpUpgradeFeature, IHttpExte
     {
         _client = await _upgrade!.UpgradeAsync().ConfigureAwait(false);
         OnUpgraded();
-        return this;
+        return FinishedStream.Instance;
     }
 
     bool IHttpExtendedConnectFeature.IsExtendedConnect => _connect?.IsExtendedConnect ?? false;
@@ -100,19 +100,22 @@ public sealed partial class RelayTunnel : Stream, IHttpUpgradeFeature, IHttpExte
     {
         _client = await _connect!.AcceptAsync().ConfigureAwait(false);
         OnUpgraded();
-        return this;
+        return FinishedStream.Instance;
     }
 
     /// <summary>
-    /// Called by the response transform when the backend accepted, with the stream YARP would copy from and to: YARP
-    /// gets the returned stream instead. The client's frame rules are set now, when the agreed extensions are known.
+    /// Called by the response transform when the backend accepted, with the backend's connection: the tunnel keeps it,
+    /// and YARP gets a stream with nothing to copy. The client's frame rules are set now, when the agreed extensions are
+    /// known.
     /// </summary>
-    internal Stream AttachBackend(Stream backend)
+    /// <param name="flushWrites">The backend leg is an HTTP/2 stream, which buffers writes until flushed.</param>
+    internal Stream AttachBackend(Stream backend, bool flushWrites)
     {
         var frames = _handshake.Policy.Options.Frames;
         _fromClient.Configure(fromClient: true, frames.MaxFrameBytes, frames.MaxMessageBytes, _handshake.ClientReservedBits);
         _backend = backend;
-        return new BackendStream(this);
+        _flushBackend = flushWrites;
+        return FinishedStream.Instance;
     }
 
     private void OnUpgraded()
@@ -204,50 +207,4 @@ public sealed partial class RelayTunnel : Stream, IHttpUpgradeFeature, IHttpExte
     private int _reporting;
     private (long Messages, long Bytes) _reportedFromClient;
     private (long Messages, long Bytes) _reportedFromBackend;
-
-    // ---- Stream plumbing: YARP uses only ReadAsync(Memory) and WriteAsync(ReadOnlyMemory) ----
-
-    public override bool CanRead => true;
-
-    public override bool CanWrite => true;
-
-    public override bool CanSeek => false;
-
-    public override long Length => throw new NotSupportedException();
-
-    public override long Position
-    {
-        get => throw new NotSupportedException();
-        set => throw new NotSupportedException();
-    }
-
-    public override int Read(byte[] buffer, int offset, int count) =>
-        ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
-
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-    public override void Write(byte[] buffer, int offset, int count) =>
-        WriteAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
-
-    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-    public override void Flush() => _client?.Flush();
-
-    public override Task FlushAsync(CancellationToken cancellationToken) => _client?.FlushAsync(cancellationToken) ?? Task.CompletedTask;
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    protected override void Dispose(bool disposing)
-    {
-        if (disposing)
-        {
-            Complete();
-            _client?.Dispose();
-        }
-        base.Dispose(disposing);
-    }
 }

@@ -29,9 +29,9 @@ internal sealed class WebSocketResponseTransforms : ITransformProvider
     }
 
     /// <summary>
-    /// The backend accepted: the handshake notes the subprotocol and extensions in force, and YARP copies from and to
-    /// the relay's backend stream instead of the backend's own (HttpContent caches the stream it returns, so YARP would
-    /// otherwise get the same one).
+    /// The backend accepted: the handshake notes the subprotocol and extensions in force, and the relay takes the
+    /// backend's connection, leaving YARP a content with nothing to copy (HttpContent caches the stream it returns, so
+    /// YARP would otherwise get the same one).
     /// </summary>
     private static async ValueTask AttachAsync(ResponseTransformContext transform)
     {
@@ -46,7 +46,7 @@ internal sealed class WebSocketResponseTransforms : ITransformProvider
         if (transform.HttpContext.Features.Get<RelayTunnel>() is { } tunnel)
         {
             var backend = await response.Content.ReadAsStreamAsync(transform.CancellationToken).ConfigureAwait(false);
-            response.Content = new UpgradedContent(tunnel.AttachBackend(backend));
+            response.Content = new UpgradedContent(tunnel.AttachBackend(backend, flushWrites: response.Version == HttpVersion.Version20));
         }
     }
 

@@ -137,14 +137,22 @@ public sealed class KeepAliveTests
     }
 
     [Fact]
-    public async Task Without_keepalive_the_activity_timeout_still_closes_an_idle_tunnel()
+    public async Task Without_keepalive_the_activity_timeout_still_closes_an_idle_tunnel_with_1001_on_both_sides()
     {
         await using var backend = new RawBackend();
         await using var gateway = await GatewayServer.StartAsync(RelayConfig.Build(
             backend.Address, RelayConfig.KeepAlive("00:00:00", "00:00:01"), activityTimeout: "00:00:01"));
         await using var client = await RawWebSocketClient.ConnectAsync(gateway.Ws, "/raw/idle");
 
-        var ended = await Task.WhenAny(client.Ended, Task.Delay(TimeSpan.FromSeconds(5)));
+        // YARP's own activity timeout cut both connections without a Close; the relay says why.
+        var close = await client.ReceiveAsync(TimeSpan.FromSeconds(5));
+        Assert.NotNull(close);
+        Assert.Equal(RawFrame.Close, close!.Opcode);
+        Assert.Equal(1001, close.CloseCode);
+        Assert.Equal("idle timeout", close.CloseReason);
+        var toBackend = await backend.CloseReceived.Task.WaitAsync(TimeSpan.FromSeconds(5));
+        Assert.Equal(1001, toBackend.CloseCode);
+        var ended = await Task.WhenAny(client.Ended, Task.Delay(TimeSpan.FromSeconds(10)));
         Assert.Same(client.Ended, ended);
         Assert.Equal(0, client.PingsSeen);
     }

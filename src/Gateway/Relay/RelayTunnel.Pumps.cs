@@ -1,0 +1,142 @@
+using System.Buffers;
+using System.Runtime.CompilerServices;
+using Yarp.ReverseProxy.Forwarder;
+
+namespace Gateway.Relay;
+
+// After the 101 the tunnel is the relay's alone: YARP's forwarder has sent the handshake and returned, and one loop per
+// direction moves bytes between the client's upgraded stream and the backend's connection, through the same read and
+// write paths (scanning, pongs swallowed, gates for the gateway's own frames) that YARP's copy loops went through before.
+// What an idle tunnel then holds is its two streams and this object: no HttpForwarder call, no StreamCopier loops, no
+// request and response messages, no activity timer reset on every read and write.
+public sealed partial class RelayTunnel
+{
+    /// <summary>
+    /// Each direction's read buffer, rented only while bytes flow (an idle direction waits with a zero-byte read and holds
+    /// none). 16 KiB: a full TLS record, and four of Kestrel's pipe blocks; YARP's loops rented 64 KiB.
+    /// </summary>
+    private const int PumpBufferLength = 16 * 1024;
+
+    /// <summary>What YARP's forwarder would use when a cluster sets no <c>HttpRequest:ActivityTimeout</c>.</summary>
+    private static readonly TimeSpan DefaultActivityTimeout = TimeSpan.FromSeconds(100);
+
+    private long _activityTimeoutMs;
+    private bool _flushBackend;
+
+    /// <summary>The client's connection is upgraded and the backend's attached: the relay can take the tunnel over.</summary>
+    internal bool ReadyToRelay => _client is not null && _backend is not null && _slot >= 0;
+
+    /// <summary>
+    /// Relays until both directions have ended, as YARP's forwarder did: the first to fail cancels the other; when the
+    /// backend's side ends first the client's pending read is cancelled (nothing more can reach the backend); when the
+    /// client's ends first the backend still delivers its answer (its Close) until it hangs up or the close grace ends.
+    /// </summary>
+    /// <param name="activityTimeout">The cluster's <c>HttpRequest:ActivityTimeout</c>: no frame from either peer for
+    /// this long ends the tunnel with a Close 1001, which YARP's loops did by cutting both connections.</param>
+    internal async ValueTask<ForwarderError> RelayAsync(TimeSpan? activityTimeout)
+    {
+        var timeout = activityTimeout ?? DefaultActivityTimeout;
+        Volatile.Write(ref _activityTimeoutMs, timeout > TimeSpan.Zero ? Math.Max(1, (long)timeout.TotalMilliseconds) : 0);
+        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(_context.RequestAborted);
+        try
+        {
+            var toBackend = PumpAsync(fromClient: true, cancel.Token);
+            var toClient = PumpAsync(fromClient: false, cancel.Token);
+            var first = await Task.WhenAny(toBackend, toClient).ConfigureAwait(false);
+            var second = first == toBackend ? toClient : toBackend;
+            if (first.Result is not null || (first == toClient && !second.IsCompleted))
+            {
+                cancel.Cancel();
+            }
+            await second.ConfigureAwait(false);
+            var failure = Unexpected(first.Result, cancel.Token) ?? Unexpected(second.Result, cancel.Token);
+            if (failure is not null)
+            {
+                Log.RelayFailed(_logger, RouteId, failure);
+                return first == toBackend ? ForwarderError.UpgradeRequestClient : ForwarderError.UpgradeResponseDestination;
+            }
+            return ForwarderError.None;
+        }
+        finally
+        {
+            _client!.Dispose();
+            DisposeBackend();
+        }
+    }
+
+    /// <summary>A failure the read and write paths did not already turn into the tunnel's end (a bug, not a peer).</summary>
+    private static Exception? Unexpected(Exception? error, CancellationToken cancel) =>
+        error is null || error is OperationCanceledException && cancel.IsCancellationRequested ? null : error;
+
+    /// <summary>
+    /// One direction: a zero-byte read while idle (no buffer held), then a read into a pooled buffer, then the write of
+    /// what the read path let through. Ends when the read path says the direction is over (0); returns what it threw.
+    /// </summary>
+    private async Task<Exception?> PumpAsync(bool fromClient, CancellationToken cancellationToken)
+    {
+        byte[]? buffer = null;
+        try
+        {
+            while (true)
+            {
+                var wait = fromClient ? ReadFromClientAsync(Memory<byte>.Empty, cancellationToken) : ReadFromBackendAsync(Memory<byte>.Empty, cancellationToken);
+                if (wait.IsCompletedSuccessfully)
+                {
+                    _ = wait.Result;
+                }
+                else
+                {
+                    if (buffer is not null)
+                    {
+                        ArrayPool<byte>.Shared.Return(buffer);
+                        buffer = null;
+                    }
+                    await wait.ConfigureAwait(false);
+                }
+                buffer ??= ArrayPool<byte>.Shared.Rent(PumpBufferLength);
+                var read = fromClient
+                    ? await ReadFromClientAsync(buffer, cancellationToken).ConfigureAwait(false)
+                    : await ReadFromBackendAsync(buffer, cancellationToken).ConfigureAwait(false);
+                if (read == 0)
+                {
+                    return null;
+                }
+                if (fromClient)
+                {
+                    await WriteToBackendAsync(buffer.AsMemory(0, read), cancellationToken).ConfigureAwait(false);
+                    if (_flushBackend)
+                    {
+                        await FlushBackendAsync(cancellationToken).ConfigureAwait(false);
+                    }
+                }
+                else
+                {
+                    await WriteToClientAsync(buffer.AsMemory(0, read), cancellationToken).ConfigureAwait(false);
+                }
+            }
+        }
+        catch (Exception ex)
+        {
+            return ex;
+        }
+        finally
+        {
+            if (buffer is not null)
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+        }
+    }
+
+    /// <summary>From the sweep: no frame from either peer for the activity timeout.</summary>
+    private bool IsInactive(long now)
+    {
+        var timeout = Volatile.Read(ref _activityTimeoutMs);
+        if (timeout == 0)
+        {
+            return false;
+        }
+        var last = Math.Max(Volatile.Read(ref _clientAlive.LastHeard), Volatile.Read(ref _backendAlive.LastHeard));
+        return now - last >= timeout;
+    }
+}
