@@ -2,7 +2,7 @@
 # The WebSocket benchmark of issue 6 in one command: direct / nginx / HAProxy / gateway, same echo backend, same
 # load generator, alternating, BENCH_REPS repetitions each; prints a table of medians and ratios vs nginx.
 #
-#   bench/run.sh                 # full sizes (about 25 minutes)
+#   bench/run.sh                 # full sizes (about 40-45 minutes)
 #   BENCH_QUICK=1 bench/run.sh   # small sizes, 1 repetition (a couple of minutes)
 #
 # Everything listens on 127.0.0.1 (ports BENCH_PORT_BASE..+7, default 18000..18007); all traffic is loopback. The
@@ -34,12 +34,13 @@ else
   : "${BENCH_TLS_DURATION:=20}" "${BENCH_TLS_CONCURRENCY:=8}"
   : "${BENCH_PAUSE:=3}"
 fi
-: "${BENCH_SCENARIOS:=echo rate idle-ka idle-noka seeds tls}"
+: "${BENCH_SCENARIOS:=echo rate idle-ka idle-noka idle-wss idle-h2 seeds tls}"
 : "${BENCH_TARGETS:=direct nginx haproxy gateway}"
 : "${BENCH_PORT_BASE:=18000}"
 : "${BENCH_SOURCES:=127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5,127.0.0.6,127.0.0.7,127.0.0.8,127.0.0.9}"
 : "${BENCH_CONNECT_CONCURRENCY:=500}"
 : "${BENCH_IDLE_WARMUP_CONNS:=300}"
+: "${BENCH_H2_STREAMS:=100}"  # idle-h2: streams per HTTP/2 connection (the servers' SETTINGS_MAX_CONCURRENT_STREAMS)
 : "${BENCH_KEEPALIVE_INTERVAL:=00:00:05}"
 : "${BENCH_NGINX_BACKLOG:=$(cat /proc/sys/net/core/somaxconn)}"  # nginx's default is 511; HAProxy's is maxconn (capped by somaxconn)
 : "${BENCH_GATEWAY_ENV:=}"  # extra environment for the gateway process only
@@ -199,6 +200,8 @@ start_nginx
 nginx_pids() { echo "$NGINX_PID $(pgrep -P "$NGINX_PID" | tr '\n' ' ')" | xargs | tr ' ' ','; }
 
 # ---- HAProxy: ws and wss, timeout tunnel; maxconn so that 2 descriptors per connection fit the limit ----
+# wss offers h2 for idle-h2: HAProxy (2.4+) takes RFC 8441 WebSockets on an h2 frontend and sends them to the backend as
+# HTTP/1.1 upgrades. The other wss scenarios offer only http/1.1, so they negotiate it as before.
 HA_MAXCONN=$(( (NOFILE - 200) / 2 ))
 cat > "$WORK/haproxy.cfg" <<EOF
 global
@@ -206,6 +209,7 @@ global
   nbthread 2
   ssl-default-bind-options ssl-min-ver TLSv1.2
   tune.ssl.default-dh-param 2048
+  tune.h2.max-concurrent-streams $BENCH_H2_STREAMS
 defaults
   mode http
   timeout connect 5s
@@ -215,7 +219,7 @@ defaults
   timeout tunnel 1h
 frontend fe
   bind 127.0.0.1:$HAPROXY_WS
-  bind 127.0.0.1:$HAPROXY_WSS ssl crt $WORK/combined.pem alpn http/1.1
+  bind 127.0.0.1:$HAPROXY_WSS ssl crt $WORK/combined.pem alpn h2,http/1.1
   maxconn $HA_MAXCONN
   default_backend be
 backend be
@@ -247,6 +251,7 @@ cat > "$WORK/gateway.json" <<EOF
       "nokeepalive": { "KeepAlive": { "Interval": "00:00:00" } }
     }
   },
+  "Kestrel": { "Limits": { "Http2": { "MaxStreamsPerConnection": $BENCH_H2_STREAMS } } },
   "ReverseProxy": {
     "Routes": {
       "ka":   { "ClusterId": "echo", "Match": { "Path": "/ka/{**rest}" },   "Metadata": { "WebSocketPolicy": "keepalive" } },
@@ -334,6 +339,15 @@ run_one() { # scenario target rep
            [[ $scenario == idle-noka ]] && path=/noka/echo
            args=(idle --conns "$BENCH_IDLE_CONNS" --duration "$BENCH_IDLE_HOLD" --concurrency "$BENCH_IDLE_CONCURRENCY")
            bound=$((BENCH_IDLE_HOLD + 60)) ;;
+    idle-wss)
+           tls=1
+           args=(idle --conns "$BENCH_IDLE_CONNS" --duration "$BENCH_IDLE_HOLD" --concurrency "$BENCH_IDLE_CONCURRENCY" --ca "$WORK/cert.pem")
+           bound=$((BENCH_IDLE_HOLD + 60)) ;;
+    idle-h2)
+           tls=1
+           # WebSockets over HTTP/2 (RFC 8441): BENCH_IDLE_CONNS tunnels as streams of BENCH_IDLE_CONNS/BENCH_H2_STREAMS connections
+           args=(idle-h2 --conns "$BENCH_IDLE_CONNS" --streams-per-conn "$BENCH_H2_STREAMS" --duration "$BENCH_IDLE_HOLD" --concurrency "$BENCH_IDLE_CONCURRENCY" --ca "$WORK/cert.pem")
+           bound=$((BENCH_IDLE_HOLD + 60)) ;;
     tls)   tls=1
            # --ca: the client trusts our certificate alone (a system-store chain build would double the client's cost)
            args=(tls-connect --duration "$BENCH_TLS_DURATION" --concurrency "$BENCH_TLS_CONCURRENCY" --ca "$WORK/cert.pem")
@@ -342,7 +356,10 @@ run_one() { # scenario target rep
   local url; url=$(url_for "$target" "$tls" "$path") || return 0
   if [[ $scenario == idle-* ]]; then
     restart_target "$target"
-    timeout --kill-after=5 60 "${LOADGEN[@]}" idle --url "$url" --conns "$BENCH_IDLE_WARMUP_CONNS" --duration 1 --concurrency 100 \
+    local warm=(idle)
+    [[ $scenario == idle-h2 ]] && warm=(idle-h2 --streams-per-conn "$BENCH_H2_STREAMS")
+    [[ $tls == 1 ]] && warm+=(--ca "$WORK/cert.pem")
+    timeout --kill-after=5 60 "${LOADGEN[@]}" "${warm[@]}" --url "$url" --conns "$BENCH_IDLE_WARMUP_CONNS" --duration 1 --concurrency 100 \
       --sources "$BENCH_SOURCES" --label warmup --target "$target" >/dev/null 2>&1 || log "warning: warm-up of $target failed"
     sleep 2
   fi
@@ -362,6 +379,9 @@ for scenario in $BENCH_SCENARIOS; do
       target=${TARGETS[$(( (i + rep - 1) % n ))]}
       # Keepalive off is a gateway setting: the other proxies have no WebSocket keepalive (their idle-ka row is the same thing).
       [[ $scenario == idle-noka && $target != gateway ]] && continue
+      # The echo server has no TLS: no "direct" row for the wss scenarios. nginx has no RFC 8441 (bench/README.md).
+      [[ $target == direct && $scenario =~ ^(tls|idle-wss|idle-h2)$ ]] && continue
+      [[ $scenario == idle-h2 && $target == nginx ]] && continue
       run_one "$scenario" "$target" "$rep"
       pause=$BENCH_PAUSE
       [[ $scenario == idle-* || $scenario == seeds ]] && pause=$((BENCH_PAUSE + 3))

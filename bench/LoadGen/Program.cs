@@ -35,6 +35,7 @@ public static class Program
                 "rate" => await Scenarios.RateAsync(options),
                 "idle" => await Scenarios.IdleAsync(options),
                 "tls-connect" => await Scenarios.TlsConnectAsync(options),
+                "idle-h2" => await H2IdleScenario.RunAsync(options),
                 _ => throw new ArgumentException($"unknown scenario '{scenario}'"),
             };
             Emit(options, scenario, result);
@@ -46,6 +47,12 @@ public static class Program
             Console.Error.WriteLine(Usage);
             return 2;
         }
+        catch (InvalidOperationException ex)
+        {
+            // The target cannot run this scenario at all (idle-h2 against a server without RFC 8441).
+            Console.Error.WriteLine($"loadgen: {ex.Message}");
+            return 1;
+        }
     }
 
     private const string Usage = """
@@ -54,6 +61,9 @@ public static class Program
           rate         --url ... --conns N --rate R (msg/s per connection) --size S --duration D [--warmup W]
           idle         --url ... --conns N --duration D (held idle) [--concurrency C] --pids P[,P...]
           tls-connect  --url wss://... --duration D [--concurrency C] [--size S] [--ca cert.pem] [--tls-resume 0|1]
+          idle-h2      --url wss://... --conns N --streams-per-conn K --duration D [--concurrency C] [--ca cert.pem]
+                       (WebSockets over HTTP/2, RFC 8441: N tunnels on N/K TLS connections; the server's
+                       SETTINGS_MAX_CONCURRENT_STREAMS must be K)
           report       --in results.jsonl [--baseline nginx]
         common: --pids P,P (target processes: RSS and CPU from /proc), --sources 127.0.0.2,127.0.0.3 (source
                 addresses to spread connections over), --label NAME --target NAME --rep N --out FILE.jsonl,

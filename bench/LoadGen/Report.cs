@@ -27,6 +27,12 @@ public static class Report
             ("kb_per_conn", "KB/conn", true), ("hold_target_cpu_pct", "idle CPU %", false), ("echo_ok", "echo ok", false),
             ("pings_answered", "pings", false), ("connect_lg_cpu_pct", "loadgen CPU % (connect)", false), ("errors", "errors", false),
         ],
+        ["idle-h2"] =
+        [
+            ("connect_per_s", "connects/s", true), ("hs_p50_ms", "hs p50 ms", true), ("hs_p99_ms", "hs p99 ms", true),
+            ("kb_per_conn", "KB/tunnel", true), ("hold_target_cpu_pct", "idle CPU %", false), ("echo_ok", "echo ok", false),
+            ("h2_conns", "h2 conns", false), ("connect_lg_cpu_pct", "loadgen CPU % (connect)", false), ("errors", "errors", false),
+        ],
         ["tls-connect"] =
         [
             ("conns_per_s", "conns/s", true), ("hs_p50_ms", "hs p50 ms", true), ("hs_p99_ms", "hs p99 ms", true),
@@ -51,6 +57,12 @@ public static class Report
             var targets = rows.Select(r => r.GetProperty("target").GetString()!).Distinct()
                 .OrderBy(t => Array.IndexOf(TargetOrder, t) is var i and >= 0 ? i : 99).ToList();
             var describe = Describe(rows[0]);
+            // A scenario the baseline cannot run (idle-h2: nginx has no RFC 8441) takes the first other proxy instead.
+            var tableBaseline = targets.Contains(baseline) ? baseline : targets.FirstOrDefault(t => t != "direct") ?? baseline;
+            if (tableBaseline != baseline && targets.Count > 1)
+            {
+                describe += $"; ratios to {tableBaseline}";
+            }
             Console.WriteLine($"### {label} ({describe})");
             Console.WriteLine();
             Console.WriteLine("| target | reps | " + string.Join(" | ", columns.Select(c => c.Title)) + " |");
@@ -64,7 +76,7 @@ public static class Report
                 {
                     var value = medians[t][c.Key];
                     var cell = Show(value);
-                    if (c.Ratio && t != baseline && medians.TryGetValue(baseline, out var b) && b[c.Key] is > 0 && !double.IsNaN(value))
+                    if (c.Ratio && t != tableBaseline && medians.TryGetValue(tableBaseline, out var b) && b[c.Key] is > 0 && !double.IsNaN(value))
                     {
                         cell += $" ({(value / b[c.Key]).ToString("0.00", CultureInfo.InvariantCulture)}×)";
                     }
@@ -80,7 +92,7 @@ public static class Report
     private static string Describe(JsonElement r)
     {
         var parts = new List<string>();
-        foreach (var key in new[] { "conns", "inflight", "rate_per_conn", "size", "duration_s", "hold_s", "concurrency" })
+        foreach (var key in new[] { "conns", "inflight", "rate_per_conn", "size", "duration_s", "hold_s", "concurrency", "streams_per_conn" })
         {
             if (r.TryGetProperty(key, out var v))
             {

@@ -150,7 +150,7 @@ public static class Scenarios
         }
     }
 
-    private static async Task ForEachAsync<T>(IReadOnlyList<T> items, int concurrency, Func<T, Task> body)
+    internal static async Task ForEachAsync<T>(IReadOnlyList<T> items, int concurrency, Func<T, Task> body)
     {
         var next = -1;
         var workers = new Task[Math.Max(1, Math.Min(concurrency, items.Count))];
