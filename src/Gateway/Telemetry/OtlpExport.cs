@@ -3,20 +3,24 @@ using Gateway.Metrics;
 using OpenTelemetry;
 using OpenTelemetry.Exporter;
 using OpenTelemetry.Metrics;
+using OpenTelemetry.Trace;
 
 namespace Gateway.Telemetry;
 
 /// <summary>
 /// The OpenTelemetry providers that push to the OTLP collector (<c>Gateway:Telemetry:Otlp</c>): a meter provider
-/// with the same meters as the Prometheus endpoint (<see cref="MetricsSetup"/>, which keeps working beside it). Built by hand, because
+/// with the same meters as the Prometheus endpoint (<see cref="MetricsSetup"/>, which keeps working beside it), and a
+/// tracer provider for the handshake spans (<see cref="HandshakeTracing"/>). Built by hand, because
 /// OpenTelemetry.Extensions.Hosting is not in the package mirror; disposed with the container, which flushes what
 /// is still queued.
 /// </summary>
 public sealed class OtlpExport : IDisposable
 {
     public const string MetricsPath = "v1/metrics";
+    public const string TracesPath = "v1/traces";
 
     private readonly MeterProvider? _metrics;
+    private readonly TracerProvider? _traces;
 
     public OtlpExport(GatewayOptions gateway, TelemetryResource resource, ILogger<OtlpExport> logger)
     {
@@ -42,9 +46,23 @@ public sealed class OtlpExport : IDisposable
                 })
                 .Build();
         }
+        if (telemetry.ExportsTraces)
+        {
+            var options = ExporterOptions(otlp, TracesPath);
+            // Batched (the OTEL_BSP_* variables tune it); a span waits at most the schedule delay, 5 s by default.
+            var batch = options.BatchExportProcessorOptions;
+            _traces = Sdk.CreateTracerProviderBuilder()
+                .SetResourceBuilder(resource.Builder())
+                .AddSource(HandshakeTracing.SourceName)
+                // A caller that sampled (or dropped) its trace decides for the handshake; the ratio decides the rest.
+                .SetSampler(new ParentBasedSampler(new TraceIdRatioBasedSampler(telemetry.Tracing.SampleRatio)))
+                .AddProcessor(new BatchActivityExportProcessor(new OtlpTraceExporter(options), batch.MaxQueueSize,
+                    batch.ScheduledDelayMilliseconds, batch.ExporterTimeoutMilliseconds, batch.MaxExportBatchSize))
+                .Build();
+        }
         Log.Exporting(logger, otlp.Endpoint!, TelemetryValidation.ProtocolOf(otlp),
             telemetry.ExportsMetrics ? $"every {otlp.ExportInterval.TotalSeconds:0.###} s" : "off",
-            "off",
+            telemetry.ExportsTraces ? $"one span per handshake, sample ratio {telemetry.Tracing.SampleRatio:0.###}" : "off",
             resource.InstanceId);
     }
 
@@ -99,6 +117,7 @@ public sealed class OtlpExport : IDisposable
 
     public void Dispose()
     {
+        _traces?.Dispose();
         _metrics?.Dispose();
     }
 }
