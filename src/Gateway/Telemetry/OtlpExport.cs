@@ -88,13 +88,13 @@ public sealed class OtlpExport : IDisposable
         }
         if (otlp.Headers.Count > 0)
         {
-            // On the client rather than in the exporter's Headers string, whose comma-separated, percent-decoded form
-            // cannot carry every value (a comma in a value splits it).
+            // On the exporter's own client (its timeout, size limit and OTEL_EXPORTER_OTLP_CERTIFICATE included) rather than
+            // in its Headers string, whose comma-separated, percent-decoded form cannot carry every value.
             var headers = otlp.Headers.ToArray();
-            var timeout = TimeSpan.FromMilliseconds(options.TimeoutMilliseconds);
+            var create = options.HttpClientFactory;
             options.HttpClientFactory = () =>
             {
-                var client = new HttpClient { Timeout = timeout, MaxResponseContentBufferSize = MaxResponseBytes };
+                var client = create();
                 foreach (var (name, value) in headers)
                 {
                     client.DefaultRequestHeaders.TryAddWithoutValidation(name, value);
@@ -111,9 +111,6 @@ public sealed class OtlpExport : IDisposable
         var text = endpoint.AbsoluteUri;
         return new Uri(text.EndsWith('/') ? text + signalPath : text + "/" + signalPath);
     }
-
-    /// <summary>The exporter's own limit on a collector's answer (its default client uses the same).</summary>
-    private const int MaxResponseBytes = 4 * 1024 * 1024;
 
     public void Dispose()
     {
