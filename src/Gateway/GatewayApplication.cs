@@ -7,6 +7,7 @@ using Gateway.Metrics;
 using Gateway.Policies;
 using Gateway.Proxy;
 using Gateway.Relay;
+using Gateway.Telemetry;
 using Gateway.Tls;
 using Gateway.Warmup;
 
@@ -89,6 +90,7 @@ public static class GatewayApplication
         builder.Services.AddGatewayConfiguration(options, new ConfigFile(configFile, shownFile), source);
         builder.Services.AddAdmin(AdminTokenFrom(options, getEnvironment, shownFile));
         builder.Services.AddGatewayMetrics();
+        builder.Services.AddGatewayTelemetry(options.Telemetry);
         builder.Services.AddWebSocketPolicies();
         builder.Services.AddHandshakeGate(builder.Configuration);
         builder.Services.AddWebSocketRelay();
@@ -104,6 +106,7 @@ public static class GatewayApplication
         app.Services.GetRequiredService<MetricsSetup>();
         app.Services.GetRequiredService<RelayMetrics>();
         app.Services.GetRequiredService<ProxyMetrics>();
+        app.UseGatewayTelemetry();
         app.UseTls();
         if (!builder.Configuration.GetSection($"{ReverseProxySection}:Routes").Exists())
         {

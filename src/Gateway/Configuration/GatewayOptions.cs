@@ -57,6 +57,9 @@ public sealed class GatewayOptions
 
     /// <summary>What shutdown does with the listeners and the open tunnels, so that a load balancer can follow.</summary>
     public DrainOptions Drain { get; set; } = new();
+
+    /// <summary>OTLP export of the metrics and of one span per WebSocket handshake; off by default.</summary>
+    public Gateway.Telemetry.TelemetryOptions Telemetry { get; set; } = new();
 }
 
 /// <summary>

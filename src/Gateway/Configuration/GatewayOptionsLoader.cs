@@ -106,6 +106,7 @@ public static class GatewayOptionsLoader
 
         Listeners.ReusePortListenSockets.Validate(options);
         Proxy.SourceAddresses.Validate(options.Upstream);
+        Gateway.Telemetry.TelemetryValidation.Validate(options.Telemetry);
 
         foreach (var (name, policy) in options.WebSocketPolicies)
         {

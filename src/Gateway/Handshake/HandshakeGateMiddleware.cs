@@ -1,11 +1,14 @@
+using System.Diagnostics;
 using Gateway.Listeners;
+using Gateway.Telemetry;
 
 namespace Gateway.Handshake;
 
 /// <summary>
 /// The first step of YARP's proxy pipeline: the route is known, no backend has been chosen. A WebSocket handshake
 /// that breaks a rule of the route's policy is answered here and never reaches affinity, load balancing or a
-/// backend. Ordinary HTTP passes untouched where the policy allows it.
+/// backend. Ordinary HTTP passes untouched where the policy allows it. Each handshake, and each request refused here,
+/// gets one span while tracing is on (<see cref="HandshakeTracing"/>).
 /// </summary>
 public sealed class HandshakeGateMiddleware
 {
@@ -13,13 +16,16 @@ public sealed class HandshakeGateMiddleware
     private readonly HandshakePolicies _policies;
     private readonly RefusalReporter _reporter;
     private readonly FileDescriptorLimit _descriptors;
+    private readonly HandshakeTracing _tracing;
 
-    public HandshakeGateMiddleware(RequestDelegate next, HandshakePolicies policies, RefusalReporter reporter, FileDescriptorLimit descriptors)
+    public HandshakeGateMiddleware(RequestDelegate next, HandshakePolicies policies, RefusalReporter reporter, FileDescriptorLimit descriptors,
+        HandshakeTracing tracing)
     {
         _next = next;
         _policies = policies;
         _reporter = reporter;
         _descriptors = descriptors;
+        _tracing = tracing;
     }
 
     public Task InvokeAsync(HttpContext context)
@@ -29,13 +35,14 @@ public sealed class HandshakeGateMiddleware
         var request = context.Request;
 
         var refusal = UpgradeRequest.Check(context, rules.AllowPlainHttp, out var isHandshake);
-        if (refusal is { } invalid)
-        {
-            return _reporter.RefuseAsync(context, invalid, route.Config.RouteId);
-        }
-        if (!isHandshake)
+        if (refusal is null && !isHandshake)
         {
             return _next(context);
+        }
+        var span = _tracing.Enabled ? _tracing.Start(context, route) : null;
+        if (refusal is { } invalid)
+        {
+            return RefuseAsync(context, span, invalid, route.Config.RouteId);
         }
 
         // RFC 6455 section 4.2.1 item 7 and section 10.2: the Origin of a browser's page, checked against the policy.
@@ -44,19 +51,19 @@ public sealed class HandshakeGateMiddleware
         {
             if (!rules.AllowMissingOrigin)
             {
-                return _reporter.RefuseAsync(context, RefusalReason.MissingOrigin, route.Config.RouteId);
+                return RefuseAsync(context, span, RefusalReason.MissingOrigin, route.Config.RouteId);
             }
         }
         else if (origin.Count > 1 || !rules.Origins.Allows(origin[0]!, request.Headers.Host))
         {
-            return _reporter.RefuseAsync(context, RefusalReason.Origin, route.Config.RouteId, origin.ToString());
+            return RefuseAsync(context, span, RefusalReason.Origin, route.Config.RouteId, origin.ToString());
         }
 
         // Item 8: the subprotocols offered; those the policy does not accept are not forwarded.
         var offered = request.Headers.SecWebSocketProtocol;
         if (!rules.Subprotocols.TryFilter(offered, out var forwarded, out var changed))
         {
-            return _reporter.RefuseAsync(context, RefusalReason.Subprotocol, route.Config.RouteId, offered.Count == 0 ? "none offered" : offered.ToString());
+            return RefuseAsync(context, span, RefusalReason.Subprotocol, route.Config.RouteId, offered.Count == 0 ? "none offered" : offered.ToString());
         }
         if (changed)
         {
@@ -65,19 +72,21 @@ public sealed class HandshakeGateMiddleware
 
         UpgradeRequest.NormalizeUpgradeHeader(request);
         // What the relay and the backend checks read from here on.
-        context.Features.Set(new WebSocketHandshake(route.Config.RouteId, rules.Policy, HttpProtocol.IsHttp2(request.Protocol), request.IsHttps));
-        return ForwardAsync(context, rules, route.Config.RouteId);
+        var handshake = new WebSocketHandshake(route.Config.RouteId, rules.Policy, HttpProtocol.IsHttp2(request.Protocol), request.IsHttps) { Span = span };
+        context.Features.Set(handshake);
+        return span is null ? ForwardAsync(context, rules, handshake) : ForwardTracedAsync(context, rules, handshake);
     }
 
-    private async Task ForwardAsync(HttpContext context, HandshakeRules rules, string route)
+    private async Task ForwardAsync(HttpContext context, HandshakeRules rules, WebSocketHandshake handshake)
     {
+        var route = handshake.RouteId;
         var permit = default(ConnectionLimits.Permit);
         if (!rules.Limits.IsEmpty)
         {
             var limited = rules.Limits.TryEnter(context.Connection.RemoteIpAddress, out permit, out var retryAfter);
             if (limited is { } reason)
             {
-                await _reporter.RefuseAsync(context, reason, route, retryAfter: retryAfter);
+                await RefuseAsync(context, handshake.Span, reason, route, retryAfter: retryAfter);
                 return;
             }
         }
@@ -85,7 +94,7 @@ public sealed class HandshakeGateMiddleware
         if (!_descriptors.TryEnter())
         {
             permit.Dispose();
-            await _reporter.RefuseAsync(context, RefusalReason.Descriptors, route);
+            await RefuseAsync(context, handshake.Span, RefusalReason.Descriptors, route);
             return;
         }
         try
@@ -102,7 +111,55 @@ public sealed class HandshakeGateMiddleware
         if (context.Features.Get<BackendSubprotocolRefusal>() is { } refusal && !context.Response.HasStarted)
         {
             context.Response.Clear();
-            await _reporter.RefuseAsync(context, RefusalReason.BackendSubprotocol, route, refusal.Detail);
+            await RefuseAsync(context, handshake.Span, RefusalReason.BackendSubprotocol, route, refusal.Detail);
+        }
+    }
+
+    /// <summary>
+    /// <see cref="ForwardAsync"/> for a traced handshake: whatever ends it without an upgrade (a backend's refusal or
+    /// failure, a client gone) ends its span. The span is read from the feature, not held here: an upgrade takes it out
+    /// at the 101, and this frame lives as long as the tunnel.
+    /// </summary>
+    private async Task ForwardTracedAsync(HttpContext context, HandshakeRules rules, WebSocketHandshake handshake)
+    {
+        try
+        {
+            await ForwardAsync(context, rules, handshake);
+        }
+        finally
+        {
+            if (handshake.Span is { } span)
+            {
+                handshake.Span = null;
+                HandshakeTracing.Finish(span, context);
+            }
+        }
+    }
+
+    /// <summary>Answers a refusal; a traced one also records the reason and ends the span once the answer is written.</summary>
+    private Task RefuseAsync(HttpContext context, Activity? span, RefusalReason reason, string route, string? detail = null, TimeSpan retryAfter = default)
+    {
+        if (span is null)
+        {
+            return _reporter.RefuseAsync(context, reason, route, detail, retryAfter);
+        }
+        HandshakeTracing.Refused(span, reason);
+        return RefuseTracedAsync(context, span, reason, route, detail, retryAfter);
+    }
+
+    private async Task RefuseTracedAsync(HttpContext context, Activity span, RefusalReason reason, string route, string? detail, TimeSpan retryAfter)
+    {
+        try
+        {
+            await _reporter.RefuseAsync(context, reason, route, detail, retryAfter);
+        }
+        finally
+        {
+            if (context.Features.Get<WebSocketHandshake>() is { } handshake && ReferenceEquals(handshake.Span, span))
+            {
+                handshake.Span = null;
+            }
+            HandshakeTracing.Finish(span, context);
         }
     }
 }

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Gateway.Policies;
 using Microsoft.Extensions.Primitives;
 
@@ -32,6 +33,12 @@ public sealed class WebSocketHandshake
 
     /// <summary><c>ws</c> or <c>wss</c>, as the client connected.</summary>
     public string Scheme { get; }
+
+    /// <summary>
+    /// The handshake's span while tracing is on (<c>Telemetry/HandshakeTracing.cs</c>), else null; it ends when the client
+    /// has its 101, or when the gate is done with a handshake that was not upgraded.
+    /// </summary>
+    public Activity? Span { get; internal set; }
 
     /// <summary>The subprotocol the backend agreed to (RFC 6455 §4.2.2), once it answered; null for none.</summary>
     public string? Subprotocol { get; private set; }

@@ -135,6 +135,12 @@ public sealed partial class RelayTunnel : IHttpUpgradeFeature, IHttpExtendedConn
         }
         _openedTimestamp = _sweeper.Time.GetTimestamp();
         _metrics.Opened(_tags, RouteId, _handshake.Protocol, _sweeper.Time.GetElapsedTime(_createdTimestamp, _openedTimestamp));
+        if (_handshake.Span is { } span)
+        {
+            // The client has its 101: the handshake's span ends here, not with the tunnel, which does not keep it.
+            _handshake.Span = null;
+            Telemetry.HandshakeTracing.Upgraded(span, _context, _destination, _handshake.Subprotocol);
+        }
         _slot = _sweeper.Register(this);
     }
 

@@ -39,6 +39,8 @@ public sealed class StartupFailureTests : IDisposable
         { "bad-port", "Gateway:Listeners:ws:Port: 'eighty' is not a whole number" },
         { "pfx-password-variable", "Gateway:Tls:Certificates:0:PasswordEnvironmentVariable: environment variable 'GATEWAY_TEST_UNSET_PASSWORD' is not set" },
         { "bad-policy", "ReverseProxy: No matching ILoadBalancingPolicy found for the load balancing policy 'Fastest'" },
+        { "bad-otlp-endpoint", "Gateway:Telemetry:Otlp:Endpoint: 'collector:4317' is not an absolute http:// or https:// URL" },
+        { "bad-otlp-protocol", "Gateway:Telemetry:Otlp:Protocol: 'udp' is not grpc or http/protobuf" },
     };
 
     [Theory]
@@ -76,6 +78,12 @@ public sealed class StartupFailureTests : IDisposable
                 break;
             case "bad-policy":
                 cluster["LoadBalancingPolicy"] = "Fastest";
+                break;
+            case "bad-otlp-endpoint":
+                config["Gateway"]!["Telemetry"] = new JsonObject { ["Otlp"] = new JsonObject { ["Endpoint"] = "collector:4317" } };
+                break;
+            case "bad-otlp-protocol":
+                config["Gateway"]!["Telemetry"] = new JsonObject { ["Otlp"] = new JsonObject { ["Endpoint"] = "http://127.0.0.1:4318", ["Protocol"] = "udp" } };
                 break;
         }
         var path = Path.Combine(_directory, $"{mistake}.json");

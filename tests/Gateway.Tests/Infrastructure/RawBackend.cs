@@ -41,6 +41,9 @@ public sealed class RawBackend : IAsyncDisposable
 
     public int Handshakes;
 
+    /// <summary>The head of every handshake request received (request line and headers), in order.</summary>
+    public ConcurrentQueue<string> Heads { get; } = new();
+
     /// <summary>Where every accepted connection came from (the gateway's source address and port), in order.</summary>
     public IReadOnlyCollection<IPEndPoint> Peers => _peers;
 
@@ -147,6 +150,7 @@ public sealed class RawBackend : IAsyncDisposable
         try
         {
             var head = await RawFrames.ReadHeadAsync(stream, _stop.Token);
+            Heads.Enqueue(head);
             var key = head.Split("\r\n").First(l => l.StartsWith("Sec-WebSocket-Key:", StringComparison.OrdinalIgnoreCase))[18..].Trim();
             Interlocked.Increment(ref Handshakes);
             var extensions = Extensions is { } agreed ? $"Sec-WebSocket-Extensions: {agreed}\r\n" : string.Empty;
