@@ -5,8 +5,10 @@ namespace Gateway.KeyRing;
 /// <summary>
 /// An exclusive lock on a file in the shared key directory, for the moment it takes to look at the key ring and add
 /// its first key. .NET opens a file with <see cref="FileShare.None"/> under <c>flock(2)</c> <c>LOCK_EX</c> on Linux:
-/// the kernel drops it when its holder exits (a crashed replica leaves no stale lock), the NFS client passes it on to
-/// the server, and every open is a holder of its own, so it excludes gateways in other processes and in this one alike.
+/// the kernel drops it when its holder exits (a crashed replica leaves no stale lock), on NFS Linux makes it a lock on
+/// the server (unless mounted <c>nolock</c> or <c>local_lock</c>), and every open is a holder of its own, so it excludes
+/// gateways in other processes and in this one alike. Where the file system refuses <c>flock</c> altogether, .NET
+/// opens the file anyway, unlocked: the README says to start one replica first there.
 /// </summary>
 internal sealed class KeyRingLock : IDisposable
 {
