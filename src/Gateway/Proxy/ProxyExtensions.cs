@@ -1,5 +1,6 @@
 using Gateway.Configuration;
 using Gateway.Handshake;
+using Gateway.KeyRing;
 using Gateway.Lifecycle;
 using Gateway.LoadBalancing;
 using Gateway.Relay;
@@ -23,6 +24,7 @@ public static class ProxyExtensions
         {
             EnsureWritableDirectory(keyDirectory, shownFile);
             dataProtection.PersistKeysToFileSystem(new DirectoryInfo(keyDirectory));
+            builder.Services.AddKeyRingSeed(keyDirectory);
         }
 
         // Before AddReverseProxy, whose TryAdd then keeps this factory: the backend leg of a WebSocket on a socket of its own.

@@ -31,7 +31,11 @@ public sealed class Haproxy : IAsyncDisposable
         new[] { "/usr/sbin/haproxy", "/usr/bin/haproxy", "/usr/local/sbin/haproxy" }.FirstOrDefault(File.Exists);
 
     /// <summary>Starts HAProxy with one TCP frontend per (name, gateway listener, server options such as <c>send-proxy-v2</c>).</summary>
-    public static async Task<Haproxy> StartAsync(params (string Name, Uri Listener, string ServerOptions)[] routes)
+    public static Task<Haproxy> StartAsync(params (string Name, Uri Listener, string ServerOptions)[] routes) =>
+        StartAsync(routes.Select(r => new HaproxyFrontend(r.Name, [r.Listener], r.ServerOptions)).ToArray());
+
+    /// <summary>Starts HAProxy with one TCP frontend per entry, each balancing over its gateway listeners.</summary>
+    public static async Task<Haproxy> StartAsync(params HaproxyFrontend[] frontendsToServe)
     {
         var directory = Directory.CreateTempSubdirectory("gateway-haproxy-").FullName;
         var config = new System.Text.StringBuilder()
@@ -43,15 +47,19 @@ public sealed class Haproxy : IAsyncDisposable
             .AppendLine("  timeout client 30s")
             .AppendLine("  timeout server 30s");
         var frontends = new Dictionary<string, Uri>();
-        foreach (var (name, listener, serverOptions) in routes)
+        foreach (var frontend in frontendsToServe)
         {
             var port = FreePort();
-            frontends[name] = new Uri($"{listener.Scheme}://127.0.0.1:{port}/");
-            config.AppendLine($"frontend {name}")
+            frontends[frontend.Name] = new Uri($"{frontend.Servers[0].Scheme}://127.0.0.1:{port}/");
+            config.AppendLine($"frontend {frontend.Name}")
                 .AppendLine($"  bind 127.0.0.1:{port}")
-                .AppendLine($"  default_backend {name}")
-                .AppendLine($"backend {name}")
-                .AppendLine($"  server gateway 127.0.0.1:{listener.Port} {serverOptions}");
+                .AppendLine($"  default_backend {frontend.Name}")
+                .AppendLine($"backend {frontend.Name}")
+                .AppendLine($"  balance {frontend.Balance}");
+            for (var i = 0; i < frontend.Servers.Count; i++)
+            {
+                config.AppendLine($"  server gateway{i + 1} 127.0.0.1:{frontend.Servers[i].Port} {frontend.ServerOptions}");
+            }
         }
         // A frontend that only says HAProxy is up (it binds every frontend before it serves any): probing the real ones
         // would make HAProxy open, and drop, a connection to the gateway.
@@ -112,6 +120,13 @@ public sealed class Haproxy : IAsyncDisposable
         Directory.Delete(_directory, recursive: true);
     }
 }
+
+/// <summary>
+/// One TCP frontend: new connections go to <paramref name="Servers"/> (gateway listeners) by <paramref name="Balance"/>,
+/// each opened with <paramref name="ServerOptions"/> (<c>send-proxy-v2</c>...). HAProxy checks no server's health, so
+/// <c>roundrobin</c> hands consecutive connections to consecutive servers.
+/// </summary>
+public sealed record HaproxyFrontend(string Name, IReadOnlyList<Uri> Servers, string ServerOptions, string Balance = "roundrobin");
 
 /// <summary>
 /// A fact that needs HAProxy: reported as skipped, with the reason, where it is not installed; under CI (<c>CI=true</c>,

@@ -67,16 +67,21 @@ public sealed class ProxiedClient : IAsyncDisposable
         Stream = tls;
     }
 
-    /// <summary>Sends a WebSocket handshake for <paramref name="path"/>; returns the response's status code.</summary>
-    public async Task<int> HandshakeAsync(string path)
+    /// <summary>The handshake's response head, once <see cref="HandshakeAsync"/> has returned.</summary>
+    public string? Response { get; private set; }
+
+    /// <summary>Sends a WebSocket handshake for <paramref name="path"/> (with <paramref name="headers"/>, "Name: value" each); returns the response's status code.</summary>
+    public async Task<int> HandshakeAsync(string path, params string[] headers)
     {
         using var timeout = new CancellationTokenSource(Timeout);
         var key = RawFrames.NewKey();
+        var extra = string.Concat(headers.Select(h => h + "\r\n"));
         var request = $"GET {path} HTTP/1.1\r\nHost: gateway.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-                      $"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n";
+                      $"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n";
         await Stream.WriteAsync(Encoding.ASCII.GetBytes(request), timeout.Token);
         await Stream.FlushAsync(timeout.Token);
         var head = await RawFrames.ReadHeadAsync(Stream, timeout.Token);
+        Response = head;
         var status = int.Parse(head.Split(' ', 3)[1], System.Globalization.CultureInfo.InvariantCulture);
         if (status == 101)
         {
