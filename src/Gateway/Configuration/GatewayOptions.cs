@@ -120,6 +120,12 @@ public sealed class TlsOptions
     /// some: links into other directories, network file systems). Zero: notifications and SIGHUP only.
     /// </summary>
     public TimeSpan CertificateCheckInterval { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// Let OpenSSL free a connection's read and write record buffers (about 34 KB) whenever they are empty, as nginx
+    /// does: an idle wss tunnel then holds none. Costs an allocation per TLS record on busy connections.
+    /// </summary>
+    public bool ReleaseIdleBuffers { get; set; } = true;
 }
 
 public sealed class CertificateOptions

@@ -69,6 +69,10 @@ public static class KestrelListeners
                     OnConnection = certificates!.ForProtocols(protocols),
                     HandshakeTimeout = options.Tls.HandshakeTimeout,
                 });
+                if (options.Tls.ReleaseIdleBuffers)
+                {
+                    IdleTlsBuffers.Use(endpoint, kestrel.ApplicationServices.GetRequiredService<ILoggerFactory>().CreateLogger("Gateway.Tls"));
+                }
             }
         });
     }
