@@ -38,7 +38,7 @@ public static class Report
         [
             ("processes", "procs", false), ("delivered_pct", "delivered %", true), ("p50_ms", "p50 ms", true),
             ("p99_ms", "p99 ms", true), ("max_ms", "max ms", false), ("target_cpu_pct", "proxy CPU %", true),
-            ("lg_cpu_pct", "loadgen CPU %", false), ("kb_per_conn", "KB/conn", true), ("rss_mb", "RSS MB", false),
+            ("lg_cpu_pct", "loadgen CPU %", false), ("echo_cpu_pct", "echo CPU %", false), ("kb_per_conn", "KB/conn", true), ("rss_mb", "RSS MB", false),
             ("conn_failures", "conn failures", false), ("sent_pct", "sent %", false), ("errors", "errors", false),
         ],
         ["tls-connect"] =
