@@ -29,6 +29,7 @@ ROOT="$(cd "$BENCH_DIR/.." && pwd)"
 : "${SCALE_PORT_BASE:=19000}"
 : "${SCALE_PAUSE:=5}"
 : "${SCALE_GATEWAY_ENV:=}"        # extra environment for the gateway processes
+: "${SCALE_GATEWAY_KEEPALIVE:=1}"  # 1: the gateway's route pings both peers every 5 s (as run.sh's /ka); 0: keepalive off
 : "${BENCH_RESULTS_DIR:=$BENCH_DIR/results}"
 
 # Ports: the three proxies' public ports, then the gateways' admin ports, then the echo backends'.
@@ -197,12 +198,14 @@ gateway_conf() { # echo_count
     "DataProtection": { "KeyDirectory": "$WORK/keys" },
     "Drain": { "Delay": "00:00:00", "Period": "00:00:00" },
     "WebSocketPolicies": {
-      "keepalive": { "KeepAlive": { "Interval": "00:00:05", "Timeout": "00:00:15", "Backend": true } }
+      "keepalive": { "KeepAlive": { "Interval": "00:00:05", "Timeout": "00:00:15", "Backend": true } },
+      "nokeepalive": { "KeepAlive": { "Interval": "00:00:00" } }
     }
   },
   "ReverseProxy": {
     "Routes": {
-      "ka": { "ClusterId": "echo", "Match": { "Path": "/ka/{**rest}" }, "Metadata": { "WebSocketPolicy": "keepalive" } }
+      "ka": { "ClusterId": "echo", "Match": { "Path": "/ka/{**rest}" }, "Metadata": { "WebSocketPolicy": "keepalive" } },
+      "noka": { "ClusterId": "echo", "Match": { "Path": "/noka/{**rest}" }, "Metadata": { "WebSocketPolicy": "nokeepalive" } }
     },
     "Clusters": {
       "echo": {
@@ -284,6 +287,7 @@ run_level() { # level target procs echo_count
   bound=$((open_seconds + 30 + ${SCALE_WARMUP%.*} + ${SCALE_DURATION%.*} + ${SCALE_DRAIN%.*} + 30))
   dir="$WORK/run-$level-$target"; mkdir -p "$dir"
   url="ws://127.0.0.1:$(target_port "$target")/ka/echo"
+  [[ $target == gateway && $SCALE_GATEWAY_KEEPALIVE == 0 ]] && url="ws://127.0.0.1:$GATEWAY_PORT/noka/echo"
 
   start_target "$target" "$procs" "$echoes"
   local rss0; rss0=$(rss_kb "$TARGET_PIDS")
@@ -316,6 +320,7 @@ run_level() { # level target procs echo_count
   for i in $(seq 0 $((loadgens - 1))); do [[ -e $dir/ready.$i ]] && connected=$((connected + $(cat "$dir/ready.$i"))); done
   local rss_connected; rss_connected=$(rss_kb "$TARGET_PIDS")
   log "  connected $connected of $level in $((SECONDS - started)) s; go"
+  (( connected < level )) && log "  warning: $((level - connected)) of $level clients did not connect: $(grep -hE 'loadgen: .*(failed|not attempted)' "$dir"/loadgen.*.log 2>/dev/null | head -2 | tr '\n' ' ')"
   touch "$dir/go"
 
   # During the window: the echo backend's CPU, and the target's RSS in the middle of it.
@@ -325,6 +330,11 @@ run_level() { # level target procs echo_count
   local t0ns; t0ns=$(date +%s%N)
   sleep "$(awk -v d="$SCALE_DURATION" 'BEGIN { print d / 2 }')"
   local rss1; rss1=$(rss_kb "$TARGET_PIDS")
+  # How the clients spread: descriptors per proxy process, backend legs per source address (from ss).
+  local fds="" pid
+  for pid in ${TARGET_PIDS//,/ }; do fds+="$(ls "/proc/$pid/fd" 2>/dev/null | wc -l) "; done
+  log "  mid-window: open files per $target process: ${fds% }; backend legs by source: $(ss -Htn state established \
+    "( dport >= :$ECHO_BASE and dport < :$((ECHO_BASE + echoes)) )" | awk '{ split($3, a, ":"); n[a[1]]++ } END { for (k in n) printf "%s=%d ", k, n[k] }')"
   sleep "$(awk -v d="$SCALE_DURATION" 'BEGIN { print d / 2 }')"
   local e1 t1ns; e1=$(cpu_ticks "$echo_pids"); t1ns=$(date +%s%N)
   local echo_cpu; echo_cpu=$(awk -v a="$e0" -v b="$e1" -v t0="$t0ns" -v t1="$t1ns" -v hz="$(getconf CLK_TCK)" \
@@ -358,7 +368,7 @@ run_level() { # level target procs echo_count
   echo
   echo "- machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), kernel $(uname -r), open-file limit $NOFILE"
   echo "- .NET $(dotnet --version), $(nginx -v 2>&1 | cut -d: -f2 | xargs), $(haproxy -v | head -1 | cut -d' ' -f1-3)"
-  echo "- gateway: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- src 2>/dev/null || echo ' + uncommitted changes in src/')${SCALE_GATEWAY_ENV:+, environment: $SCALE_GATEWAY_ENV}"
+  echo "- gateway: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- src 2>/dev/null || echo ' + uncommitted changes in src/'), relay on, keepalive $([[ $SCALE_GATEWAY_KEEPALIVE == 0 ]] && echo off || echo 'every 5 s, both peers (nginx and HAProxy ping no one)')${SCALE_GATEWAY_ENV:+, environment: $SCALE_GATEWAY_ENV}"
   echo "- $SCALE_RATE msg/s × $SCALE_SIZE B per client, window $SCALE_DURATION s after $SCALE_WARMUP s, drain $SCALE_DRAIN s; processes per target = ceil(clients / $SCALE_PROXY_CONNS), LoadGen processes = ceil(clients / $SCALE_LOADGEN_CONNS), echo processes = ceil(clients / $SCALE_ECHO_CONNS)"
   echo "- delivered % = echoes received / (clients × rate × window); p50/p99/max from the LoadGen processes' merged histograms; proxy and loadgen CPU in % of one core (summed over processes); KB/conn = (proxy RSS mid-window − RSS before connecting) / connected clients, RSS summed over the proxy's processes"
   echo

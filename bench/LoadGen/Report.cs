@@ -102,6 +102,11 @@ public static class Report
         var parts = new List<string>();
         foreach (var key in new[] { "requested", "loadgens", "conns", "inflight", "rate_per_conn", "size", "duration_s", "hold_s", "concurrency", "streams_per_conn" })
         {
+            // A merged row (seeds-scale) names the clients requested; how many connected differs per target.
+            if (key == "conns" && r.TryGetProperty("requested", out _))
+            {
+                continue;
+            }
             if (r.TryGetProperty(key, out var v))
             {
                 parts.Add($"{key}={v}");

@@ -308,6 +308,11 @@ public static class Scenarios
             opening.CancelAfter(TimeSpan.FromSeconds(o.GetDouble("open-seconds", 60)));
         }
         var opened = await OpenAsync(target, n, o.GetInt("connect-concurrency", 500), 8 * 1024, lockWrites: true, opening.Token);
+        if (opened.Connections.Count + opened.Failures < n)
+        {
+            Console.Error.WriteLine($"loadgen: connect phase ended after {opened.Seconds:0.#} s (--open-seconds) with " +
+                $"{n - opened.Connections.Count - opened.Failures} of {n} connections not attempted");
+        }
         var waited = await BarrierAsync(o, opened.Connections.Count, hard.Token);
         var start = Stopwatch.GetTimestamp();
         var from = start + (long)(warmup * Frequency);
