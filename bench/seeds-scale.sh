@@ -260,7 +260,8 @@ start_target() { # target procs echo_count
       for i in $(seq 0 $((procs - 1))); do
         until [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$((ADMIN_BASE + i))/readyz")" = 200 ]; do
           kill -0 "${TARGET_MAIN[$i]}" 2>/dev/null || die "gateway $i exited (see $WORK/gateway.log)"
-          (( SECONDS - started < 90 )) || die "gateway $i not ready within 90 s (see $WORK/gateway.log)"
+          # Their warm-ups share the 2 cores: allow more time the more processes start at once.
+          (( SECONDS - started < 60 + 10 * procs )) || die "gateway $i not ready within $((60 + 10 * procs)) s (see $WORK/gateway.log)"
           sleep 0.2
         done
       done
