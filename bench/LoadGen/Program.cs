@@ -36,6 +36,7 @@ public static class Program
                 "idle" => await Scenarios.IdleAsync(options),
                 "tls-connect" => await Scenarios.TlsConnectAsync(options),
                 "idle-h2" => await H2IdleScenario.RunAsync(options),
+                "merge" => Merge.Run(options),
                 _ => throw new ArgumentException($"unknown scenario '{scenario}'"),
             };
             Emit(options, scenario, result);
@@ -65,6 +66,11 @@ public static class Program
                        (WebSockets over HTTP/2, RFC 8441: N tunnels on N/K TLS connections; the server's
                        SETTINGS_MAX_CONCURRENT_STREAMS must be K)
           report       --in results.jsonl [--baseline nginx]
+          merge        --in a.jsonl,b.jsonl --hists a.hist,b.hist [--requested N --rate R --duration D --loadgens K]
+                       [--set key=value,...] (one result from several rate runs at once: bench/seeds-scale.sh)
+        rate, for several processes at once: --ready-file F --go-file G (write F when connected, start when G
+                exists), --hist-out H (raw latency histogram for merge), --drain S (count every message stamped in
+                the window whose echo arrives within S seconds after it), --open-seconds S (bound the connect phase)
         common: --pids P,P (target processes: RSS and CPU from /proc), --sources 127.0.0.2,127.0.0.3 (source
                 addresses to spread connections over), --label NAME --target NAME --rep N --out FILE.jsonl,
                 --connect-concurrency C (how many connects in flight while opening connections, default 500),

@@ -33,6 +33,14 @@ public static class Report
             ("kb_per_conn", "KB/tunnel", true), ("hold_target_cpu_pct", "idle CPU %", false), ("echo_ok", "echo ok", false),
             ("h2_conns", "h2 conns", false), ("connect_lg_cpu_pct", "loadgen CPU % (connect)", false), ("errors", "errors", false),
         ],
+        // bench/seeds-scale.sh: one merged row per (level, target); processes and memory come from the script.
+        ["merge"] =
+        [
+            ("processes", "procs", false), ("delivered_pct", "delivered %", true), ("p50_ms", "p50 ms", true),
+            ("p99_ms", "p99 ms", true), ("max_ms", "max ms", false), ("target_cpu_pct", "proxy CPU %", true),
+            ("lg_cpu_pct", "loadgen CPU %", false), ("echo_cpu_pct", "echo CPU %", false), ("kb_per_conn", "KB/conn", true), ("rss_mb", "RSS MB", false),
+            ("conn_failures", "conn failures", false), ("sent_pct", "sent %", false), ("errors", "errors", false),
+        ],
         ["tls-connect"] =
         [
             ("conns_per_s", "conns/s", true), ("hs_p50_ms", "hs p50 ms", true), ("hs_p99_ms", "hs p99 ms", true),
@@ -92,8 +100,13 @@ public static class Report
     private static string Describe(JsonElement r)
     {
         var parts = new List<string>();
-        foreach (var key in new[] { "conns", "inflight", "rate_per_conn", "size", "duration_s", "hold_s", "concurrency", "streams_per_conn" })
+        foreach (var key in new[] { "requested", "loadgens", "conns", "inflight", "rate_per_conn", "size", "duration_s", "hold_s", "concurrency", "streams_per_conn" })
         {
+            // A merged row (seeds-scale) names the clients requested; how many connected differs per target.
+            if (key == "conns" && r.TryGetProperty("requested", out _))
+            {
+                continue;
+            }
             if (r.TryGetProperty(key, out var v))
             {
                 parts.Add($"{key}={v}");

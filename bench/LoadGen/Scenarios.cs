@@ -13,6 +13,8 @@ public sealed class Session
     /// <summary>Only messages stamped at or after From and received at or before To are counted.</summary>
     public long From;
     public long To = long.MaxValue;
+    /// <summary>Rate mode with --drain: count by send stamp alone (stamped in [From, To)), however late the echo.</summary>
+    public bool ByStamp;
     /// <summary>Echo mode: each echo received before To is answered with a new message (keeps K in flight).</summary>
     public bool Resend;
     public int Outstanding;
@@ -41,7 +43,7 @@ public sealed class Session
                 case 0x1:
                 case 0x2:
                     var stamp = WsConnection.ReadStamp(payload);
-                    if (stamp >= From && now <= To)
+                    if (stamp >= From && (ByStamp ? stamp < To : now <= To))
                     {
                         C.Latencies.Add(WsConnection.ToMicros(now - stamp));
                         C.Received++;
@@ -298,11 +300,27 @@ public static class Scenarios
         var pids = o.GetPids();
         using var hard = HardStop(o, warmup + duration);
 
-        var opened = await OpenAsync(target, n, o.GetInt("connect-concurrency", 500), 8 * 1024, lockWrites: true, hard.Token);
+        // --open-seconds bounds the connect phase (connects still pending then count as failures), so a machine that
+        // can no longer connect is reported rather than waited on.
+        using var opening = CancellationTokenSource.CreateLinkedTokenSource(hard.Token);
+        if (o.Has("open-seconds"))
+        {
+            opening.CancelAfter(TimeSpan.FromSeconds(o.GetDouble("open-seconds", 60)));
+        }
+        var opened = await OpenAsync(target, n, o.GetInt("connect-concurrency", 500), 8 * 1024, lockWrites: true, opening.Token);
+        if (opened.Connections.Count + opened.Failures < n)
+        {
+            Console.Error.WriteLine($"loadgen: connect phase ended after {opened.Seconds:0.#} s (--open-seconds) with " +
+                $"{n - opened.Connections.Count - opened.Failures} of {n} connections not attempted");
+        }
+        var waited = await BarrierAsync(o, opened.Connections.Count, hard.Token);
         var start = Stopwatch.GetTimestamp();
         var from = start + (long)(warmup * Frequency);
         var to = from + (long)(duration * Frequency);
-        var sessions = opened.Connections.Select(c => new Session(c, size) { From = from, To = to }).ToList();
+        // --drain (seconds after the window): count and time every message stamped in the window, however late its echo
+        // arrives within the drain; without it, as before, only echoes received inside the window.
+        var byStamp = o.Has("drain");
+        var sessions = opened.Connections.Select(c => new Session(c, size) { From = from, To = to, ByStamp = byStamp }).ToList();
         var readers = sessions.Select(s => Task.Run(() => ReadLoopAsync(s, hard.Token))).ToArray();
 
         Sample s0 = default, s1 = default;
@@ -315,26 +333,58 @@ public static class Scenarios
         });
         await Task.WhenAll(sessions.Select(s => Task.Run(() => SendLoopAsync(s, size, rate, from, to, hard.Token))));
         await sampler;
-        await Task.Delay(TimeSpan.FromSeconds(1)); // replies in flight at the end
+        await Task.Delay(TimeSpan.FromSeconds(o.GetDouble("drain", 1))); // replies in flight at the end
 
         var received = sessions.Sum(s => s.C.Received);
         var sent = sessions.Sum(s => s.Sent);
         var seconds = Sample.Seconds(s0, s1);
         var result = new Dictionary<string, object>();
         AddOpen(result, opened, n);
+        result["requested"] = n;
+        result["received"] = received;
+        result["sent"] = sent;
+        result["barrier_wait_s"] = Math.Round(waited, 2);
+        var latencies = AllLatencies(opened.Connections);
+        if (o.Has("hist-out"))
+        {
+            LatencyHistogram.Write(o.Get("hist-out", ""), LatencyHistogram.From(latencies));
+        }
         result["rate_per_conn"] = rate;
         result["size"] = size;
         result["duration_s"] = duration;
         result["expected_per_s"] = Math.Round(opened.Connections.Count * rate);
         result["sent_per_s"] = Math.Round(sent / seconds);
         result["achieved_per_s"] = Math.Round(received / seconds);
-        Stats.AddLatencies(result, "", AllLatencies(opened.Connections));
+        Stats.AddLatencies(result, "", latencies);
         result["target_cpu_pct"] = Sample.TargetCpuPercent(s0, s1);
         result["lg_cpu_pct"] = Sample.OwnCpuPercent(s0, s1);
         result["errors"] = sessions.Count(s => s.Failed);
 
         await CloseWithReadersAsync(sessions, readers);
         return result;
+    }
+
+    /// <summary>
+    /// Several LoadGen processes start their windows together (bench/seeds-scale.sh): once its connections are open
+    /// each writes --ready-file (with how many it opened) and waits for --go-file to exist. Returns the seconds waited.
+    /// </summary>
+    private static async Task<double> BarrierAsync(Options o, int openCount, CancellationToken ct)
+    {
+        if (!o.Has("go-file"))
+        {
+            return 0;
+        }
+        var started = Stopwatch.GetTimestamp();
+        if (o.Has("ready-file"))
+        {
+            File.WriteAllText(o.Get("ready-file", ""), openCount.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+        var go = o.Get("go-file", "");
+        while (!File.Exists(go))
+        {
+            await Task.Delay(20, ct);
+        }
+        return (Stopwatch.GetTimestamp() - started) / (double)Frequency;
     }
 
     private static async Task SendLoopAsync(Session s, int size, double rate, long from, long to, CancellationToken ct)

@@ -1,0 +1,64 @@
+# Shell helpers shared by bench/run.sh and bench/seeds-scale.sh: logging, the processes a run started (stopped by
+# PID on exit, never by name), waiting for a listener, installing nginx and HAProxy. Sourced, not run.
+# The caller sets BENCH_LOG_TAG (the prefix of log lines) and WORK (where the processes' logs are) before use.
+
+log() { printf '%s %s: %s\n' "$(date -u +%H:%M:%S)" "${BENCH_LOG_TAG:-bench}" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# ---- processes we start, stopped by PID on exit ----
+PIDS=()
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  for _ in $(seq 1 50); do
+    local alive=0
+    for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [[ $alive == 0 ]] && break
+    sleep 0.1
+  done
+  for pid in "${PIDS[@]}"; do
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+stop_pid() { # pid: TERM, wait up to 5 s, KILL; then forget it (so a reused PID is never signalled later)
+  local pid=$1 kept=() p
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  for p in "${PIDS[@]}"; do [[ $p != "$pid" ]] && kept+=("$p"); done
+  PIDS=("${kept[@]}")
+}
+
+wait_port() { # port pid name: until something listens on 127.0.0.1:port (15 s at most), or the process exits
+  for _ in $(seq 1 150); do
+    ss -Hltn "sport = :$1" | grep -q . && return 0
+    kill -0 "$2" 2>/dev/null || die "$3 exited (see $WORK/$3.log)"
+    sleep 0.1
+  done
+  die "$3 did not listen on $1 within 15 s (see $WORK/$3.log)"
+}
+
+# ---- nginx and HAProxy from Debian packages ----
+ensure_proxies() {
+  if ! command -v nginx >/dev/null 2>&1 || ! command -v haproxy >/dev/null 2>&1; then
+    log "installing nginx and haproxy from Debian packages"
+    # Keep the packages' own services from starting (they would listen on port 80): policy-rc.d says no.
+    local made_policy=0
+    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+      printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && made_policy=1
+    fi
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light haproxy \
+      || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx haproxy
+    [[ $made_policy == 1 ]] && rm -f /usr/sbin/policy-rc.d
+  fi
+  if ! command -v curl >/dev/null 2>&1; then # the gateway's /readyz is polled before each run
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl
+  fi
+}
