@@ -31,6 +31,7 @@ public static class GatewayApplication
         var configFile = ConfigFileLocator.Locate(args, getEnvironment);
         var shownFile = ShownPath(configFile);
         var remainingArgs = ConfigFileLocator.RemoveConfigArguments(args);
+        Listeners.InlineSocketCompletions.Prepare(configFile, remainingArgs, getEnvironment);
 
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = remainingArgs });
         // Startup failures are reported as one line by Program; the host's own copy is a stack trace.
@@ -94,7 +95,7 @@ public static class GatewayApplication
         builder.Services.AddWebSocketPolicies();
         builder.Services.AddHandshakeGate(builder.Configuration);
         builder.Services.AddWebSocketRelay();
-        builder.UseGatewayListeners(options, certificates, getEnvironment);
+        builder.UseGatewayListeners(options, certificates);
         builder.AddGatewayProxy(options, shownFile);
         builder.Services.AddWarmup(options.Warmup);
         builder.Services.AddLifecycle();

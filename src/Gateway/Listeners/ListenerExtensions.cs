@@ -6,15 +6,13 @@ namespace Gateway.Listeners;
 
 public static class ListenerExtensions
 {
-    private const string InlineSocketCompletionsVariable = "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS";
-
     /// <summary>
     /// Kestrel's endpoints from the file (public listeners with their TLS, the admin listener), its socket transport
     /// settings, the shutdown timeout, the open-file budget that handshakes are admitted against, and the PROXY protocol
     /// on the listeners that take it.
     /// </summary>
     public static WebApplicationBuilder UseGatewayListeners(this WebApplicationBuilder builder, GatewayOptions options,
-        CertificateStore? certificates, Func<string, string?> getEnvironment)
+        CertificateStore? certificates)
     {
         builder.Services.AddSingleton(services => FileDescriptorLimit.FromProcess(
             services.GetRequiredService<ILoggerFactory>().CreateLogger("Gateway.Listeners")));
@@ -34,12 +32,7 @@ public static class ListenerExtensions
             }
         });
         builder.Services.AddHostedService<ListenerStartupLog>();
-        if (options.InlineCompletions && getEnvironment(InlineSocketCompletionsVariable) is null)
-        {
-            // Read once by System.Net.Sockets when the first socket starts an asynchronous operation, which has not
-            // happened yet in the gateway's own process; an explicit setting in the environment wins.
-            Environment.SetEnvironmentVariable(InlineSocketCompletionsVariable, "1");
-        }
+        // The runtime's half of inline completions is set before the builder: InlineSocketCompletions.Prepare.
         return builder;
     }
 }

@@ -46,6 +46,8 @@ public static class GatewayProcess
             info.ArgumentList.Add(arg);
         }
         info.Environment.Remove("GATEWAY_CONFIG");
+        // The in-process gateways of this test run set it in this process's environment; the child decides for itself.
+        info.Environment.Remove("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS");
         foreach (var (name, value) in environment)
         {
             info.Environment[name] = value;
