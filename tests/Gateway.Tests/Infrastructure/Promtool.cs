@@ -5,7 +5,7 @@ namespace Gateway.Tests.Infrastructure;
 /// <summary>
 /// Prometheus's own checker, <c>promtool check metrics</c> (Debian package <c>prometheus</c>), where it is installed.
 /// The suite must pass with only the .NET SDK, so tests that need it are <see cref="PromtoolFactAttribute"/>s,
-/// skipped without it unless <see cref="RequireVariable"/> is 1 (as in .ci/run).
+/// skipped without it unless <see cref="RequireVariable"/> is 1 (as in .ci/run) or CI=true.
 /// </summary>
 public static class Promtool
 {
@@ -15,7 +15,9 @@ public static class Promtool
     /// <summary>The promtool to use instead of the one on PATH; empty, or a path that does not exist, means none.</summary>
     public const string PathVariable = "GATEWAY_TESTS_PROMTOOL";
 
-    public static bool Required => Environment.GetEnvironmentVariable(RequireVariable) == "1";
+    /// <summary>In CI (<c>CI=true</c>, which .ci/run's caller sets) or when asked by name: a missing promtool fails.</summary>
+    public static bool Required => Environment.GetEnvironmentVariable(RequireVariable) == "1"
+        || string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>The executable's path, or null when there is none.</summary>
     public static string? Find()
