@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Gateway.Telemetry;
 using Yarp.ReverseProxy.Forwarder;
 
@@ -6,8 +7,10 @@ namespace Gateway.Proxy;
 /// <summary>
 /// YARP's client factory with <see cref="UpgradeConnector"/> in front of its SocketsHttpHandler, except for clusters
 /// whose HttpClient settings only SocketsHttpHandler honours (a web proxy, header encodings). The connector binds its
-/// sockets to <c>Gateway:Upstream:SourceAddresses</c>. While handshakes are traced, <see cref="TraceContextHandler"/>
-/// goes in front of both, so every backend handshake carries its span's context.
+/// sockets to <c>Gateway:Upstream:SourceAddresses</c>. While handshakes are traced, SocketsHttpHandler propagates no
+/// trace context of its own: <see cref="TraceContextTransforms"/> has put the handshake span's on the request, and YARP's
+/// propagator would replace it with that of an <c>HttpRequestOut</c> activity nothing exports (the connector propagates
+/// nothing either way). Plain HTTP requests then carry the client's trace headers as sent, as with tracing off.
 /// </summary>
 internal sealed class GatewayHttpClientFactory(ILogger<ForwarderHttpClientFactory> logger, SourceAddresses sources,
     SourceAddressExhaustion exhaustion, HandshakeTracing tracing) : ForwarderHttpClientFactory(logger)
@@ -19,6 +22,15 @@ internal sealed class GatewayHttpClientFactory(ILogger<ForwarderHttpClientFactor
         {
             handler = new UpgradeConnector(handler, sources, exhaustion);
         }
-        return tracing.Enabled ? new TraceContextHandler(handler) : handler;
+        return handler;
+    }
+
+    protected override void ConfigureHandler(ForwarderHttpClientContext context, SocketsHttpHandler handler)
+    {
+        base.ConfigureHandler(context, handler);
+        if (tracing.Enabled)
+        {
+            handler.ActivityHeadersPropagator = DistributedContextPropagator.CreateNoOutputPropagator();
+        }
     }
 }

@@ -22,7 +22,7 @@ namespace Gateway.Telemetry;
 /// off unless configured; this span then takes no parent from it). For the same reason this span is never
 /// <see cref="Activity.Current"/> in the
 /// request's flow (everything awaited in a tunnel captures that flow and would keep the span alive): it travels in
-/// the <see cref="WebSocketHandshake"/> feature, and <see cref="TraceContextHandler"/> puts its context on the backend
+/// the <see cref="WebSocketHandshake"/> feature, and <see cref="TraceContextTransforms"/> puts its context on the backend
 /// request. With tracing off (the default) the source is not even created: nothing is done or allocated per handshake.
 /// </remarks>
 public sealed class HandshakeTracing : IDisposable

@@ -5,8 +5,10 @@ using Yarp.ReverseProxy.Transforms.Builder;
 namespace Gateway.Telemetry;
 
 /// <summary>
-/// Hands the handshake span to <see cref="TraceContextHandler"/> on the backend request YARP builds (a transform is
-/// where the request and the client's <c>HttpContext</c> meet). Registered only while tracing is on.
+/// Puts the handshake span's W3C trace context (<c>traceparent</c>, <c>tracestate</c>) on the backend's handshake
+/// request in place of whatever the client sent, so the backend's own spans are its children. A transform is where the
+/// request and the client's <c>HttpContext</c> meet; <see cref="Proxy.GatewayHttpClientFactory"/> keeps
+/// SocketsHttpHandler from overwriting the headers. Registered only while tracing is on.
 /// </summary>
 internal sealed class TraceContextTransforms : ITransformProvider
 {
@@ -23,7 +25,14 @@ internal sealed class TraceContextTransforms : ITransformProvider
         {
             if (transform.HttpContext.Features.Get<WebSocketHandshake>()?.Span is { } span)
             {
-                transform.ProxyRequest.Options.Set(TraceContextHandler.SpanOption, span);
+                var headers = transform.ProxyRequest.Headers;
+                headers.Remove(SpanAttributes.TraceParentHeader);
+                headers.Remove(SpanAttributes.TraceStateHeader);
+                headers.TryAddWithoutValidation(SpanAttributes.TraceParentHeader, span.Id);
+                if (span.TraceStateString is { Length: > 0 } traceState)
+                {
+                    headers.TryAddWithoutValidation(SpanAttributes.TraceStateHeader, traceState);
+                }
             }
             return default;
         });
