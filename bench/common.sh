@@ -62,3 +62,22 @@ ensure_proxies() {
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl
   fi
 }
+
+# ---- before a run ----
+require_free_ports() { # first last variable: nothing may listen on 127.0.0.1:first..last (the variable that moves them)
+  local port
+  for port in $(seq "$1" "$2"); do
+    if ss -Hltn "sport = :$port" | grep -q .; then die "port $port is in use (set $3)"; fi
+  done
+}
+
+build_tools() { # into $WORK: LoadGen, EchoServer and the gateway (Release); sets LOADGEN
+  log "building (Release)"
+  dotnet build "$BENCH_DIR/LoadGen/LoadGen.csproj" -c Release -nologo -v quiet -o "$WORK/loadgen" >"$WORK/build.log" 2>&1 \
+    || { cat "$WORK/build.log" >&2; die "LoadGen build failed"; }
+  dotnet build "$BENCH_DIR/EchoServer/EchoServer.csproj" -c Release -nologo -v quiet -o "$WORK/echoserver" >>"$WORK/build.log" 2>&1 \
+    || { cat "$WORK/build.log" >&2; die "EchoServer build failed"; }
+  dotnet publish "$ROOT/src/Gateway/Gateway.csproj" -c Release -nologo -v quiet -o "$WORK/gateway" >>"$WORK/build.log" 2>&1 \
+    || { cat "$WORK/build.log" >&2; die "Gateway publish failed"; }
+  LOADGEN=(dotnet "$WORK/loadgen/LoadGen.dll")
+}

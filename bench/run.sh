@@ -64,9 +64,7 @@ log "open-file limit: $NOFILE (load generator, proxies and backend each inherit 
 if (( 2 * BENCH_IDLE_CONNS + 200 > NOFILE || 2 * BENCH_SEEDS_CONNS + 200 > NOFILE )); then
   log "warning: a proxy needs 2 descriptors per proxied connection: $BENCH_IDLE_CONNS/$BENCH_SEEDS_CONNS connections need more than $NOFILE"
 fi
-for port in $(seq "$BENCH_PORT_BASE" $((BENCH_PORT_BASE + 7))); do
-  if ss -Hltn "sport = :$port" | grep -q .; then die "port $port is in use (set BENCH_PORT_BASE)"; fi
-done
+require_free_ports "$BENCH_PORT_BASE" "$((BENCH_PORT_BASE + 7))" BENCH_PORT_BASE
 
 WORK="$(mktemp -d /tmp/gateway-bench.XXXXXX)"
 mkdir -p "$WORK/nginx" "$WORK/keys" "$BENCH_RESULTS_DIR"
@@ -76,14 +74,7 @@ TABLE="$BENCH_RESULTS_DIR/$STAMP-$MODE.md"
 log "mode $MODE, work dir $WORK, results $RESULTS"
 
 # ---- build ----
-log "building (Release)"
-dotnet build "$BENCH_DIR/LoadGen/LoadGen.csproj" -c Release -nologo -v quiet -o "$WORK/loadgen" >"$WORK/build.log" 2>&1 \
-  || { cat "$WORK/build.log" >&2; die "LoadGen build failed"; }
-dotnet build "$BENCH_DIR/EchoServer/EchoServer.csproj" -c Release -nologo -v quiet -o "$WORK/echoserver" >>"$WORK/build.log" 2>&1 \
-  || { cat "$WORK/build.log" >&2; die "EchoServer build failed"; }
-dotnet publish "$ROOT/src/Gateway/Gateway.csproj" -c Release -nologo -v quiet -o "$WORK/gateway" >>"$WORK/build.log" 2>&1 \
-  || { cat "$WORK/build.log" >&2; die "Gateway publish failed"; }
-LOADGEN=(dotnet "$WORK/loadgen/LoadGen.dll")
+build_tools
 
 # ---- certificate shared by all proxies ----
 if [[ "$BENCH_CERT_KEY" == rsa ]]; then KEYOPT=(-newkey rsa:2048); else KEYOPT=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1); fi

@@ -48,9 +48,7 @@ for level in $SCALE_LEVELS; do (( level > MAX_LEVEL )) && MAX_LEVEL=$level; done
 (( $(ceil_div "$MAX_LEVEL" "$SCALE_PROXY_CONNS") <= 90 )) || die "too many proxy processes for the admin port range"
 (( $(ceil_div "$MAX_LEVEL" "$SCALE_ECHO_CONNS") <= 90 )) || die "too many echo processes for the port range"
 (( 2 * SCALE_PROXY_CONNS + 200 <= NOFILE )) || log "warning: $SCALE_PROXY_CONNS proxied clients need $((2 * SCALE_PROXY_CONNS)) descriptors, the limit is $NOFILE"
-for port in $(seq "$SCALE_PORT_BASE" $((SCALE_PORT_BASE + 190))); do
-  if ss -Hltn "sport = :$port" | grep -q .; then die "port $port is in use (set SCALE_PORT_BASE)"; fi
-done
+require_free_ports "$SCALE_PORT_BASE" "$((SCALE_PORT_BASE + 190))" SCALE_PORT_BASE
 
 WORK="$(mktemp -d /tmp/gateway-seeds-scale.XXXXXX)"
 mkdir -p "$WORK/keys" "$BENCH_RESULTS_DIR"
@@ -60,14 +58,7 @@ TABLE="$BENCH_RESULTS_DIR/$STAMP-seeds-scale.md"
 log "levels $SCALE_LEVELS, targets $SCALE_TARGETS, work dir $WORK, results $RESULTS"
 
 # ---- build ----
-log "building (Release)"
-dotnet build "$BENCH_DIR/LoadGen/LoadGen.csproj" -c Release -nologo -v quiet -o "$WORK/loadgen" >"$WORK/build.log" 2>&1 \
-  || { cat "$WORK/build.log" >&2; die "LoadGen build failed"; }
-dotnet build "$BENCH_DIR/EchoServer/EchoServer.csproj" -c Release -nologo -v quiet -o "$WORK/echoserver" >>"$WORK/build.log" 2>&1 \
-  || { cat "$WORK/build.log" >&2; die "EchoServer build failed"; }
-dotnet publish "$ROOT/src/Gateway/Gateway.csproj" -c Release -nologo -v quiet -o "$WORK/gateway" >>"$WORK/build.log" 2>&1 \
-  || { cat "$WORK/build.log" >&2; die "Gateway publish failed"; }
-LOADGEN=(dotnet "$WORK/loadgen/LoadGen.dll")
+build_tools
 
 # ---- /proc readings over a set of PIDs (comma-separated) ----
 cpu_ticks() { # utime + stime of the processes, in clock ticks (USER_HZ)
