@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Gateway.Handshake;
 using Gateway.KeepAlive;
+using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Http.Features;
 using Yarp.ReverseProxy.Model;
 
@@ -87,7 +88,12 @@ public sealed partial class RelayTunnel : IHttpUpgradeFeature, IHttpExtendedConn
 
     async Task<Stream> IHttpUpgradeFeature.UpgradeAsync()
     {
-        _client = await _upgrade!.UpgradeAsync().ConfigureAwait(false);
+        var upgraded = await _upgrade!.UpgradeAsync().ConfigureAwait(false);
+        // Kestrel has flushed the 101: from here its HTTP/1.1 layer only passes bytes, so the relay reads and writes the
+        // connection's transport (TLS included) itself when the server exposes it.
+        _client = _context.Features.Get<IConnectionTransportFeature>()?.Transport is { } transport
+            ? new ClientTransportStream(transport)
+            : upgraded;
         OnUpgraded();
         return FinishedStream.Instance;
     }
