@@ -70,11 +70,19 @@ internal sealed class UpgradeConnector : DelegatingHandler
         byte[]? buffer = null;
         try
         {
-            var head = WriteRequestHead(request, uri);
-            await stream.WriteAsync(head, cancellationToken).ConfigureAwait(false);
-
+            // Pooled, and the same buffer then reads the answer: the socket's send operation keeps a reference to the
+            // last buffer it sent for as long as the tunnel lives, which is harmless only for a pooled one.
             buffer = ArrayPool<byte>.Shared.Rent(4096);
-            var (headLength, filled) = await ReadHeadAsync(stream, buffer, cancellationToken, grown => buffer = grown).ConfigureAwait(false);
+            var headLength = WriteRequestHead(request, uri, ref buffer);
+            await stream.WriteAsync(buffer.AsMemory(0, headLength), cancellationToken).ConfigureAwait(false);
+
+            var (read, headEnd, filled) = await ReadHeadAsync(stream, buffer, cancellationToken).ConfigureAwait(false);
+            if (!ReferenceEquals(read, buffer))
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+                buffer = read;
+            }
+            headLength = headEnd;
             var response = ParseHead(buffer.AsSpan(0, headLength), request);
             var leftover = buffer.AsSpan(headLength, filled - headLength).ToArray();
             if (response.StatusCode == HttpStatusCode.SwitchingProtocols)
@@ -123,12 +131,32 @@ internal sealed class UpgradeConnector : DelegatingHandler
         return new HttpResponseMessage(HttpStatusCode.BadGateway) { RequestMessage = request, Content = content };
     }
 
-    /// <summary>The request line and headers: Host first (RFC 9112 section 3.2), then what YARP set, Latin-1 as on the wire.</summary>
-    private static byte[] WriteRequestHead(HttpRequestMessage request, Uri uri)
+    /// <summary>
+    /// The request line and headers into <paramref name="buffer"/> (a pooled one, replaced by a larger one when needed):
+    /// Host first (RFC 9112 section 3.2), then what YARP set, Latin-1 as on the wire. Returns the length.
+    /// </summary>
+    private static int WriteRequestHead(HttpRequestMessage request, Uri uri, ref byte[] buffer)
     {
-        var head = new StringBuilder(512);
-        head.Append(request.Method.Method).Append(' ').Append(uri.PathAndQuery).Append(" HTTP/1.1\r\n");
-        head.Append("Host: ").Append(request.Headers.Host ?? uri.Authority).Append("\r\n");
+        var head = new HeadWriter(buffer);
+        try
+        {
+            WriteHeadFields(ref head, request, uri);
+            return head.Length;
+        }
+        finally
+        {
+            buffer = head.Buffer; // the caller returns whichever buffer holds the head, written or not
+        }
+    }
+
+    private static void WriteHeadFields(ref HeadWriter head, HttpRequestMessage request, Uri uri)
+    {
+        head.Append(request.Method.Method);
+        head.Append(" ");
+        head.Append(uri.PathAndQuery);
+        head.Append(" HTTP/1.1\r\nHost: ");
+        head.Append(request.Headers.Host ?? uri.Authority);
+        head.Append("\r\n");
         foreach (var (name, values) in request.Headers.NonValidated)
         {
             if (name.Equals("Host", StringComparison.OrdinalIgnoreCase))
@@ -136,7 +164,8 @@ internal sealed class UpgradeConnector : DelegatingHandler
                 continue;
             }
             // Repeated values of a list header go on one line, as SocketsHttpHandler sends them.
-            head.Append(name).Append(": ");
+            head.Append(name);
+            head.Append(": ");
             var first = true;
             foreach (var value in values)
             {
@@ -144,78 +173,117 @@ internal sealed class UpgradeConnector : DelegatingHandler
                 {
                     throw new HttpRequestException(HttpRequestError.Unknown, $"The {name} header holds a line break");
                 }
-                head.Append(first ? "" : ", ").Append(value);
+                if (!first)
+                {
+                    head.Append(", ");
+                }
+                head.Append(value);
                 first = false;
             }
             head.Append("\r\n");
         }
         head.Append("\r\n");
-        return Encoding.Latin1.GetBytes(head.ToString());
     }
 
-    /// <summary>Reads until the blank line that ends the head; returns the head's length and the bytes read in all.</summary>
-    private static async Task<(int HeadLength, int Filled)> ReadHeadAsync(NetworkStream stream, byte[] buffer, CancellationToken cancellationToken, Action<byte[]> grew)
+    /// <summary>Latin-1 text appended to a pooled buffer that doubles when full.</summary>
+    private struct HeadWriter(byte[] buffer)
     {
-        var filled = 0;
-        while (true)
+        public byte[] Buffer = buffer;
+        public int Length;
+
+        public void Append(string text)
         {
-            if (filled == buffer.Length)
+            if (Length + text.Length > Buffer.Length)
             {
-                if (buffer.Length >= MaxResponseHeadBytes)
+                var larger = ArrayPool<byte>.Shared.Rent(Math.Max(Buffer.Length * 2, Length + text.Length));
+                Buffer.AsSpan(0, Length).CopyTo(larger);
+                ArrayPool<byte>.Shared.Return(Buffer);
+                Buffer = larger;
+            }
+            Length += Encoding.Latin1.GetBytes(text, Buffer.AsSpan(Length));
+        }
+    }
+
+    /// <summary>
+    /// Reads until the blank line that ends the head; returns the buffer (a larger one when the head outgrew it), the
+    /// head's length and the bytes read in all.
+    /// </summary>
+    private static async Task<(byte[] Buffer, int HeadLength, int Filled)> ReadHeadAsync(NetworkStream stream, byte[] buffer, CancellationToken cancellationToken)
+    {
+        var callers = buffer; // the caller's to return; only the larger ones rented here are returned here
+        var filled = 0;
+        try
+        {
+            while (true)
+            {
+                if (filled == buffer.Length)
                 {
-                    throw new InvalidDataException($"the response head is longer than {MaxResponseHeadBytes} bytes");
+                    if (buffer.Length >= MaxResponseHeadBytes)
+                    {
+                        throw new InvalidDataException($"the response head is longer than {MaxResponseHeadBytes} bytes");
+                    }
+                    var larger = ArrayPool<byte>.Shared.Rent(buffer.Length * 2);
+                    buffer.AsSpan(0, filled).CopyTo(larger);
+                    if (!ReferenceEquals(buffer, callers))
+                    {
+                        ArrayPool<byte>.Shared.Return(buffer);
+                    }
+                    buffer = larger;
                 }
-                var larger = ArrayPool<byte>.Shared.Rent(buffer.Length * 2);
-                buffer.AsSpan(0, filled).CopyTo(larger);
-                ArrayPool<byte>.Shared.Return(buffer);
-                buffer = larger;
-                grew(larger);
+                var read = await stream.ReadAsync(buffer.AsMemory(filled), cancellationToken).ConfigureAwait(false);
+                if (read == 0)
+                {
+                    throw new IOException("the backend closed the connection before a complete response head");
+                }
+                var searchFrom = Math.Max(0, filled - 3);
+                filled += read;
+                var end = buffer.AsSpan(searchFrom, filled - searchFrom).IndexOf("\r\n\r\n"u8);
+                if (end >= 0)
+                {
+                    return (buffer, searchFrom + end + 4, filled);
+                }
             }
-            var read = await stream.ReadAsync(buffer.AsMemory(filled), cancellationToken).ConfigureAwait(false);
-            if (read == 0)
-            {
-                throw new IOException("the backend closed the connection before a complete response head");
-            }
-            var searchFrom = Math.Max(0, filled - 3);
-            filled += read;
-            var end = buffer.AsSpan(searchFrom, filled - searchFrom).IndexOf("\r\n\r\n"u8);
-            if (end >= 0)
-            {
-                return (searchFrom + end + 4, filled);
-            }
+        }
+        catch when (!ReferenceEquals(buffer, callers))
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            throw;
         }
     }
 
     /// <summary>Status line and header fields (RFC 9112 sections 4 and 5) into a response whose content holds the content headers.</summary>
     private static HttpResponseMessage ParseHead(ReadOnlySpan<byte> head, HttpRequestMessage request)
     {
-        var text = Encoding.Latin1.GetString(head);
-        var lines = text.Split("\r\n");
-        var status = lines[0];
+        var lineEnd = head.IndexOf("\r\n"u8);
+        var status = head[..lineEnd];
         // "HTTP/1.1 101 Switching Protocols": version, a three-digit code, an optional reason.
-        if (!status.StartsWith("HTTP/1.", StringComparison.Ordinal) || status.Length < 12 || status[8] != ' '
-            || !int.TryParse(status.AsSpan(9, 3), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var code)
-            || code < 100 || (status.Length > 12 && status[12] != ' '))
+        if (!status.StartsWith("HTTP/1."u8) || status.Length < 12 || status[8] != (byte)' '
+            || !System.Buffers.Text.Utf8Parser.TryParse(status.Slice(9, 3), out int code, out var digits) || digits != 3
+            || !char.IsAsciiDigit((char)status[9]) || code < 100 || (status.Length > 12 && status[12] != (byte)' '))
         {
-            throw new InvalidDataException($"not an HTTP/1.x status line: '{(status.Length > 80 ? status[..80] : status)}'");
+            var shown = Encoding.Latin1.GetString(status.Length > 80 ? status[..80] : status);
+            throw new InvalidDataException($"not an HTTP/1.x status line: '{shown}'");
         }
         var response = new HttpResponseMessage((HttpStatusCode)code)
         {
             RequestMessage = request,
-            Version = status[7] == '0' ? HttpVersion.Version10 : HttpVersion.Version11,
-            ReasonPhrase = status.Length > 13 ? status[13..] : null,
+            Version = status[7] == (byte)'0' ? HttpVersion.Version10 : HttpVersion.Version11,
+            ReasonPhrase = status.Length > 13 ? ReasonPhrase(code, status[13..]) : null,
             Content = new HeadersOnlyContent(),
         };
-        for (var i = 1; i < lines.Length && lines[i].Length > 0; i++)
+        var rest = head[(lineEnd + 2)..];
+        while ((lineEnd = rest.IndexOf("\r\n"u8)) > 0)
         {
-            var line = lines[i];
-            var colon = line.IndexOf(':');
-            if (colon <= 0 || line[0] is ' ' or '\t' || line.AsSpan(0, colon).ContainsAny(' ', '\t'))
+            var line = rest[..lineEnd];
+            rest = rest[(lineEnd + 2)..];
+            var colon = line.IndexOf((byte)':');
+            if (colon <= 0 || line[0] is (byte)' ' or (byte)'\t' || line[..colon].ContainsAny((byte)' ', (byte)'\t'))
             {
-                throw new InvalidDataException($"malformed response header line '{(line.Length > 80 ? line[..80] : line)}'");
+                var shown = Encoding.Latin1.GetString(line.Length > 80 ? line[..80] : line);
+                throw new InvalidDataException($"malformed response header line '{shown}'");
             }
-            var name = line[..colon];
-            var value = line[(colon + 1)..].Trim(' ', '\t');
+            var name = Encoding.Latin1.GetString(line[..colon]);
+            var value = Encoding.Latin1.GetString(line[(colon + 1)..].Trim(" \t"u8));
             if (!response.Headers.TryAddWithoutValidation(name, value))
             {
                 response.Content.Headers.TryAddWithoutValidation(name, value);
@@ -223,6 +291,10 @@ internal sealed class UpgradeConnector : DelegatingHandler
         }
         return response;
     }
+
+    /// <summary>The reason phrase as sent; the usual one for a 101 without a new string per tunnel.</summary>
+    private static string ReasonPhrase(int code, ReadOnlySpan<byte> reason) =>
+        code == 101 && reason.SequenceEqual("Switching Protocols"u8) ? "Switching Protocols" : Encoding.Latin1.GetString(reason);
 
     /// <summary>Gives the response its real content, with the content headers the head carried.</summary>
     private static void ReplaceContent(HttpResponseMessage response, HttpContent content)

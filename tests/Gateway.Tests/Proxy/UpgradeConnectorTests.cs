@@ -41,6 +41,32 @@ public sealed partial class UpgradeConnectorTests
     }
 
     [Fact]
+    public async Task Heads_longer_than_the_connectors_first_buffer_go_through_whole_both_ways()
+    {
+        // 4 KiB is the connector's first buffer for each head; these are twice and four times that.
+        var cookie = "c=" + new string('q', 8_000);
+        var backendHeader = new string('b', 16_000);
+        string? requestHead = null;
+        await using var backend = new ScriptedBackend(async (stream, head) =>
+        {
+            requestHead = head;
+            var accept = Encoding.ASCII.GetString(SwitchingProtocols(head));
+            var longAnswer = accept[..^2] + $"X-Long: {backendHeader}\r\n\r\n";
+            await stream.WriteAsync(Encoding.ASCII.GetBytes(longAnswer).Concat(RawFrames.Encode(RawFrame.Text, "after a long head"u8, mask: false)).ToArray());
+            var frame = await RawFrames.ReadAsync(stream, expectMasked: true, CancellationToken.None);
+            await stream.WriteAsync(RawFrames.Encode(RawFrame.Text, frame.Payload, mask: false));
+        });
+        await using var gateway = await GatewayServer.StartAsync(RelayConfig.Build(backend.Address, RelayConfig.KeepAlive("00:00:00", "00:00:01")));
+        await using var client = await RawWebSocketClient.ConnectAsync(gateway.Ws, "/raw/long", $"Cookie: {cookie}");
+
+        Assert.Equal("after a long head", Encoding.UTF8.GetString((await client.ReceiveAsync())!.Payload));
+        await client.SendAsync(RawFrames.Encode(RawFrame.Text, "and back"u8));
+        Assert.Equal("and back", Encoding.UTF8.GetString((await client.ReceiveAsync())!.Payload));
+        Assert.Matches($"(?im)^Cookie: {cookie}\r$", requestHead);
+        Assert.EndsWith("\r\n\r\n", requestHead);
+    }
+
+    [Fact]
     public async Task An_ipv6_destination_is_reached_with_a_bracketed_host()
     {
         string? requestHead = null;
