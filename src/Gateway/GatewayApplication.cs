@@ -100,6 +100,10 @@ public static class GatewayApplication
         builder.Services.AddWarmup(options.Warmup);
         builder.Services.AddLifecycle();
 
+        // The lean HTTP/1.1 path (Listeners/LeanHttp1) runs the very request delegate Kestrel's requests run: captured by
+        // the first startup filter, so every other filter's middleware and WebApplication's implicit routing are in it.
+        builder.Services.AddSingleton<Listeners.LeanHttp1.LeanHttp1Pipeline>();
+        builder.Services.Insert(0, ServiceDescriptor.Transient<IStartupFilter, Listeners.LeanHttp1.LeanHttp1StartupFilter>());
         configureServices?.Invoke(builder.Services);
         var app = builder.Build();
         app.Services.GetRequiredService<Readiness>();

@@ -74,6 +74,12 @@ public static class KestrelListeners
                     IdleTlsBuffers.Use(endpoint, kestrel.ApplicationServices.GetRequiredService<ILoggerFactory>().CreateLogger("Gateway.Tls"));
                 }
             }
+            // Last, on the connection as HTTP sees it (after the PROXY header and TLS): a plain WebSocket upgrade as the
+            // first request takes the lean path; anything else reaches Kestrel's HTTP layer untouched.
+            if (options.LeanUpgrades && (protocols & HttpProtocols.Http1) != 0)
+            {
+                LeanHttp1.LeanHttp1Connections.Use(endpoint, kestrel.ApplicationServices, listener.Tls);
+            }
         });
     }
 

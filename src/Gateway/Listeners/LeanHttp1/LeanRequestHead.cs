@@ -1,0 +1,269 @@
+using System.Buffers;
+using System.Text;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Primitives;
+using Microsoft.Net.Http.Headers;
+
+namespace Gateway.Listeners.LeanHttp1;
+
+/// <summary>
+/// The one request head the lean HTTP/1.1 path takes: <c>GET &lt;origin-form&gt; HTTP/1.1</c> with a WebSocket upgrade,
+/// no body headers, plain ASCII everywhere. Anything else (or anything this parser is not sure of) is left to Kestrel,
+/// which then sees exactly the bytes it would have.
+/// </summary>
+internal sealed class LeanRequestHead
+{
+    /// <summary>Heads larger than this go to Kestrel (its own limits are 8 KB for the line, 32 KB for the headers).</summary>
+    public const int MaxHeadBytes = 8 * 1024;
+
+    private const int MaxHeaders = 100;
+
+    public required string Path { get; init; }
+
+    public required string QueryString { get; init; }
+
+    public required string RawTarget { get; init; }
+
+    public required HeaderDictionary Headers { get; init; }
+
+    /// <summary>Parses the head at the start of <paramref name="buffer"/>; null when it is not one the lean path takes.</summary>
+    /// <param name="limits">Kestrel's own limits: a head over any of them is left to Kestrel, which answers 414 or 431.</param>
+    public static LeanRequestHead? TryParse(in ReadOnlySequence<byte> buffer, KestrelServerLimits limits, out SequencePosition end)
+    {
+        end = default;
+        var max = Math.Min(MaxHeadBytes, limits.MaxRequestHeadersTotalSize + limits.MaxRequestLineSize);
+        var window = buffer.Length > max ? buffer.Slice(0, max) : buffer;
+        ReadOnlySpan<byte> span;
+        byte[]? copy = null;
+        if (window.IsSingleSegment)
+        {
+            span = window.FirstSpan;
+        }
+        else
+        {
+            copy = window.ToArray();
+            span = copy;
+        }
+        var headLength = span.IndexOf("\r\n\r\n"u8);
+        if (headLength < 0)
+        {
+            return null;
+        }
+        var head = TryParse(span[..(headLength + 2)], limits);
+        if (head is not null)
+        {
+            end = buffer.GetPosition(headLength + 4);
+        }
+        return head;
+    }
+
+    private static LeanRequestHead? TryParse(ReadOnlySpan<byte> head, KestrelServerLimits limits)
+    {
+        // Request line.
+        if (!head.StartsWith("GET /"u8))
+        {
+            return null;
+        }
+        var lineEnd = head.IndexOf("\r\n"u8);
+        var line = head[..lineEnd];
+        // Kestrel counts the request line with its CRLF, and the header fields with theirs (not the final CRLF).
+        if (lineEnd + 2 > limits.MaxRequestLineSize || head.Length - (lineEnd + 2) > limits.MaxRequestHeadersTotalSize)
+        {
+            return null;
+        }
+        if (!line.EndsWith(" HTTP/1.1"u8))
+        {
+            return null;
+        }
+        var target = line[4..^9];
+        var queryAt = -1;
+        for (var i = 0; i < target.Length; i++)
+        {
+            var c = target[i];
+            // Visible ASCII only; no percent-encoding or dot segments (Kestrel decodes and normalises those), no fragment.
+            if (c <= 0x20 || c >= 0x7F || c == (byte)'%' || c == (byte)'#')
+            {
+                return null;
+            }
+            if (c == (byte)'?' && queryAt < 0)
+            {
+                queryAt = i;
+            }
+        }
+        var pathBytes = queryAt < 0 ? target : target[..queryAt];
+        if (pathBytes.IndexOf("/."u8) >= 0 || pathBytes.IndexOf("//"u8) >= 0)
+        {
+            return null;
+        }
+        var rawTarget = Encoding.ASCII.GetString(target);
+        var path = queryAt < 0 ? rawTarget : rawTarget[..queryAt];
+        var query = queryAt < 0 ? string.Empty : rawTarget[queryAt..];
+
+        // Header lines.
+        var headers = new HeaderDictionary(12);
+        var rest = head[(lineEnd + 2)..];
+        bool host = false, upgrade = false, connectionUpgrade = false;
+        var count = 0;
+        while (!rest.IsEmpty)
+        {
+            var end = rest.IndexOf("\r\n"u8);
+            var field = rest[..end];
+            rest = rest[(end + 2)..];
+            if (++count > Math.Min(MaxHeaders, limits.MaxRequestHeaderCount))
+            {
+                return null;
+            }
+            var colon = field.IndexOf((byte)':');
+            if (colon <= 0)
+            {
+                return null;
+            }
+            var nameBytes = field[..colon];
+            foreach (var c in nameBytes)
+            {
+                if (!IsTokenChar(c))
+                {
+                    return null;
+                }
+            }
+            var valueBytes = field[(colon + 1)..].Trim(" \t"u8);
+            foreach (var c in valueBytes)
+            {
+                // No control characters, no obs-text, no bare CR or LF: Kestrel rejects or decodes those.
+                if ((c < 0x20 && c != (byte)'\t') || c >= 0x7F)
+                {
+                    return null;
+                }
+            }
+            var name = KnownName(nameBytes);
+            if (name is null)
+            {
+                return null;
+            }
+            if (ReferenceEquals(name, HeaderNames.ContentLength) || ReferenceEquals(name, HeaderNames.TransferEncoding))
+            {
+                return null;
+            }
+            var value = KnownValue(valueBytes);
+            if (ReferenceEquals(name, HeaderNames.Host))
+            {
+                if (host || valueBytes.IsEmpty || !IsSimpleHost(valueBytes))
+                {
+                    return null;
+                }
+                host = true;
+            }
+            else if (ReferenceEquals(name, HeaderNames.Upgrade))
+            {
+                upgrade |= Ascii.EqualsIgnoreCase(valueBytes, "websocket"u8);
+            }
+            else if (ReferenceEquals(name, HeaderNames.Connection))
+            {
+                connectionUpgrade |= HasToken(valueBytes, "upgrade"u8);
+            }
+            if (headers.TryGetValue(name, out var existing))
+            {
+                headers[name] = StringValues.Concat(existing, value);
+            }
+            else
+            {
+                headers[name] = value;
+            }
+        }
+        if (!host || !upgrade || !connectionUpgrade)
+        {
+            return null;
+        }
+        return new LeanRequestHead { Path = path, QueryString = query, RawTarget = rawTarget, Headers = headers };
+    }
+
+    private static bool IsTokenChar(byte c) =>
+        c is (>= (byte)'a' and <= (byte)'z') or (>= (byte)'A' and <= (byte)'Z') or (>= (byte)'0' and <= (byte)'9')
+            or (byte)'!' or (byte)'#' or (byte)'$' or (byte)'%' or (byte)'&' or (byte)'\'' or (byte)'*' or (byte)'+'
+            or (byte)'-' or (byte)'.' or (byte)'^' or (byte)'_' or (byte)'`' or (byte)'|' or (byte)'~';
+
+    /// <summary>
+    /// <c>reg-name[:port]</c> or <c>[IPv6][:port]</c> in their plain forms (RFC 9110 section 7.2, RFC 3986 section
+    /// 3.2.2); anything fancier (percent-encoding, IPvFuture, user info) is Kestrel's to judge.
+    /// </summary>
+    internal static bool IsSimpleHost(ReadOnlySpan<byte> host)
+    {
+        ReadOnlySpan<byte> port;
+        if (host[0] == (byte)'[')
+        {
+            var close = host.IndexOf((byte)']');
+            if (close < 3 || host[1..close].IndexOfAnyExcept("0123456789abcdefABCDEF:."u8) >= 0)
+            {
+                return false;
+            }
+            port = host[(close + 1)..];
+        }
+        else
+        {
+            var colon = host.IndexOf((byte)':');
+            var name = colon < 0 ? host : host[..colon];
+            if (name.IsEmpty || name.IndexOfAnyExcept("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_~"u8) >= 0)
+            {
+                return false;
+            }
+            port = colon < 0 ? default : host[colon..];
+        }
+        if (port.IsEmpty)
+        {
+            return true;
+        }
+        // ":" then 1-5 digits, at most 65535.
+        return port[0] == (byte)':' && port.Length is >= 2 and <= 6 && port[1..].IndexOfAnyExceptInRange((byte)'0', (byte)'9') < 0
+            && int.Parse(port[1..], System.Globalization.CultureInfo.InvariantCulture) <= 65535;
+    }
+
+    private static bool HasToken(ReadOnlySpan<byte> list, ReadOnlySpan<byte> token)
+    {
+        foreach (var range in list.Split((byte)','))
+        {
+            if (Ascii.EqualsIgnoreCase(list[range].Trim(" \t"u8), token))
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    // The names a handshake carries, as the framework's own string instances (no string per request for them).
+    private static readonly string[] KnownNames =
+    [
+        HeaderNames.Host, HeaderNames.Upgrade, HeaderNames.Connection, HeaderNames.SecWebSocketKey, HeaderNames.SecWebSocketVersion,
+        HeaderNames.SecWebSocketExtensions, HeaderNames.SecWebSocketProtocol, HeaderNames.Origin, HeaderNames.UserAgent,
+        HeaderNames.ContentLength, HeaderNames.TransferEncoding, HeaderNames.Cookie, HeaderNames.Authorization, HeaderNames.Accept,
+        HeaderNames.AcceptEncoding, HeaderNames.AcceptLanguage, HeaderNames.CacheControl, HeaderNames.Pragma,
+        "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", HeaderNames.TraceParent,
+        HeaderNames.TraceState, HeaderNames.Baggage,
+    ];
+
+    private static string? KnownName(ReadOnlySpan<byte> name)
+    {
+        foreach (var known in KnownNames)
+        {
+            if (name.Length == known.Length && Ascii.EqualsIgnoreCase(name, known))
+            {
+                return known;
+            }
+        }
+        // HeaderDictionary compares names case-insensitively; the name is kept as the client sent it.
+        return name.Length > 0 ? Encoding.ASCII.GetString(name) : null;
+    }
+
+    private static readonly string[] KnownValues = ["websocket", "Upgrade", "upgrade", "13", "permessage-deflate; client_max_window_bits"];
+
+    private static string KnownValue(ReadOnlySpan<byte> value)
+    {
+        foreach (var known in KnownValues)
+        {
+            if (value.Length == known.Length && Ascii.Equals(value, known))
+            {
+                return known;
+            }
+        }
+        return Encoding.ASCII.GetString(value);
+    }
+}

@@ -1,0 +1,202 @@
+using System.Collections.Concurrent;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json.Nodes;
+using Gateway.Tests.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
+using Yarp.ReverseProxy.Transforms;
+using Yarp.ReverseProxy.Transforms.Builder;
+
+namespace Gateway.Tests.Listeners.LeanHttp1;
+
+/// <summary>
+/// HTTP/1.1 connections whose first request is a plain WebSocket upgrade run on the lean path; everything else stays
+/// Kestrel's. What a client sees must not depend on which path served it.
+/// </summary>
+public sealed class LeanUpgradeTests : IAsyncLifetime
+{
+    private readonly TestCertificates _certificates = new();
+    private readonly ContextRecorder _recorder = new();
+    private Backend _backend = null!;
+    private GatewayServer _lean = null!;
+    private GatewayServer _kestrel = null!;
+
+    public async Task InitializeAsync()
+    {
+        _backend = await Backend.StartAsync("echo-1");
+        var (certificate, key, _) = _certificates.IssueServer("server", "localhost");
+        var proxy = GatewayServer.Proxy([("echo", "/echo", "echo")], [("echo", [_backend])]);
+        var config = GatewayServer.Config(proxy, [new JsonObject { ["Path"] = certificate, ["KeyPath"] = key }]);
+        // The time Kestrel gives a new connection to start its first request.
+        config["Kestrel"] = new JsonObject { ["Limits"] = new JsonObject { ["KeepAliveTimeout"] = "00:00:02" } };
+        _lean = await GatewayServer.StartAsync(config, services => services.AddSingleton<ITransformProvider>(_recorder));
+        var off = (JsonObject)config.DeepClone();
+        off["Gateway"]!["LeanUpgrades"] = false;
+        _kestrel = await GatewayServer.StartAsync(off, services => services.AddSingleton<ITransformProvider>(_recorder));
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _lean.DisposeAsync();
+        await _kestrel.DisposeAsync();
+        await _backend.DisposeAsync();
+        _certificates.Dispose();
+    }
+
+    [Theory]
+    [InlineData(Transport.Ws, true)]
+    [InlineData(Transport.WssHttp11, true)]
+    [InlineData(Transport.WssHttp2, false)]
+    public async Task Http11_upgrades_run_on_the_lean_path_and_relay_as_before(Transport transport, bool lean)
+    {
+        _recorder.Clear();
+        using var socket = await WebSocketClient.ConnectAsync(_lean, transport, "/echo", _certificates);
+        await WebSocketClient.SendTextAsync(socket, "hello");
+        Assert.Equal("hello", await WebSocketClient.ReceiveTextAsync(socket));
+        Assert.Equal(lean, _recorder.Take().EndsWith("LeanExchange", StringComparison.Ordinal));
+        Assert.Equal(System.Net.WebSockets.WebSocketCloseStatus.NormalClosure, await WebSocketClient.CloseAsync(socket));
+    }
+
+    [Fact]
+    public async Task Turned_off_every_upgrade_is_Kestrels()
+    {
+        _recorder.Clear();
+        using var socket = await WebSocketClient.ConnectAsync(_kestrel, Transport.Ws, "/echo", _certificates);
+        await WebSocketClient.SendTextAsync(socket, "hello");
+        Assert.Equal("hello", await WebSocketClient.ReceiveTextAsync(socket));
+        Assert.DoesNotContain("LeanExchange", _recorder.Take());
+    }
+
+    public static TheoryData<string, string> Handshakes => new()
+    {
+        { "accepted", Head("/echo?room=1") },
+        { "accepted, with a subpath", Head("/echo/x") },
+        { "no key", Head("/echo?room=1").Replace("Sec-WebSocket-Key", "X-Not-The-Key") },
+        { "a short key", Head("/echo?room=1", key: "c2hvcnQ=") },
+        { "version 8", Head("/echo?room=1").Replace("Sec-WebSocket-Version: 13", "Sec-WebSocket-Version: 8") },
+        { "no route", Head("/nowhere") },
+        { "a POST", Head("/echo?room=1").Replace("GET ", "POST ").Replace("\r\n\r\n", "\r\nContent-Length: 0\r\n\r\n") },
+        { "percent-encoded path", Head("/ech%6F") },
+        { "header without a colon", Head("/echo?room=1").Replace("Sec-WebSocket-Version: 13", "Sec-WebSocket-Version 13") },
+        { "two Hosts", Head("/echo?room=1").Replace("\r\n\r\n", "\r\nHost: other\r\n\r\n") },
+        { "no Host", Head("/echo?room=1").Replace("Host: localhost\r\n", "") },
+    };
+
+    [Theory]
+    [MemberData(nameof(Handshakes))]
+    public async Task Every_handshake_gets_the_same_answer_on_either_path(string why, string head)
+    {
+        var lean = await StatusAsync(_lean, head);
+        var kestrel = await StatusAsync(_kestrel, head);
+        Assert.True(lean == kestrel, $"{why}: the lean path answered '{lean}', Kestrel '{kestrel}'");
+    }
+
+    [Fact]
+    public async Task After_a_refusal_the_connection_still_speaks_HTTP_and_can_upgrade()
+    {
+        using var tcp = new TcpClient();
+        await tcp.ConnectAsync(_lean.Ws.Host, _lean.Ws.Port);
+        var stream = tcp.GetStream();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+
+        await stream.WriteAsync(Encoding.ASCII.GetBytes(Head("/echo?room=1").Replace("Sec-WebSocket-Version: 13", "Sec-WebSocket-Version: 8")), timeout.Token);
+        var refused = await RawFrames.ReadHeadAsync(stream, timeout.Token);
+        Assert.StartsWith("HTTP/1.1 426", refused);
+        var length = ContentLength(refused);
+        await stream.ReadExactlyAsync(new byte[length], timeout.Token);
+
+        await stream.WriteAsync(Encoding.ASCII.GetBytes(Head("/echo?room=1")), timeout.Token);
+        Assert.StartsWith("HTTP/1.1 101", await RawFrames.ReadHeadAsync(stream, timeout.Token));
+        await stream.WriteAsync(RawFrames.Encode(RawFrame.Text, "after a refusal"u8), timeout.Token);
+        var echoed = await RawFrames.ReadAsync(stream, expectMasked: false, timeout.Token);
+        Assert.Equal("after a refusal", Encoding.UTF8.GetString(echoed.Payload));
+    }
+
+    [Fact]
+    public async Task A_head_in_several_pieces_goes_to_Kestrel_and_still_upgrades()
+    {
+        _recorder.Clear();
+        using var tcp = new TcpClient { NoDelay = true };
+        await tcp.ConnectAsync(_lean.Ws.Host, _lean.Ws.Port);
+        var stream = tcp.GetStream();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+        var head = Encoding.ASCII.GetBytes(Head("/echo?room=1"));
+
+        await stream.WriteAsync(head.AsMemory(0, 20), timeout.Token);
+        await Task.Delay(200);
+        await stream.WriteAsync(head.AsMemory(20), timeout.Token);
+
+        Assert.StartsWith("HTTP/1.1 101", await RawFrames.ReadHeadAsync(stream, timeout.Token));
+        Assert.DoesNotContain("LeanExchange", _recorder.Take());
+    }
+
+    [Fact]
+    public async Task A_client_that_sends_nothing_is_cut_after_the_keep_alive_timeout()
+    {
+        using var tcp = new TcpClient();
+        await tcp.ConnectAsync(_lean.Ws.Host, _lean.Ws.Port);
+        var started = DateTime.UtcNow;
+        var read = await tcp.GetStream().ReadAsync(new byte[16]).AsTask().WaitAsync(TimeSpan.FromSeconds(15));
+        Assert.Equal(0, read);
+        Assert.InRange(DateTime.UtcNow - started, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(10));
+    }
+
+    /// <summary>The status line and the headers a client acts on, with what varies per run (keys, dates) left out.</summary>
+    private static async Task<string> StatusAsync(GatewayServer gateway, string head)
+    {
+        using var tcp = new TcpClient();
+        await tcp.ConnectAsync(gateway.Ws.Host, gateway.Ws.Port);
+        var stream = tcp.GetStream();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+        await stream.WriteAsync(Encoding.ASCII.GetBytes(head), timeout.Token);
+        var answer = await RawFrames.ReadHeadAsync(stream, timeout.Token);
+        var lines = answer.Split("\r\n", StringSplitOptions.RemoveEmptyEntries);
+        var kept = lines.Skip(1)
+            .Where(line => line.StartsWith("Upgrade:", StringComparison.OrdinalIgnoreCase)
+                || line.StartsWith("Connection:", StringComparison.OrdinalIgnoreCase)
+                || line.StartsWith("Sec-WebSocket-Version:", StringComparison.OrdinalIgnoreCase)
+                || line.StartsWith("Content-Type:", StringComparison.OrdinalIgnoreCase))
+            .Select(line => line.ToLowerInvariant())
+            .Order();
+        return string.Join(" | ", lines.Take(1).Concat(kept));
+    }
+
+    private static int ContentLength(string head) =>
+        head.Split("\r\n").Where(line => line.StartsWith("Content-Length:", StringComparison.OrdinalIgnoreCase))
+            .Select(line => int.Parse(line["Content-Length:".Length..].Trim(), System.Globalization.CultureInfo.InvariantCulture))
+            .DefaultIfEmpty(0).Single();
+
+    private static string Head(string path, string? key = null) =>
+        $"GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+        $"Sec-WebSocket-Key: {key ?? RawFrames.NewKey()}\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
+    /// <summary>Notes the type of the request's feature collection for every proxied request.</summary>
+    private sealed class ContextRecorder : ITransformProvider
+    {
+        private readonly ConcurrentQueue<string> _seen = new();
+
+        public void ValidateRoute(TransformRouteValidationContext context)
+        {
+        }
+
+        public void ValidateCluster(TransformClusterValidationContext context)
+        {
+        }
+
+        public void Apply(TransformBuilderContext context) => context.AddRequestTransform(transform =>
+        {
+            _seen.Enqueue(transform.HttpContext.Features.GetType().FullName!);
+            return default;
+        });
+
+        public void Clear() => _seen.Clear();
+
+        /// <summary>The one request proxied since <see cref="Clear"/>.</summary>
+        public string Take()
+        {
+            Assert.True(_seen.TryDequeue(out var seen), "no request was proxied");
+            Assert.True(_seen.IsEmpty, "more than one request was proxied");
+            return seen;
+        }
+    }
+}
