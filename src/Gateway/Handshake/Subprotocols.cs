@@ -90,6 +90,12 @@ internal sealed class SubprotocolFilter
     /// <summary>RFC 9110 section 5.6.2: token = 1*tchar. A subprotocol name must be one (RFC 6455 section 4.1).</summary>
     public static bool IsToken(string? text) => !string.IsNullOrEmpty(text) && !text.AsSpan().ContainsAnyExcept(TokenCharacters);
 
-    private static readonly SearchValues<char> TokenCharacters =
-        SearchValues.Create("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ");
+    /// <summary>The same rule on ASCII bytes, as a header name arrives on the wire.</summary>
+    public static bool IsToken(ReadOnlySpan<byte> text) => !text.IsEmpty && !text.ContainsAnyExcept(TokenBytes);
+
+    private const string TokenCharacterList = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+
+    private static readonly SearchValues<char> TokenCharacters = SearchValues.Create(TokenCharacterList);
+
+    private static readonly SearchValues<byte> TokenBytes = SearchValues.Create(Encoding.ASCII.GetBytes(TokenCharacterList));
 }

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Globalization;
 using System.IO.Pipelines;
 using System.Text;
+using Gateway.Handshake;
 using Gateway.Relay;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.WebUtilities;
@@ -96,7 +97,7 @@ internal sealed partial class LeanExchange
         Upgraded = true;
         StatusCode = StatusCodes.Status101SwitchingProtocols;
         var output = _connection.Transport.Output;
-        WriteHead(output, StatusCode, ReasonPhrase ?? "Switching Protocols", headers, contentLength: null, close: false);
+        WriteHead(output, StatusCode, ReasonPhrase, headers, contentLength: null, close: false);
         HasStarted = true;
         // What the backend answered was copied into these; nothing reads them once the 101 is out.
         _responseHeaders = null;
@@ -125,7 +126,7 @@ internal sealed partial class LeanExchange
                     Fail();
                     headers = ((IHttpResponseFeature)this).Headers;
                 }
-                CloseAfterResponse |= HasCloseToken(headers.Connection);
+                CloseAfterResponse |= HeaderTokens.Contains(headers.Connection, "close");
                 var output = _connection.Transport.Output;
                 var length = _body is null ? 0 : (int)_body.Length;
                 WriteHead(output, StatusCode, ReasonPhrase, headers, length, CloseAfterResponse);
@@ -192,21 +193,6 @@ internal sealed partial class LeanExchange
         }
     }
 
-    private static bool HasCloseToken(StringValues values)
-    {
-        foreach (var value in values)
-        {
-            foreach (var token in (value ?? string.Empty).Split(','))
-            {
-                if (token.Trim().Equals("close", StringComparison.OrdinalIgnoreCase))
-                {
-                    return true;
-                }
-            }
-        }
-        return false;
-    }
-
     /// <summary>
     /// The first header Kestrel would refuse to send: a name that is not a token, or a value with a control character
     /// (CR and LF above all: a header must not start another) or a non-ASCII one (Kestrel's default encoding).
@@ -215,7 +201,7 @@ internal sealed partial class LeanExchange
     {
         foreach (var (name, values) in headers)
         {
-            if (name.Length == 0 || !IsToken(name))
+            if (!SubprotocolFilter.IsToken(name))
             {
                 return "name";
             }
@@ -231,18 +217,6 @@ internal sealed partial class LeanExchange
             }
         }
         return null;
-    }
-
-    private static bool IsToken(string name)
-    {
-        foreach (var c in name)
-        {
-            if (!(char.IsAsciiLetterOrDigit(c) || "!#$%&'*+-.^_`|~".Contains(c)))
-            {
-                return false;
-            }
-        }
-        return true;
     }
 
     /// <summary>Status line and headers, ASCII (checked above), Date last as Kestrel sends it.</summary>

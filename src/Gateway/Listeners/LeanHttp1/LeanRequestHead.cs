@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Text;
+using Gateway.Handshake;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Primitives;
 using Microsoft.Net.Http.Headers;
@@ -119,12 +120,9 @@ internal sealed class LeanRequestHead
                 return null;
             }
             var nameBytes = field[..colon];
-            foreach (var c in nameBytes)
+            if (!SubprotocolFilter.IsToken(nameBytes))
             {
-                if (!IsTokenChar(c))
-                {
-                    return null;
-                }
+                return null;
             }
             var valueBytes = field[(colon + 1)..].Trim(" \t"u8);
             foreach (var c in valueBytes)
@@ -159,7 +157,7 @@ internal sealed class LeanRequestHead
             }
             else if (ReferenceEquals(name, HeaderNames.Connection))
             {
-                connectionUpgrade |= HasToken(valueBytes, "upgrade"u8);
+                connectionUpgrade |= HeaderTokens.Contains(value, "upgrade");
             }
             if (headers.TryGetValue(name, out var existing))
             {
@@ -176,11 +174,6 @@ internal sealed class LeanRequestHead
         }
         return new LeanRequestHead { Path = path, QueryString = query, RawTarget = rawTarget, Headers = headers };
     }
-
-    private static bool IsTokenChar(byte c) =>
-        c is (>= (byte)'a' and <= (byte)'z') or (>= (byte)'A' and <= (byte)'Z') or (>= (byte)'0' and <= (byte)'9')
-            or (byte)'!' or (byte)'#' or (byte)'$' or (byte)'%' or (byte)'&' or (byte)'\'' or (byte)'*' or (byte)'+'
-            or (byte)'-' or (byte)'.' or (byte)'^' or (byte)'_' or (byte)'`' or (byte)'|' or (byte)'~';
 
     /// <summary>
     /// <c>reg-name[:port]</c> or <c>[IPv6][:port]</c> in their plain forms (RFC 9110 section 7.2, RFC 3986 section
@@ -215,18 +208,6 @@ internal sealed class LeanRequestHead
         // ":" then 1-5 digits, at most 65535.
         return port[0] == (byte)':' && port.Length is >= 2 and <= 6 && port[1..].IndexOfAnyExceptInRange((byte)'0', (byte)'9') < 0
             && int.Parse(port[1..], System.Globalization.CultureInfo.InvariantCulture) <= 65535;
-    }
-
-    private static bool HasToken(ReadOnlySpan<byte> list, ReadOnlySpan<byte> token)
-    {
-        foreach (var range in list.Split((byte)','))
-        {
-            if (Ascii.EqualsIgnoreCase(list[range].Trim(" \t"u8), token))
-            {
-                return true;
-            }
-        }
-        return false;
     }
 
     // The names a handshake carries, as the framework's own string instances (no string per request for them).
