@@ -42,13 +42,6 @@ public sealed class ProxyConfigDefaults : IProxyConfigFilter
         ConsistentHashSettings.Validate(cluster, key);
 
         var affinity = cluster.SessionAffinity;
-        if (string.Equals(affinity?.Policy, "HashCookie", StringComparison.OrdinalIgnoreCase))
-        {
-            // YARP's HashCookie needs System.IO.Hashing, which this build cannot ship (see shared platform notes):
-            // accepting it would fail every affinitized request at run time.
-            throw new GatewayConfigurationException($"{key}:SessionAffinity:Policy",
-                "'HashCookie' is not available in this build; use 'Cookie' (encrypted cookie), 'ArrCookie' or 'CustomHeader'");
-        }
 
         // Sticky by default: a chat client that reconnects should find its session where it left it. A ConsistentHash
         // cluster is sticky by its key instead, and a cookie would override the key.

@@ -60,6 +60,7 @@ public static class ProxyExtensions
         app.MapReverseProxy(proxy =>
         {
             proxy.UseMiddleware<ProxyErrorsMiddleware>();
+            proxy.UseMiddleware<RouteTimeoutStatusMiddleware>();
             proxy.UseHandshakeGate();
             proxy.UseConnectRetry();
             proxy.UseDestinationDrains();

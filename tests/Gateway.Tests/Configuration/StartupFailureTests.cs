@@ -33,7 +33,6 @@ public sealed class StartupFailureTests : IDisposable
     {
         { "unknown-cluster", "ReverseProxy:Routes:chat:ClusterId: cluster 'nope' is not defined" },
         { "bad-url", "ReverseProxy:Clusters:chat:Destinations:one:Address: 'not a url' is not an absolute http:// or https:// URL" },
-        { "hash-cookie", "ReverseProxy:Clusters:chat:SessionAffinity:Policy: 'HashCookie' is not available" },
         { "missing-certificate", "Gateway:Tls:Certificates:0:Path: certificate file" },
         { "unknown-key", "Gateway:Listeners:ws:Prot: unknown key" },
         { "bad-port", "Gateway:Listeners:ws:Port: 'eighty' is not a whole number" },
@@ -57,9 +56,6 @@ public sealed class StartupFailureTests : IDisposable
                 break;
             case "bad-url":
                 cluster["Destinations"]!["one"]!["Address"] = "not a url";
-                break;
-            case "hash-cookie":
-                cluster["SessionAffinity"] = new JsonObject { ["Enabled"] = true, ["Policy"] = "HashCookie", ["AffinityKeyName"] = "k" };
                 break;
             case "missing-certificate":
                 config["Gateway"]!["Listeners"]!["wss"] = new JsonObject { ["Address"] = "127.0.0.1", ["Port"] = 0, ["Tls"] = true };

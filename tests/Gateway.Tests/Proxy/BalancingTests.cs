@@ -122,6 +122,51 @@ public sealed class BalancingTests
         }
     }
 
+    [Theory]
+    [InlineData("HashCookie", "^[0-9a-f]{16}$")] // XxHash64 of the destination id (System.IO.Hashing)
+    [InlineData("ArrCookie", "^[0-9A-F]{64}$")] // SHA-256, as IIS ARR sends it
+    public async Task A_hashed_affinity_cookie_keeps_a_client_on_its_backend_against_the_balancer(string policy, string hashShape)
+    {
+        await using var b1 = await Backend.StartAsync("b1");
+        await using var b2 = await Backend.StartAsync("b2");
+        await using var gateway = await GatewayServer.StartAsync(GatewayServer.Config(
+            GatewayServer.Proxy([("chat", "/chat", "chat")], [("chat", [b1, b2])], (_, config) =>
+                config["SessionAffinity"] = new JsonObject { ["Enabled"] = true, ["Policy"] = policy, ["AffinityKeyName"] = "room-affinity" })));
+
+        var cookies = new CookieContainer();
+        using var first = await WebSocketClient.ConnectAsync(gateway, Transport.Ws, "/chat/lobby", cookies: cookies);
+        var home = await WebSocketClient.ReceiveWelcomeBackendAsync(first);
+        var affinity = first.HttpResponseHeaders?.GetValueOrDefault("Set-Cookie")?.SingleOrDefault(c => c.StartsWith("room-affinity=", StringComparison.Ordinal));
+        Assert.NotNull(affinity);
+        // A hash of the destination, not the encrypted id the Cookie policy sends.
+        Assert.Matches(hashShape, affinity["room-affinity=".Length..].Split(';')[0]);
+
+        // The home backend already holds this tunnel, so least-connections balancing alone would choose the other one
+        // for every new tunnel; the cookie keeps all of them home.
+        var ballast = new List<ClientWebSocket>();
+        try
+        {
+            for (var i = 0; i < 4; i++)
+            {
+                var socket = await WebSocketClient.ConnectAsync(gateway, Transport.Ws, "/chat/lobby", cookies: cookies);
+                ballast.Add(socket);
+                Assert.Equal(home, await WebSocketClient.ReceiveWelcomeBackendAsync(socket));
+            }
+            using var stranger = await WebSocketClient.ConnectAsync(gateway, Transport.Ws, "/chat/lobby", cookies: new CookieContainer());
+            Assert.NotEqual(home, await WebSocketClient.ReceiveWelcomeBackendAsync(stranger));
+            await WebSocketClient.CloseAsync(stranger);
+        }
+        finally
+        {
+            foreach (var socket in ballast)
+            {
+                await WebSocketClient.CloseAsync(socket);
+                socket.Dispose();
+            }
+            await WebSocketClient.CloseAsync(first);
+        }
+    }
+
     [Fact]
     public async Task With_one_backend_down_new_connections_succeed_on_the_other()
     {
