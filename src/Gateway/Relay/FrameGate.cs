@@ -3,27 +3,37 @@ namespace Gateway.Relay;
 /// <summary>
 /// Who may write to one peer: the relay's loop, relaying what it read from the other peer, or the gateway, injecting
 /// a frame of its own (a ping, a Close). The gateway may write only where the peer has received whole frames
-/// (RFC 6455 §5.4: control frames may come between the fragments of a message, never inside a frame) and never
-/// while the loop writes. Both wait by awaiting, never by polling.
+/// (RFC 6455 §5.4: control frames may come between the fragments of a message, never inside a frame), never while
+/// the loop writes, and nothing at all once a Close went to the peer, relayed or its own (§5.5.1: the Close is the
+/// last frame an endpoint sends). Both wait by awaiting, never by polling.
 /// </summary>
 /// <remarks>
 /// The relay's loop is read, write, read: bytes it read are written before it reads again. <see cref="BeginRelay"/> marks
 /// the moment a read returned bytes for this peer (before they are scanned); <see cref="EndRelay"/> the moment they
 /// were all written, saying whether the peer is then at a frame boundary. Between the two, and while the last write
-/// ended inside a frame, the gate is busy. Uncontended, a relayed write costs two interlocked operations and allocates
-/// nothing; an injection (rare: a ping per interval, a Close) allocates a task source or two.
+/// ended inside a frame, the gate is busy.
+/// Everything is one word of state changed by interlocked operations. Uncontended, a relayed write costs two of them
+/// and an injection (a keepalive ping into an idle tunnel, every interval on every tunnel) three, and neither allocates:
+/// a task to wait on is made only when someone has to wait (an injection that meets the loop's write, a Close that
+/// waits for a frame boundary), which is rare.
 /// Written by hand: no framework primitive waits for "idle and at a frame boundary".
 /// </remarks>
 internal sealed class FrameGate
 {
-    private const int Busy = 1;       // relayed bytes not yet all written, or the last write ended inside a frame
-    private const int Injecting = 2;  // the gateway is writing a frame of its own
-    private const int Waiting = 4;    // an injector waits for the busy bit to clear
-    private const int Abandoned = 8;  // the tunnel is over: injectors stop waiting
+    private const int Busy = 1;            // relayed bytes not yet all written, or the last write ended inside a frame
+    private const int Injecting = 2;       // the gateway is writing a frame of its own
+    private const int BoundaryWaited = 4;  // the holder waits for the busy bit to clear
+    private const int Abandoned = 8;       // the tunnel is over: injectors stop waiting
+    private const int Held = 16;           // one injector holds the right to inject (waiting for a boundary, or writing)
+    private const int ReleaseWaited = 32;  // someone waits for the holder to finish (another injector, the loop's write)
+    private const int Closed = 64;         // a Close went to the peer: nothing of the gateway's own follows it
 
     private int _state;
-    private TaskCompletionSource? _injector;   // held by the one injector at a time; relay writes wait on it
-    private TaskCompletionSource<bool>? _boundary; // completed when the busy bit clears (or the gate is abandoned)
+    private TaskCompletionSource? _released;        // made by the first to wait for the holder; completed when it exits
+    private TaskCompletionSource<bool>? _boundary;  // completed when the busy bit clears (or the gate is abandoned)
+
+    /// <summary>A Close has gone (or is going) to the peer.</summary>
+    public bool IsClosed => (Volatile.Read(ref _state) & Closed) != 0;
 
     /// <summary>A read returned bytes that the loop will write to this peer.</summary>
     public void BeginRelay() => Interlocked.Or(ref _state, Busy);
@@ -34,12 +44,15 @@ internal sealed class FrameGate
 
     private async ValueTask WaitForInjectorAsync()
     {
-        // The holder first, then the bit: an injection can begin only while the gate is not busy, and the loop's pending
-        // write keeps it busy, so a holder read first and still injecting after is the one to wait for (a later holder
-        // could only be waiting for this very write to end).
-        while (Volatile.Read(ref _injector) is { } injector && (Volatile.Read(ref _state) & Injecting) != 0)
+        // No injection can begin while the loop's pending write keeps the gate busy: once the bit clears it stays clear.
+        while (true)
         {
-            await injector.Task.ConfigureAwait(false);
+            var released = ReleaseSignal();
+            if ((Volatile.Read(ref _state) & Injecting) == 0)
+            {
+                return;
+            }
+            await released.ConfigureAwait(false);
         }
     }
 
@@ -51,41 +64,81 @@ internal sealed class FrameGate
             return;
         }
         var previous = Interlocked.And(ref _state, ~Busy);
-        if ((previous & Waiting) != 0)
+        if ((previous & BoundaryWaited) != 0)
         {
             Volatile.Read(ref _boundary)?.TrySetResult(true);
         }
     }
 
     /// <summary>
+    /// A Close is going to the peer: the loop relays one (called while the gate is busy with it, so no injection can
+    /// come between) or the gateway writes its own (called while it holds the gate). Injections after it are refused.
+    /// </summary>
+    public void MarkClosed()
+    {
+        if ((Interlocked.Or(ref _state, Closed) & BoundaryWaited) != 0)
+        {
+            Volatile.Read(ref _boundary)?.TrySetResult(false);
+        }
+    }
+
+    /// <summary>
     /// Takes the right to write one frame of the gateway's own, or says it cannot (false) as <paramref name="wait"/>
     /// allows: a ping gives up at once when the moment is wrong and tries again at the next sweep; a Close waits for
-    /// another injector, and for the next frame boundary if asked, until the gate is abandoned. The caller that gets
-    /// true must call <see cref="ExitInjection"/>.
+    /// another injector, and for the next frame boundary if asked, until the gate is abandoned or closed. The caller
+    /// that gets true must call <see cref="ExitInjection"/>.
     /// </summary>
-    public async ValueTask<bool> EnterInjectionAsync(InjectionWait wait)
+    public ValueTask<bool> EnterInjectionAsync(InjectionWait wait)
     {
-        // One injector at a time: the holder's task source is what the others (and the loop's writes) wait on.
-        var mine = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        while (Interlocked.CompareExchange(ref _injector, mine, null) is { } other)
+        // The moment is right (idle, at a boundary, nobody injecting): taken at once, nothing allocated.
+        var state = Volatile.Read(ref _state);
+        while ((state & (Held | Busy | Abandoned | Closed)) == 0)
         {
-            if (wait == InjectionWait.None || (Volatile.Read(ref _state) & Abandoned) != 0)
+            var seen = Interlocked.CompareExchange(ref _state, state | Held | Injecting, state);
+            if (seen == state)
+            {
+                return new ValueTask<bool>(true);
+            }
+            state = seen;
+        }
+        return wait == InjectionWait.None ? new ValueTask<bool>(false) : EnterSlowAsync(wait);
+    }
+
+    private async ValueTask<bool> EnterSlowAsync(InjectionWait wait)
+    {
+        // One injector at a time: take the hold, waiting for the holder to release it.
+        while (true)
+        {
+            var state = Volatile.Read(ref _state);
+            if ((state & (Abandoned | Closed)) != 0)
             {
                 return false;
             }
-            await other.Task.ConfigureAwait(false);
+            if ((state & Held) == 0)
+            {
+                if (Interlocked.CompareExchange(ref _state, state | Held, state) == state)
+                {
+                    break;
+                }
+                continue;
+            }
+            var released = ReleaseSignal();
+            if ((Volatile.Read(ref _state) & (Held | Abandoned)) == Held)
+            {
+                await released.ConfigureAwait(false);
+            }
         }
 
         while (true)
         {
             var state = Volatile.Read(ref _state);
-            if ((state & Abandoned) != 0)
+            if ((state & (Abandoned | Closed)) != 0)
             {
                 break;
             }
             if ((state & Busy) == 0)
             {
-                if (Interlocked.CompareExchange(ref _state, (state | Injecting) & ~Waiting, state) == state)
+                if (Interlocked.CompareExchange(ref _state, (state | Injecting) & ~BoundaryWaited, state) == state)
                 {
                     return true;
                 }
@@ -99,35 +152,51 @@ internal sealed class FrameGate
             // cleared in between, and then nobody would complete it.
             var boundary = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
             Volatile.Write(ref _boundary, boundary);
-            Interlocked.Or(ref _state, Waiting);
-            if ((Volatile.Read(ref _state) & (Busy | Abandoned)) == Busy)
+            Interlocked.Or(ref _state, BoundaryWaited);
+            if ((Volatile.Read(ref _state) & (Busy | Abandoned | Closed)) == Busy)
             {
                 await boundary.Task.ConfigureAwait(false);
             }
         }
-        Interlocked.And(ref _state, ~Waiting);
-        Release(mine);
+        Release();
         return false;
     }
 
     /// <summary>The gateway's frame is written (or failed): the loop's writes and other injectors go on.</summary>
-    public void ExitInjection()
-    {
-        Interlocked.And(ref _state, ~Injecting);
-        Release(Volatile.Read(ref _injector)!);
-    }
+    public void ExitInjection() => Release();
 
-    /// <summary>The tunnel is over: injectors waiting for a boundary give up, and none waits again.</summary>
+    /// <summary>The tunnel is over: injectors waiting for a boundary or for another injector give up, and none waits again.</summary>
     public void Abandon()
     {
         Interlocked.Or(ref _state, Abandoned);
         Volatile.Read(ref _boundary)?.TrySetResult(false);
+        Interlocked.Exchange(ref _released, null)?.TrySetResult();
     }
 
-    private void Release(TaskCompletionSource mine)
+    private void Release()
     {
-        Volatile.Write(ref _injector, null);
-        mine.TrySetResult();
+        var previous = Interlocked.And(ref _state, ~(Held | Injecting | BoundaryWaited | ReleaseWaited));
+        if ((previous & ReleaseWaited) != 0)
+        {
+            Interlocked.Exchange(ref _released, null)?.TrySetResult();
+        }
+    }
+
+    /// <summary>
+    /// What completes when the holder exits, made on first need and shared by all who wait meanwhile. Published before
+    /// the bit that asks for it is set, and the caller looks at the state again after: an exit in between either saw the
+    /// bit (and completes it) or came before it (and the caller finds the gate free).
+    /// </summary>
+    private Task ReleaseSignal()
+    {
+        var signal = Volatile.Read(ref _released);
+        if (signal is null)
+        {
+            var created = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            signal = Interlocked.CompareExchange(ref _released, created, null) ?? created;
+        }
+        Interlocked.Or(ref _state, ReleaseWaited);
+        return signal.Task;
     }
 }
 

@@ -141,6 +141,9 @@ public sealed partial class RelayTunnel
         }
     }
 
+    /// <summary>A ping to that peer waits for its pong (for tests that step keepalive by hand).</summary>
+    internal bool PingOutstanding(bool backend) => Volatile.Read(ref PeerOf(backend).Outstanding);
+
     private ref PeerKeepAlive PeerOf(bool backend) => ref backend ? ref _backendAlive : ref _clientAlive;
 
     private void OnPong(ref PeerKeepAlive peer, string side)
