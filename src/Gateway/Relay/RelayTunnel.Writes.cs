@@ -46,6 +46,12 @@ public sealed partial class RelayTunnel
         {
             if (!_stopRelayToClient)
             {
+                if (_fromBackend.CloseCode != 0)
+                {
+                    // The backend's Close is in these bytes: after it the client gets nothing of the gateway's own (a
+                    // drain, a lifetime end or an admin close racing it gives up at the gate instead of a second Close).
+                    _toClient.MarkClosed();
+                }
                 await _client!.WriteAsync(data, cancellationToken).ConfigureAwait(false);
                 Volatile.Write(ref _clientAlive.LastSent, now);
             }
@@ -89,6 +95,10 @@ public sealed partial class RelayTunnel
         {
             if (!_stopRelayToBackend)
             {
+                if (_fromClient.CloseCode != 0)
+                {
+                    _toBackend.MarkClosed(); // the client's Close is in these bytes: the same for the backend
+                }
                 await _backend!.WriteAsync(data, cancellationToken).ConfigureAwait(false);
                 Volatile.Write(ref _backendAlive.LastSent, now);
             }
@@ -117,6 +127,7 @@ public sealed partial class RelayTunnel
     /// Writes a control frame of the gateway's own to one peer through its gate. A Close is the last frame that peer
     /// gets from the gateway (§5.5.1). Returns whether it was written.
     /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<bool> InjectAsync(bool toBackend, ReadOnlyMemory<byte> frame, InjectionWait wait, bool isClose)
     {
         var gate = toBackend ? _toBackend : _toClient;
@@ -134,7 +145,9 @@ public sealed partial class RelayTunnel
             Volatile.Write(ref toBackend ? ref _backendWriteSince : ref _clientWriteSince, now);
             if (isClose)
             {
-                // Before the write: what the loop relays after this point is dropped, not written after the Close.
+                // Before the write: what the loop relays after this point is dropped, not written after the Close, and
+                // no other injection follows it.
+                gate.MarkClosed();
                 if (toBackend)
                 {
                     _stopRelayToBackend = _closeSentToBackend = true;
