@@ -35,6 +35,9 @@ internal sealed class FrameGate
     /// <summary>A Close has gone (or is going) to the peer.</summary>
     public bool IsClosed => (Volatile.Read(ref _state) & Closed) != 0;
 
+    /// <summary>The loop has bytes for the peer not yet written, or the peer is inside a frame (for tests).</summary>
+    internal bool IsBusy => (Volatile.Read(ref _state) & Busy) != 0;
+
     /// <summary>A read returned bytes that the loop will write to this peer.</summary>
     public void BeginRelay() => Interlocked.Or(ref _state, Busy);
 

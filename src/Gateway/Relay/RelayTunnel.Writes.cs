@@ -19,6 +19,9 @@ public sealed partial class RelayTunnel
     private long _clientWriteSince;
     private long _backendWriteSince;
 
+    /// <summary>The gate in front of the client (for tests that step a race).</summary>
+    internal FrameGate ClientGate => _toClient;
+
     // ---- Backend to client: the loop writes the backend's frames to the client through this ----
 
     private ValueTask WriteToClientAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
