@@ -44,6 +44,30 @@ public sealed class IdleTlsBuffersTests
     }
 
     [Fact]
+    public async Task A_handle_that_is_not_the_connections_own_is_refused_and_left_as_it_was()
+    {
+        // As if a runtime update moved the field and the lookup landed on another connection's SSL*: the server's
+        // connection is checked against the client's handle (SSL_is_server says client), and the other way round.
+        Assert.Null(IdleTlsBuffers.Unavailable);
+        using var certificates = new TestCertificates();
+        await using var pair = await TlsPair.StartAsync(certificates);
+
+        Assert.False(IdleTlsBuffers.TryRelease(pair.Server, handleOf: pair.Client, out var refused));
+        Assert.NotNull(refused);
+        Assert.Contains("not this connection's", refused);
+        Assert.False(IdleTlsBuffers.TryRelease(pair.Client, handleOf: pair.Server, out refused));
+        Assert.NotNull(refused);
+        Assert.Equal(0, IdleTlsBuffers.ReadMode(pair.Client)!.Value & ReleaseBuffers);
+        Assert.Equal(0, IdleTlsBuffers.ReadMode(pair.Server)!.Value & ReleaseBuffers);
+
+        // Its own handle agrees (server, the negotiated version), and the connection serves on either way.
+        Assert.True(IdleTlsBuffers.TryRelease(pair.Server, handleOf: pair.Server, out refused));
+        Assert.Null(refused);
+        await Exchange(pair.Client, pair.Server, 20_000);
+        await Exchange(pair.Server, pair.Client, 20_000);
+    }
+
+    [Fact]
     public async Task A_closed_connection_is_refused_without_an_error()
     {
         using var certificates = new TestCertificates();
