@@ -8,7 +8,7 @@ using Yarp.ReverseProxy;
 using Yarp.ReverseProxy.Health;
 using Yarp.ReverseProxy.Model;
 
-namespace Gateway.Tests.Health;
+namespace Gateway.Tests.Proxy;
 
 /// <summary>
 /// Passive health after a crash (issue 22): the tunnels that die with a backend mark it unhealthy, and once restarted it
