@@ -160,12 +160,16 @@ public sealed class RoomRoutingTests
         Assert.True(split.Count == 0, $"rooms split: {string.Join("; ", split)}");
     }
 
-    [Fact]
-    public async Task With_the_bound_on_a_crowded_room_stays_whole_new_rooms_go_elsewhere_and_a_room_left_empty_goes_home()
+    [Theory]
+    [InlineData(true)] // the lean HTTP/1.1 path
+    [InlineData(false)] // Kestrel's: the tunnel's end is seen through the same hook, the end of the request
+    public async Task With_the_bound_on_a_crowded_room_stays_whole_new_rooms_go_elsewhere_and_a_room_left_empty_goes_home(bool leanUpgrades)
     {
         await using var b1 = await Backend.StartAsync("b1");
         await using var b2 = await Backend.StartAsync("b2");
-        await using var gateway = await GatewayServer.StartAsync(RoomsConfig([b1, b2], balanceFactor: "1.25"));
+        var config = RoomsConfig([b1, b2], balanceFactor: "1.25");
+        config["Gateway"]!["LeanUpgrades"] = leanUpgrades;
+        await using var gateway = await GatewayServer.StartAsync(config);
         // Where the hash alone puts a room, as any replica computes it.
         var replica = HashClusters.Create(["b1", "b2"], "route:room", balanceFactor: "0");
         var policy = HashClusters.Policy();
