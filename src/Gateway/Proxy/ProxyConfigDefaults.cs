@@ -70,11 +70,19 @@ public sealed class ProxyConfigDefaults : IProxyConfigFilter
             request = request with { Version = HttpVersion.Version11, VersionPolicy = HttpVersionPolicy.RequestVersionOrLower };
         }
 
+        // One period for every reader (the passive policy and the connect retry's mark), written where it can be seen.
+        var health = cluster.HealthCheck;
+        if (health?.Passive is { Enabled: true, ReactivationPeriod: null } passive)
+        {
+            health = health with { Passive = passive with { ReactivationPeriod = Health.FailureRatePolicy.DefaultReactivationPeriod } };
+        }
+
         return ValueTask.FromResult(cluster with
         {
             LoadBalancingPolicy = cluster.LoadBalancingPolicy ?? DefaultLoadBalancingPolicy,
             SessionAffinity = affinity,
             HttpRequest = request,
+            HealthCheck = health,
         });
     }
 

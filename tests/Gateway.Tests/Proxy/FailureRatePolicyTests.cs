@@ -92,6 +92,26 @@ public sealed class FailureRatePolicyTests
         Assert.Equal(DestinationHealth.Healthy, _destination.Health.Passive); // 1 of 11: the 9 are gone
     }
 
+    [Fact]
+    public async Task An_enabled_passive_check_without_a_period_gets_the_default_written_into_its_cluster()
+    {
+        var defaults = new Gateway.Proxy.ProxyConfigDefaults(new Gateway.Policies.WebSocketPolicies(Infrastructure.InMemoryGatewayOptions.Load()));
+        ClusterConfig Cluster(PassiveHealthCheckConfig passive) => new()
+        {
+            ClusterId = "chat",
+            HealthCheck = new HealthCheckConfig { Passive = passive },
+            Destinations = new Dictionary<string, DestinationConfig> { ["one"] = new() { Address = "http://127.0.0.1:5999/" } },
+        };
+
+        var unset = await defaults.ConfigureClusterAsync(Cluster(new PassiveHealthCheckConfig { Enabled = true }), CancellationToken.None);
+        var set = await defaults.ConfigureClusterAsync(Cluster(new PassiveHealthCheckConfig { Enabled = true, ReactivationPeriod = Period }), CancellationToken.None);
+        var off = await defaults.ConfigureClusterAsync(Cluster(new PassiveHealthCheckConfig { Enabled = false }), CancellationToken.None);
+
+        Assert.Equal(TimeSpan.FromSeconds(60), unset.HealthCheck!.Passive!.ReactivationPeriod);
+        Assert.Equal(Period, set.HealthCheck!.Passive!.ReactivationPeriod);
+        Assert.Null(off.HealthCheck!.Passive!.ReactivationPeriod);
+    }
+
     private void Report(ForwarderError? error, bool clientGone = false, Exception? exception = null)
     {
         var context = new DefaultHttpContext();
