@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Yarp.ReverseProxy.Model;
 
@@ -66,7 +67,7 @@ internal sealed class KeyTunnels
         lock (_lock)
         {
             ref var count = ref CollectionsMarshal.GetValueRefOrNullRef(_counts, (key, destination));
-            if (!System.Runtime.CompilerServices.Unsafe.IsNullRef(ref count) && --count <= 0)
+            if (!Unsafe.IsNullRef(ref count) && --count <= 0)
             {
                 _counts.Remove((key, destination));
             }
