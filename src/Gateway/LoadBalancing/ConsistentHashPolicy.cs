@@ -6,13 +6,16 @@ namespace Gateway.LoadBalancing;
 
 /// <summary>
 /// YARP load-balancing policy <c>ConsistentHash</c>: requests with the same key (a chat room, from the cluster's
-/// <c>HashKey</c> metadata) go to the same destination, on every replica of the gateway, as long as that destination
-/// is available and not over the load bound (<c>HashBalanceFactor</c>). A request without the key goes to the
-/// destination with the fewest requests in flight, as YARP's <c>LeastRequests</c> would send it.
+/// <c>HashKey</c> metadata, hashed after the cluster's <c>HashSeed</c> if it has one) go to the same destination, on
+/// every replica of the gateway, as long as that destination is available. With the load bound on
+/// (<c>HashBalanceFactor</c>), a key with live requests on an available destination follows them, and only a key
+/// with none is placed by the bound. A request without the key goes to the destination with the fewest requests in
+/// flight, as YARP's <c>LeastRequests</c> would send it.
 /// </summary>
 /// <remarks>
 /// One instance serves every cluster; each cluster's parsed metadata and ring are kept beside YARP's own state for
-/// it and rebuilt only when its configuration or its set of destinations changes. Picking allocates nothing.
+/// it and rebuilt only when its configuration or its set of destinations changes, once per change however many
+/// requests arrive at once. Picking allocates nothing without the bound; with it, one lease per keyed request.
 /// </remarks>
 public sealed class ConsistentHashPolicy : ILoadBalancingPolicy
 {
@@ -30,22 +33,34 @@ public sealed class ConsistentHashPolicy : ILoadBalancingPolicy
             return null;
         }
         var entry = _clusters.GetValue(cluster, static _ => new ClusterEntry());
-        if (entry.SettingsFor(cluster.Model) is { } settings && settings.Key.TryHash(context, out var hash)
-            && entry.RingFor(cluster, _logger).Pick(hash, availableDestinations, settings.BalanceFactor) is { } chosen)
+        if (entry.SettingsFor(cluster.Model) is not { } settings || !settings.Key.TryHash(context, settings.Start, out var hash))
         {
-            return chosen;
+            return LeastRequests(availableDestinations);
         }
-        return LeastRequests(availableDestinations);
+        if (settings.BalanceFactor <= 0)
+        {
+            // Without the bound the placement is the hash's alone: nothing to count.
+            return entry.RingFor(cluster, _logger).Pick(hash, availableDestinations, 0) ?? LeastRequests(availableDestinations);
+        }
+        // The bound places new keys only: a room with members here stays where they are.
+        var chosen = entry.Tunnels.Holder(hash, availableDestinations)
+            ?? entry.RingFor(cluster, _logger).Pick(hash, availableDestinations, settings.BalanceFactor);
+        if (chosen is null)
+        {
+            return LeastRequests(availableDestinations);
+        }
+        KeyLease.Hold(context, entry.Tunnels, hash, chosen);
+        return chosen;
     }
 
     /// <summary>YARP's LeastRequests: the fewest in-flight requests, the first of equals.</summary>
     internal static DestinationState LeastRequests(IReadOnlyList<DestinationState> destinations)
     {
         var least = destinations[0];
-        var leastCount = least.ConcurrentRequestCount;
+        var leastCount = DestinationLoad.Of(least);
         for (var i = 1; i < destinations.Count; i++)
         {
-            var count = destinations[i].ConcurrentRequestCount;
+            var count = DestinationLoad.Of(destinations[i]);
             if (count < leastCount)
             {
                 least = destinations[i];
@@ -58,8 +73,12 @@ public sealed class ConsistentHashPolicy : ILoadBalancingPolicy
     /// <summary>What the policy keeps per cluster; replaced wholesale, so readers on other threads see either version.</summary>
     private sealed class ClusterEntry
     {
+        private readonly Lock _building = new();
         private volatile SettingsEntry? _settings;
         private volatile HashRing? _ring;
+
+        /// <summary>Kept across reloads and ring rebuilds: the tunnels it counts outlive both.</summary>
+        public KeyTunnels Tunnels { get; } = new();
 
         public ConsistentHashSettings? SettingsFor(ClusterModel model)
         {
@@ -81,17 +100,28 @@ public sealed class ConsistentHashPolicy : ILoadBalancingPolicy
             {
                 return ring;
             }
-            if (ring is not null && ring.HasSameMembers(all))
+            // One build per change: the requests that arrive meanwhile wait for it rather than each building their own.
+            lock (_building)
             {
-                ring = ring.WithSource(all);
+                // The list as it is now: a change that came while waiting is built for, not the one this caller saw.
+                all = cluster.DestinationsState.AllDestinations;
+                ring = _ring;
+                if (ring is not null && ReferenceEquals(ring.Source, all))
+                {
+                    return ring;
+                }
+                if (ring is not null && ring.HasSameMembers(all))
+                {
+                    ring = ring.WithSource(all);
+                }
+                else
+                {
+                    ring = HashRing.Build(all);
+                    Log.RingBuilt(logger, cluster.ClusterId, ring.DestinationCount, ring.PointCount);
+                }
+                _ring = ring;
+                return ring;
             }
-            else
-            {
-                ring = HashRing.Build(all);
-                Log.RingBuilt(logger, cluster.ClusterId, ring.DestinationCount, ring.PointCount);
-            }
-            _ring = ring;
-            return ring;
         }
     }
 

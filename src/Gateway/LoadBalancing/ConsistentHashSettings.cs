@@ -5,8 +5,8 @@ using Yarp.ReverseProxy.Configuration;
 namespace Gateway.LoadBalancing;
 
 /// <summary>
-/// A <c>ConsistentHash</c> cluster's metadata: <c>HashKey</c> (where a request's key comes from) and
-/// <c>HashBalanceFactor</c> (the load bound). Checked when the configuration loads, so a mistake is refused with its
+/// A <c>ConsistentHash</c> cluster's metadata: <c>HashKey</c> (where a request's key comes from),
+/// <c>HashBalanceFactor</c> (the load bound, off by default) and <c>HashSeed</c> (a secret mixed into the key's hash). Checked when the configuration loads, so a mistake is refused with its
 /// key at startup and on reload, and read again by the policy only when the cluster's configuration changes.
 /// </summary>
 public sealed class ConsistentHashSettings
@@ -14,20 +14,35 @@ public sealed class ConsistentHashSettings
     public const string PolicyName = "ConsistentHash";
     public const string HashKeyMetadata = "HashKey";
     public const string BalanceFactorMetadata = "HashBalanceFactor";
+    public const string SeedMetadata = "HashSeed";
 
-    /// <summary>HAProxy's usual choice; Mirrokni et al. (2016) show keys move little under bounds of this order.</summary>
-    public const double DefaultBalanceFactor = 1.25;
+    /// <summary>
+    /// Off, as HAProxy's <c>hash-balance-factor</c> is by default: a bound moves a key off its destination, and where
+    /// rooms live in each backend's memory a moved member no longer sees the room (each replica judges the bound by its
+    /// own counts, so replicas can disagree about a room however sticky each one is).
+    /// </summary>
+    public const double DefaultBalanceFactor = 0;
 
-    private ConsistentHashSettings(HashKey key, double balanceFactor)
+    /// <summary>Shorter secrets could be guessed by trying them against observed placements.</summary>
+    public const int MinimumSeedLength = 16;
+
+    private ConsistentHashSettings(HashKey key, double balanceFactor, string? seed)
     {
         Key = key;
         BalanceFactor = balanceFactor;
+        HasSeed = !string.IsNullOrEmpty(seed);
+        Start = StableHash.Seeded(seed);
     }
 
     public HashKey Key { get; }
 
-    /// <summary>No destination takes a new request while it has ⌈factor × mean⌉ or more; 0: no bound.</summary>
+    /// <summary>No destination takes a new key while it has ⌈factor × mean⌉ or more; 0: no bound.</summary>
     public double BalanceFactor { get; }
+
+    public bool HasSeed { get; }
+
+    /// <summary>The hash's state after the seed: each request's key is hashed on from here.</summary>
+    internal StableHash Start { get; }
 
     /// <summary>YARP looks policies up by name case-insensitively.</summary>
     public static bool Uses(ClusterConfig cluster) =>
@@ -60,16 +75,30 @@ public sealed class ConsistentHashSettings
                 return null;
             }
         }
+        string? seed = null;
+        if (metadata.TryGetValue(SeedMetadata, out var seedText))
+        {
+            faultKey = SeedMetadata;
+            if (seedText is null || seedText.Length < MinimumSeedLength || string.IsNullOrWhiteSpace(seedText))
+            {
+                fault = $"must be a secret of at least {MinimumSeedLength} characters (the same on every replica), e.g. from 'openssl rand -base64 24'";
+                return null;
+            }
+            seed = seedText;
+        }
         fault = string.Empty;
-        return new ConsistentHashSettings(key, factor);
+        return new ConsistentHashSettings(key, factor, seed);
     }
 
-    /// <summary>Throws the one error that names the key, for <c>ProxyConfigDefaults</c> (startup and every reload).</summary>
-    public static void Validate(ClusterConfig cluster, string clusterKey)
+    /// <summary>
+    /// Throws the one error that names the key, for <c>ProxyConfigDefaults</c> (startup and every reload); the
+    /// settings of a <c>ConsistentHash</c> cluster, null for any other.
+    /// </summary>
+    public static ConsistentHashSettings? Validate(ClusterConfig cluster, string clusterKey)
     {
         if (!Uses(cluster))
         {
-            foreach (var name in (ReadOnlySpan<string>)[HashKeyMetadata, BalanceFactorMetadata])
+            foreach (var name in (ReadOnlySpan<string>)[HashKeyMetadata, BalanceFactorMetadata, SeedMetadata])
             {
                 if (cluster.Metadata?.ContainsKey(name) == true)
                 {
@@ -77,10 +106,10 @@ public sealed class ConsistentHashSettings
                         $"applies only with LoadBalancingPolicy '{PolicyName}' (this cluster's is '{cluster.LoadBalancingPolicy ?? "LeastRequests"}')");
                 }
             }
-            return;
+            return null;
         }
 
-        if (Read(cluster, out var faultKey, out var fault) is null)
+        if (Read(cluster, out var faultKey, out var fault) is not { } settings)
         {
             throw new GatewayConfigurationException($"{clusterKey}:Metadata:{faultKey}", fault);
         }
@@ -90,5 +119,6 @@ public sealed class ConsistentHashSettings
             throw new GatewayConfigurationException($"{clusterKey}:SessionAffinity:Enabled",
                 $"must be off with LoadBalancingPolicy '{PolicyName}': the affinity cookie would override the hash (the hash is sticky by itself)");
         }
+        return settings;
     }
 }

@@ -88,7 +88,10 @@ public sealed class HashKey
     }
 
     /// <summary>Hashes the request's key; false when the request has none, or an empty one.</summary>
-    public bool TryHash(HttpContext context, out ulong hash)
+    public bool TryHash(HttpContext context, out ulong hash) => TryHash(context, StableHash.Create(), out hash);
+
+    /// <summary>Hashes the request's key from <paramref name="start"/> (the cluster's seed, if it has one).</summary>
+    internal bool TryHash(HttpContext context, StableHash start, out ulong hash)
     {
         var request = context.Request;
         switch (Source)
@@ -96,27 +99,27 @@ public sealed class HashKey
             case HashKeySource.Route:
                 if (request.RouteValues.TryGetValue(Name, out var value) && value is not null)
                 {
-                    return TryHashText(value as string ?? Convert.ToString(value, CultureInfo.InvariantCulture), out hash);
+                    return TryHashText(start, value as string ?? Convert.ToString(value, CultureInfo.InvariantCulture), out hash);
                 }
                 break;
             case HashKeySource.Header:
                 if (request.Headers.TryGetValue(Name, out var values) && values.Count > 0)
                 {
-                    return TryHashText(values[0], out hash);
+                    return TryHashText(start, values[0], out hash);
                 }
                 break;
             case HashKeySource.Query:
-                return RequestKeys.TryHashQuery(request.QueryString.Value, Name, out hash);
+                return RequestKeys.TryHashQuery(request.QueryString.Value, Name, start, out hash);
             case HashKeySource.Cookie:
-                return RequestKeys.TryHashCookie(request.Headers.Cookie, Name, out hash);
+                return RequestKeys.TryHashCookie(request.Headers.Cookie, Name, start, out hash);
         }
         hash = 0;
         return false;
     }
 
-    private static bool TryHashText(string? text, out ulong hash)
+    private static bool TryHashText(StableHash start, string? text, out ulong hash)
     {
-        hash = string.IsNullOrEmpty(text) ? 0 : StableHash.Of(text);
+        hash = string.IsNullOrEmpty(text) ? 0 : StableHash.Of(start, text);
         return !string.IsNullOrEmpty(text);
     }
 

@@ -121,7 +121,7 @@ internal sealed class HashRing
                 var destination = available[i];
                 if (_indexes.TryGetValue(destination, out var index) && loads[index] == Unavailable)
                 {
-                    var load = Math.Max(0, destination.ConcurrentRequestCount);
+                    var load = DestinationLoad.Of(destination);
                     loads[index] = load;
                     total += load;
                     candidates++;

@@ -14,7 +14,7 @@ internal static class RequestKeys
     /// <c>Request.Query</c> matches), its value decoded as <c>Request.Query</c> would: <c>+</c> is a space and
     /// <c>%XX</c> a byte of UTF-8, so <c>a+b</c>, <c>a%20b</c> and a header <c>a b</c> are one key.
     /// </summary>
-    public static bool TryHashQuery(string? query, string name, out ulong hash)
+    public static bool TryHashQuery(string? query, string name, StableHash start, out ulong hash)
     {
         hash = 0;
         var rest = query.AsSpan();
@@ -39,7 +39,7 @@ internal static class RequestKeys
             {
                 return false;
             }
-            hash = HashPercentDecoded(value);
+            hash = HashPercentDecoded(start, value);
             return true;
         }
         return false;
@@ -49,7 +49,7 @@ internal static class RequestKeys
     /// The cookie's value from the Cookie header(s) (RFC 6265 §5.4: <c>name=value</c> pairs separated by <c>"; "</c>),
     /// matched case-insensitively like <c>Request.Cookies</c>; surrounding double quotes (§4.1.1) are not part of it.
     /// </summary>
-    public static bool TryHashCookie(StringValues headers, string name, out ulong hash)
+    public static bool TryHashCookie(StringValues headers, string name, StableHash start, out ulong hash)
     {
         hash = 0;
         foreach (var header in headers)
@@ -75,16 +75,15 @@ internal static class RequestKeys
                 {
                     return false;
                 }
-                hash = StableHash.Of(value);
+                hash = StableHash.Of(start, value);
                 return true;
             }
         }
         return false;
     }
 
-    private static ulong HashPercentDecoded(ReadOnlySpan<char> value)
+    private static ulong HashPercentDecoded(StableHash hash, ReadOnlySpan<char> value)
     {
-        var hash = StableHash.Create();
         var run = 0; // start of the characters not yet hashed, which stand for themselves
         var i = 0;
         while (i < value.Length)

@@ -17,12 +17,30 @@ internal struct StableHash
 
     public static StableHash Create() => new() { _state = OffsetBasis };
 
-    /// <summary>The hash of the text's UTF-8 bytes.</summary>
-    public static ulong Of(ReadOnlySpan<char> text)
+    /// <summary>
+    /// A hash that first takes in a secret (the cluster's <c>HashSeed</c>) and a zero byte, so that where a key lands
+    /// cannot be computed without the secret. The state after the secret is computed once, at load; without a secret
+    /// this is <see cref="Create"/>, so unseeded keys hash as they always did.
+    /// </summary>
+    public static StableHash Seeded(string? seed)
     {
         var hash = Create();
-        hash.AppendUtf8(text);
-        return hash.Finish();
+        if (!string.IsNullOrEmpty(seed))
+        {
+            hash.AppendUtf8(seed);
+            hash.Append(0);
+        }
+        return hash;
+    }
+
+    /// <summary>The hash of the text's UTF-8 bytes.</summary>
+    public static ulong Of(ReadOnlySpan<char> text) => Of(Create(), text);
+
+    /// <summary>The hash of the text's UTF-8 bytes, from a start such as <see cref="Seeded"/>.</summary>
+    public static ulong Of(StableHash start, ReadOnlySpan<char> text)
+    {
+        start.AppendUtf8(text);
+        return start.Finish();
     }
 
     public void Append(byte value) => _state = (_state ^ value) * Prime;

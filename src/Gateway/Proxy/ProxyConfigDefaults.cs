@@ -15,8 +15,13 @@ namespace Gateway.Proxy;
 public sealed class ProxyConfigDefaults : IProxyConfigFilter
 {
     private readonly WebSocketPolicies _policies;
+    private readonly ILogger _logger;
 
-    public ProxyConfigDefaults(WebSocketPolicies policies) => _policies = policies;
+    public ProxyConfigDefaults(WebSocketPolicies policies, ILogger<ProxyConfigDefaults>? logger = null)
+    {
+        _policies = policies;
+        _logger = logger ?? (ILogger)Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
+    }
 
     /// <summary>LeastRequests counts in-flight requests, and a proxied WebSocket is in flight for its whole life: least connections.</summary>
     public const string DefaultLoadBalancingPolicy = "LeastRequests";
@@ -39,7 +44,10 @@ public sealed class ProxyConfigDefaults : IProxyConfigFilter
             }
         }
 
-        ConsistentHashSettings.Validate(cluster, key);
+        if (ConsistentHashSettings.Validate(cluster, key) is { BalanceFactor: > 0 } hashSettings)
+        {
+            LoadBalancing.Log.BoundOn(_logger, cluster.ClusterId, hashSettings.BalanceFactor);
+        }
 
         var affinity = cluster.SessionAffinity;
 
@@ -62,11 +70,19 @@ public sealed class ProxyConfigDefaults : IProxyConfigFilter
             request = request with { Version = HttpVersion.Version11, VersionPolicy = HttpVersionPolicy.RequestVersionOrLower };
         }
 
+        // One period for every reader (the passive policy and the connect retry's mark), written where it can be seen.
+        var health = cluster.HealthCheck;
+        if (health?.Passive is { Enabled: true, ReactivationPeriod: null } passive)
+        {
+            health = health with { Passive = passive with { ReactivationPeriod = Health.FailureRatePolicy.DefaultReactivationPeriod } };
+        }
+
         return ValueTask.FromResult(cluster with
         {
             LoadBalancingPolicy = cluster.LoadBalancingPolicy ?? DefaultLoadBalancingPolicy,
             SessionAffinity = affinity,
             HttpRequest = request,
+            HealthCheck = health,
         });
     }
 

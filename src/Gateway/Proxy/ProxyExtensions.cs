@@ -1,5 +1,6 @@
 using Gateway.Configuration;
 using Gateway.Handshake;
+using Gateway.Health;
 using Gateway.KeyRing;
 using Gateway.Lifecycle;
 using Gateway.LoadBalancing;
@@ -37,6 +38,8 @@ public static class ProxyExtensions
         // After AddReverseProxy: the relay takes each tunnel over from YARP's forwarder at the 101.
         builder.Services.AddRelayForwarder();
         builder.Services.AddConsistentHash();
+        // After AddReverseProxy: takes the place of YARP's TransportFailureRate passive health policy.
+        builder.Services.AddGatewayPassiveHealth();
         // YARP's route Timeout and TimeoutPolicy are ASP.NET Core request timeouts: without the middleware every request on
         // such a route fails. YARP turns the timeout off once a WebSocket is upgraded, so it never cuts a tunnel.
         builder.Services.AddRequestTimeouts();

@@ -19,9 +19,10 @@ public sealed class RawBackend : IAsyncDisposable
     private readonly ConcurrentQueue<IPEndPoint> _peers = new();
     private readonly Task _accepting;
 
-    public RawBackend()
+    /// <param name="port">0 for a free port; a port given is that of a backend the test stopped, started again.</param>
+    public RawBackend(int port = 0)
     {
-        _listener = new TcpListener(IPAddress.Loopback, 0);
+        _listener = new TcpListener(IPAddress.Loopback, port);
         _listener.Start();
         Address = new Uri($"http://127.0.0.1:{((IPEndPoint)_listener.LocalEndpoint).Port}/");
         _accepting = AcceptLoopAsync();

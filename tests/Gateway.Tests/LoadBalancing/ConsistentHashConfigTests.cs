@@ -3,7 +3,9 @@ using Gateway.Configuration;
 using Gateway.LoadBalancing;
 using Gateway.Policies;
 using Gateway.Proxy;
+using Gateway.Tests.Handshake;
 using Gateway.Tests.Infrastructure;
+using Microsoft.Extensions.Logging;
 using Yarp.ReverseProxy.Configuration;
 
 namespace Gateway.Tests.LoadBalancing;
@@ -53,6 +55,56 @@ public sealed class ConsistentHashConfigTests : IDisposable
     };
 
     [Theory]
+    [InlineData("ConsistentHash", "", "must be a secret of at least 16 characters (the same on every replica)")]
+    [InlineData("ConsistentHash", "short-secret", "must be a secret of at least 16 characters")]
+    [InlineData("ConsistentHash", "                    ", "must be a secret of at least 16 characters")]
+    [InlineData("RoundRobin", "0123456789abcdef0123", "applies only with LoadBalancingPolicy 'ConsistentHash' (this cluster's is 'RoundRobin')")]
+    public async Task A_bad_seed_is_refused_with_its_key(string policy, string seed, string message)
+    {
+        var metadata = new Dictionary<string, string> { [ConsistentHashSettings.SeedMetadata] = seed };
+        if (policy == "ConsistentHash")
+        {
+            metadata[ConsistentHashSettings.HashKeyMetadata] = "route:room";
+        }
+
+        var error = await Assert.ThrowsAsync<GatewayConfigurationException>(() => ConfigureAsync(policy, metadata));
+
+        Assert.Equal("ReverseProxy:Clusters:rooms:Metadata:HashSeed", error.Key);
+        Assert.Contains(message, error.Problem);
+    }
+
+    [Theory]
+    [InlineData(null, false)]
+    [InlineData("0", false)]
+    [InlineData("1.25", true)]
+    public async Task A_bound_that_can_split_rooms_is_warned_about_at_load(string? factor, bool warned)
+    {
+        var logs = new CapturingLoggerProvider();
+        using var factory = LoggerFactory.Create(builder => builder.AddProvider(logs));
+        var defaults = new ProxyConfigDefaults(new WebSocketPolicies(InMemoryGatewayOptions.Load()),
+            factory.CreateLogger<ProxyConfigDefaults>());
+        var metadata = new Dictionary<string, string> { [ConsistentHashSettings.HashKeyMetadata] = "route:room" };
+        if (factor is not null)
+        {
+            metadata[ConsistentHashSettings.BalanceFactorMetadata] = factor;
+        }
+        await defaults.ConfigureClusterAsync(new ClusterConfig
+        {
+            ClusterId = "rooms",
+            LoadBalancingPolicy = "ConsistentHash",
+            Metadata = metadata,
+            Destinations = new Dictionary<string, DestinationConfig> { ["one"] = new() { Address = "http://127.0.0.1:5999/" } },
+        }, CancellationToken.None);
+
+        var warnings = logs.Lines.Where(line => line.Id.Id == 801).ToArray();
+        Assert.Equal(warned, warnings.Length == 1);
+        if (warned)
+        {
+            Assert.Contains("Cluster rooms: HashBalanceFactor 1.25 is on", warnings[0].Message);
+        }
+    }
+
+    [Theory]
     [MemberData(nameof(Mistakes))]
     public async Task A_bad_value_is_refused_with_its_key(string? policy, string? hashKey, string? factor, string key, string message)
     {
@@ -94,7 +146,8 @@ public sealed class ConsistentHashConfigTests : IDisposable
         var settings = ConsistentHashSettings.Read(cluster, out _, out _);
         Assert.NotNull(settings);
         Assert.Equal(hashKey.ToLowerInvariant(), settings.Key.ToString().ToLowerInvariant());
-        Assert.Equal(factor is null ? 1.25 : double.Parse(factor, System.Globalization.CultureInfo.InvariantCulture), settings.BalanceFactor);
+        // Off unless asked for: a bound moves a room's new members away from it (HAProxy's hash-balance-factor is off by default too).
+        Assert.Equal(factor is null ? 0 : double.Parse(factor, System.Globalization.CultureInfo.InvariantCulture), settings.BalanceFactor);
 
         var withoutAffinity = await ConfigureAsync(policy, metadata, new SessionAffinityConfig { Enabled = false });
         Assert.False(withoutAffinity.SessionAffinity!.Enabled);

@@ -11,12 +11,16 @@ internal static class HashClusters
 {
     public const string KeyHeader = "X-Room";
 
-    public static ClusterState Create(IEnumerable<string> destinationIds, string hashKey = "header:" + KeyHeader, string? balanceFactor = null)
+    public static ClusterState Create(IEnumerable<string> destinationIds, string hashKey = "header:" + KeyHeader, string? balanceFactor = null, string? seed = null)
     {
         var metadata = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase) { [ConsistentHashSettings.HashKeyMetadata] = hashKey };
         if (balanceFactor is not null)
         {
             metadata[ConsistentHashSettings.BalanceFactorMetadata] = balanceFactor;
+        }
+        if (seed is not null)
+        {
+            metadata[ConsistentHashSettings.SeedMetadata] = seed;
         }
         var config = new ClusterConfig { ClusterId = "rooms", LoadBalancingPolicy = ConsistentHashSettings.PolicyName, Metadata = metadata };
         var cluster = new ClusterState("rooms", new ClusterModel(config, new HttpMessageInvoker(new SocketsHttpHandler())));
@@ -53,5 +57,58 @@ internal static class HashClusters
         var context = new DefaultHttpContext();
         context.Request.Headers[KeyHeader] = key;
         return context;
+    }
+}
+
+/// <summary>
+/// A keyed request that stays in flight, like a tunnel, until <see cref="EndAsync"/>: counted on the destination the
+/// policy picked (as YARP counts it), and ended as ASP.NET Core ends a request, by running its OnCompleted callbacks.
+/// </summary>
+internal sealed class Tunnel
+{
+    private readonly CompletingResponse _response = new();
+
+    public Tunnel(string key)
+    {
+        Context = new DefaultHttpContext();
+        Context.Features.Set<Microsoft.AspNetCore.Http.Features.IHttpResponseFeature>(_response);
+        Context.Request.Headers[HashClusters.KeyHeader] = key;
+        Key = key;
+    }
+
+    public string Key { get; }
+
+    public HttpContext Context { get; }
+
+    public DestinationState? Destination { get; private set; }
+
+    public static Tunnel Open(ConsistentHashPolicy policy, ClusterState cluster, string key, IReadOnlyList<DestinationState>? available = null)
+    {
+        var tunnel = new Tunnel(key);
+        tunnel.Destination = policy.PickDestination(tunnel.Context, cluster, available ?? cluster.DestinationsState.AvailableDestinations)!;
+        tunnel.Destination.ConcurrentRequestCount++;
+        return tunnel;
+    }
+
+    public async Task EndAsync()
+    {
+        Destination!.ConcurrentRequestCount--;
+        await _response.CompleteAsync();
+    }
+
+    private sealed class CompletingResponse : Microsoft.AspNetCore.Http.Features.HttpResponseFeature
+    {
+        private readonly List<(Func<object, Task> Callback, object State)> _completed = [];
+
+        public override void OnCompleted(Func<object, Task> callback, object state) => _completed.Add((callback, state));
+
+        public async Task CompleteAsync()
+        {
+            foreach (var (callback, state) in _completed)
+            {
+                await callback(state);
+            }
+            _completed.Clear();
+        }
     }
 }

@@ -128,43 +128,95 @@ public sealed class RoomRoutingTests
         Assert.Contains("b2", placed.Values);
     }
 
-    [Fact]
-    public async Task A_crowded_room_spills_past_the_load_bound_and_stays_whole_without_one()
+    [Theory]
+    [InlineData(null)] // the default: no bound
+    [InlineData("1.25")] // the bound on: it places new rooms only
+    public async Task Every_member_of_a_room_meets_the_others_on_one_backend(string? balanceFactor)
     {
         await using var b1 = await Backend.StartAsync("b1");
         await using var b2 = await Backend.StartAsync("b2");
+        await using var b3 = await Backend.StartAsync("b3");
+        await using var gateway = await GatewayServer.StartAsync(RoomsConfig([b1, b2, b3], balanceFactor));
+
+        var split = new List<string>();
         var sockets = new List<ClientWebSocket>();
         try
         {
-            await using (var bounded = await GatewayServer.StartAsync(RoomsConfig([b1, b2])))
+            // Issue 22: with one tunnel open, ⌈1.25 × 2 / 3⌉ = 1, so every room's second member was sent elsewhere.
+            foreach (var room in Enumerable.Range(1, 10).Select(i => $"pair-{i}"))
             {
-                // 1.25 × (2 + 1) / 2 rounds up to 2: with two members on it, the room's backend is full for a third.
-                var first = await JoinAsync(bounded, "/chat/crowded");
-                var second = await JoinAsync(bounded, "/chat/crowded");
-                var third = await JoinAsync(bounded, "/chat/crowded");
-                sockets.AddRange([first.Socket, second.Socket, third.Socket]);
-                Assert.Equal(first.Backend, second.Backend);
-                Assert.NotEqual(first.Backend, third.Backend);
-                Assert.Equal(1, third.Members);
-                await LeaveAllAsync(sockets);
-                sockets.Clear();
+                var members = new[] { await JoinAsync(gateway, $"/chat/{room}"), await JoinAsync(gateway, $"/chat/{room}"), await JoinAsync(gateway, $"/chat/{room}") };
+                sockets.AddRange(members.Select(m => m.Socket));
+                if (members.Select(m => m.Backend).Distinct().Count() > 1 || !members.Select(m => m.Members).SequenceEqual([1, 2, 3]))
+                {
+                    split.Add($"{room}: {string.Join(", ", members.Select(m => $"{m.Backend} ({m.Members})"))}");
+                }
             }
-
-            await using var unbounded = await GatewayServer.StartAsync(RoomsConfig([b1, b2], balanceFactor: "0"));
-            var members = new List<(ClientWebSocket Socket, string Backend, int Members)>();
-            for (var i = 0; i < 4; i++)
-            {
-                // Another room: the backends may not have seen the first one's members leave yet.
-                members.Add(await JoinAsync(unbounded, "/chat/packed"));
-                sockets.Add(members[^1].Socket);
-            }
-            Assert.Single(members.Select(m => m.Backend).Distinct());
-            Assert.Equal([1, 2, 3, 4], members.Select(m => m.Members));
         }
         finally
         {
             await LeaveAllAsync(sockets);
         }
+        Assert.True(split.Count == 0, $"rooms split: {string.Join("; ", split)}");
+    }
+
+    [Theory]
+    [InlineData(true)] // the lean HTTP/1.1 path
+    [InlineData(false)] // Kestrel's: the tunnel's end is seen through the same hook, the end of the request
+    public async Task With_the_bound_on_a_crowded_room_stays_whole_new_rooms_go_elsewhere_and_a_room_left_empty_goes_home(bool leanUpgrades)
+    {
+        await using var b1 = await Backend.StartAsync("b1");
+        await using var b2 = await Backend.StartAsync("b2");
+        var config = RoomsConfig([b1, b2], balanceFactor: "1.25");
+        config["Gateway"]!["LeanUpgrades"] = leanUpgrades;
+        await using var gateway = await GatewayServer.StartAsync(config);
+        // Where the hash alone puts a room, as any replica computes it.
+        var replica = HashClusters.Create(["b1", "b2"], "route:room", balanceFactor: "0");
+        var policy = HashClusters.Policy();
+        string HomeOf(string room)
+        {
+            var context = new DefaultHttpContext();
+            context.Request.RouteValues["room"] = room;
+            return policy.PickDestination(context, replica, replica.DestinationsState.AllDestinations)!.DestinationId;
+        }
+        var home = HomeOf("crowded");
+        var newcomer = Enumerable.Range(1, 100).Select(i => $"new-{i}").First(room => HomeOf(room) == home);
+
+        var crowd = new List<ClientWebSocket>();
+        ClientWebSocket? elsewhere = null;
+        try
+        {
+            // 1.25 × (2 + 1) / 2 rounds up to 2: from the third member on, the room's backend is over the bound, and
+            // its members still follow the ones already there.
+            for (var i = 1; i <= 4; i++)
+            {
+                var member = await JoinAsync(gateway, "/chat/crowded");
+                crowd.Add(member.Socket);
+                Assert.Equal(home, member.Backend);
+                Assert.Equal(i, member.Members);
+            }
+            // A room with nobody here yet is placed by the bound: its own backend is full, so the other one.
+            var placed = await JoinAsync(gateway, $"/chat/{newcomer}");
+            elsewhere = placed.Socket;
+            Assert.NotEqual(home, placed.Backend);
+
+            await LeaveAllAsync(crowd);
+            crowd.Clear();
+            await LeaveAllAsync([elsewhere]);
+            elsewhere = null;
+        }
+        finally
+        {
+            await LeaveAllAsync(elsewhere is null ? crowd : [.. crowd, elsewhere]);
+        }
+
+        // Once its only tunnel has ended, the room is new again and goes to its own backend, now idle.
+        await Retry.Eventually(async () =>
+        {
+            var member = await JoinAsync(gateway, $"/chat/{newcomer}");
+            await LeaveAllAsync([member.Socket]);
+            Assert.Equal(home, member.Backend);
+        }, TimeSpan.FromSeconds(10));
     }
 
     [Fact]
