@@ -27,6 +27,9 @@ internal sealed class LeanRequestHead
 
     public required HeaderDictionary Headers { get; init; }
 
+    /// <summary>The request's <c>Connection</c> says <c>close</c>: no further request on this connection (RFC 9112 section 9.6).</summary>
+    public bool Close { get; init; }
+
     /// <summary>Parses the head at the start of <paramref name="buffer"/>; null when it is not one the lean path takes.</summary>
     /// <param name="limits">Kestrel's own limits: a head over any of them is left to Kestrel, which answers 414 or 431.</param>
     public static LeanRequestHead? TryParse(in ReadOnlySequence<byte> buffer, KestrelServerLimits limits, out SequencePosition end)
@@ -103,7 +106,7 @@ internal sealed class LeanRequestHead
         // Header lines.
         var headers = new HeaderDictionary(12);
         var rest = head[(lineEnd + 2)..];
-        bool host = false, upgrade = false, connectionUpgrade = false;
+        bool host = false, upgrade = false, connectionUpgrade = false, close = false;
         var count = 0;
         while (!rest.IsEmpty)
         {
@@ -157,7 +160,14 @@ internal sealed class LeanRequestHead
             }
             else if (ReferenceEquals(name, HeaderNames.Connection))
             {
+                // Kestrel reads Connection's list with SP as the only whitespace around its elements (an HTAB inside
+                // the value makes the element unknown to it), so such a head is Kestrel's to judge.
+                if (valueBytes.Contains((byte)'\t'))
+                {
+                    return null;
+                }
                 connectionUpgrade |= HeaderTokens.Contains(value, "upgrade");
+                close |= HeaderTokens.Contains(value, "close");
             }
             if (headers.TryGetValue(name, out var existing))
             {
@@ -172,7 +182,7 @@ internal sealed class LeanRequestHead
         {
             return null;
         }
-        return new LeanRequestHead { Path = path, QueryString = query, RawTarget = rawTarget, Headers = headers };
+        return new LeanRequestHead { Path = path, QueryString = query, RawTarget = rawTarget, Headers = headers, Close = close };
     }
 
     /// <summary>

@@ -80,6 +80,10 @@ public sealed class LeanUpgradeTests : IAsyncLifetime
         { "header without a colon", Head("/echo?room=1").Replace("Sec-WebSocket-Version: 13", "Sec-WebSocket-Version 13") },
         { "two Hosts", Head("/echo?room=1").Replace("\r\n\r\n", "\r\nHost: other\r\n\r\n") },
         { "no Host", Head("/echo?room=1").Replace("Host: localhost\r\n", "") },
+        { "HTAB after a comma in Connection", Head("/echo?room=1").Replace("Connection: Upgrade", "Connection: keep-alive,\tUpgrade") },
+        { "HTAB before a comma in Connection", Head("/echo?room=1").Replace("Connection: Upgrade", "Connection: Upgrade\t,keep-alive") },
+        { "HTAB around Connection's one value", Head("/echo?room=1").Replace("Connection: Upgrade", "Connection:\tUpgrade\t") },
+        { "SP around commas in Connection", Head("/echo?room=1").Replace("Connection: Upgrade", "Connection: keep-alive ,  Upgrade ") },
     };
 
     [Theory]
@@ -89,6 +93,70 @@ public sealed class LeanUpgradeTests : IAsyncLifetime
         var lean = await StatusAsync(_lean, head);
         var kestrel = await StatusAsync(_kestrel, head);
         Assert.True(lean == kestrel, $"{why}: the lean path answered '{lean}', Kestrel '{kestrel}'");
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_refusal_of_a_request_that_says_Connection_close_ends_the_connection_as_Kestrel_does(bool tls)
+    {
+        // A refused upgrade (version 8) that says close, and a valid upgrade pipelined in the same write.
+        var refused = Head("/echo?room=1").Replace("Sec-WebSocket-Version: 13", "Sec-WebSocket-Version: 8")
+            .Replace("Connection: Upgrade", "Connection: Upgrade, close");
+        var bytes = Encoding.ASCII.GetBytes(refused + Head("/echo?room=2"));
+
+        var kestrel = await AnswersAsync(_kestrel, tls, bytes);
+        var lean = await AnswersAsync(_lean, tls, bytes);
+
+        Assert.Equal(["HTTP/1.1 426 Upgrade Required", "(closed)"], kestrel);
+        Assert.Equal(kestrel, lean);
+    }
+
+    /// <summary>The status line of every answer on one connection, then "(closed)" at its end (or "(open)" or a 101's end).</summary>
+    private async Task<List<string>> AnswersAsync(GatewayServer gateway, bool tls, byte[] bytes)
+    {
+        using var tcp = new TcpClient { NoDelay = true };
+        var address = tls ? gateway.Wss : gateway.Ws;
+        await tcp.ConnectAsync(address.Host, address.Port);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+        Stream stream = tcp.GetStream();
+        if (tls)
+        {
+            var ssl = new System.Net.Security.SslStream(stream, leaveInnerStreamOpen: false, _certificates.Validate);
+            await ssl.AuthenticateAsClientAsync(new System.Net.Security.SslClientAuthenticationOptions
+            {
+                TargetHost = "localhost",
+                ApplicationProtocols = [System.Net.Security.SslApplicationProtocol.Http11],
+            }, timeout.Token);
+            stream = ssl;
+        }
+        await using var _ = stream;
+        await stream.WriteAsync(bytes, timeout.Token);
+        var answers = new List<string>();
+        while (true)
+        {
+            string head;
+            try
+            {
+                head = await RawFrames.ReadHeadAsync(stream, timeout.Token);
+            }
+            catch (Exception ex) when (ex is EndOfStreamException or IOException)
+            {
+                answers.Add("(closed)");
+                return answers;
+            }
+            catch (OperationCanceledException)
+            {
+                answers.Add("(open)");
+                return answers;
+            }
+            answers.Add(head[..head.IndexOf("\r\n", StringComparison.Ordinal)]);
+            if (head.StartsWith("HTTP/1.1 101", StringComparison.Ordinal))
+            {
+                return answers;
+            }
+            await stream.ReadExactlyAsync(new byte[ContentLength(head)], timeout.Token);
+        }
     }
 
     [Fact]
