@@ -106,7 +106,7 @@ internal sealed class LeanRequestHead
         // Header lines.
         var headers = new HeaderDictionary(12);
         var rest = head[(lineEnd + 2)..];
-        bool host = false, upgrade = false, connectionUpgrade = false, close = false;
+        bool host = false, upgrade = false, connectionUpgrade = false, keepAlive = false, close = false;
         var count = 0;
         while (!rest.IsEmpty)
         {
@@ -136,17 +136,14 @@ internal sealed class LeanRequestHead
                     return null;
                 }
             }
-            var name = KnownName(nameBytes);
-            if (name is null)
-            {
-                return null;
-            }
-            if (ReferenceEquals(name, HeaderNames.ContentLength) || ReferenceEquals(name, HeaderNames.TransferEncoding))
+            var name = KestrelHeaderNames.Name(nameBytes);
+            if (name.Equals(HeaderNames.ContentLength, StringComparison.OrdinalIgnoreCase)
+                || name.Equals(HeaderNames.TransferEncoding, StringComparison.OrdinalIgnoreCase))
             {
                 return null;
             }
             var value = KnownValue(valueBytes);
-            if (ReferenceEquals(name, HeaderNames.Host))
+            if (name.Equals(HeaderNames.Host, StringComparison.OrdinalIgnoreCase))
             {
                 if (host || valueBytes.IsEmpty || !IsSimpleHost(valueBytes))
                 {
@@ -154,11 +151,11 @@ internal sealed class LeanRequestHead
                 }
                 host = true;
             }
-            else if (ReferenceEquals(name, HeaderNames.Upgrade))
+            else if (name.Equals(HeaderNames.Upgrade, StringComparison.OrdinalIgnoreCase))
             {
                 upgrade |= Ascii.EqualsIgnoreCase(valueBytes, "websocket"u8);
             }
-            else if (ReferenceEquals(name, HeaderNames.Connection))
+            else if (name.Equals(HeaderNames.Connection, StringComparison.OrdinalIgnoreCase))
             {
                 // Kestrel reads Connection's list with SP as the only whitespace around its elements (an HTAB inside
                 // the value makes the element unknown to it), so such a head is Kestrel's to judge.
@@ -167,6 +164,7 @@ internal sealed class LeanRequestHead
                     return null;
                 }
                 connectionUpgrade |= HeaderTokens.Contains(value, "upgrade");
+                keepAlive |= HeaderTokens.Contains(value, "keep-alive");
                 close |= HeaderTokens.Contains(value, "close");
             }
             if (headers.TryGetValue(name, out var existing))
@@ -182,7 +180,16 @@ internal sealed class LeanRequestHead
         {
             return null;
         }
-        return new LeanRequestHead { Path = path, QueryString = query, RawTarget = rawTarget, Headers = headers, Close = close };
+        if (!keepAlive && !close)
+        {
+            // Kestrel puts its own "Upgrade" in place of a Connection that names no other option it knows (any case, any
+            // repeats, unknown tokens); YARP forwards that value on an upgrade.
+            headers[HeaderNames.Connection] = HeaderNames.Upgrade;
+        }
+        return new LeanRequestHead
+        {
+            Path = path, QueryString = query, RawTarget = rawTarget, Headers = KestrelHeaderNames.Order(headers), Close = close,
+        };
     }
 
     /// <summary>
@@ -218,30 +225,6 @@ internal sealed class LeanRequestHead
         // ":" then 1-5 digits, at most 65535.
         return port[0] == (byte)':' && port.Length is >= 2 and <= 6 && port[1..].IndexOfAnyExceptInRange((byte)'0', (byte)'9') < 0
             && int.Parse(port[1..], System.Globalization.CultureInfo.InvariantCulture) <= 65535;
-    }
-
-    // The names a handshake carries, as the framework's own string instances (no string per request for them).
-    private static readonly string[] KnownNames =
-    [
-        HeaderNames.Host, HeaderNames.Upgrade, HeaderNames.Connection, HeaderNames.SecWebSocketKey, HeaderNames.SecWebSocketVersion,
-        HeaderNames.SecWebSocketExtensions, HeaderNames.SecWebSocketProtocol, HeaderNames.Origin, HeaderNames.UserAgent,
-        HeaderNames.ContentLength, HeaderNames.TransferEncoding, HeaderNames.Cookie, HeaderNames.Authorization, HeaderNames.Accept,
-        HeaderNames.AcceptEncoding, HeaderNames.AcceptLanguage, HeaderNames.CacheControl, HeaderNames.Pragma,
-        "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", HeaderNames.TraceParent,
-        HeaderNames.TraceState, HeaderNames.Baggage,
-    ];
-
-    private static string? KnownName(ReadOnlySpan<byte> name)
-    {
-        foreach (var known in KnownNames)
-        {
-            if (name.Length == known.Length && Ascii.EqualsIgnoreCase(name, known))
-            {
-                return known;
-            }
-        }
-        // HeaderDictionary compares names case-insensitively; the name is kept as the client sent it.
-        return name.Length > 0 ? Encoding.ASCII.GetString(name) : null;
     }
 
     private static readonly string[] KnownValues = ["websocket", "Upgrade", "upgrade", "13", "permessage-deflate; client_max_window_bits"];
