@@ -2,8 +2,10 @@ using System.Collections.Concurrent;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json.Nodes;
+using Gateway.Tests.Handshake;
 using Gateway.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Yarp.ReverseProxy.Transforms;
 using Yarp.ReverseProxy.Transforms.Builder;
 
@@ -17,6 +19,7 @@ public sealed class LeanUpgradeTests : IAsyncLifetime
 {
     private readonly TestCertificates _certificates = new();
     private readonly ContextRecorder _recorder = new();
+    private readonly CapturingLoggerProvider _leanLogs = new();
     private Backend _backend = null!;
     private GatewayServer _lean = null!;
     private GatewayServer _kestrel = null!;
@@ -29,7 +32,12 @@ public sealed class LeanUpgradeTests : IAsyncLifetime
         var config = GatewayServer.Config(proxy, [new JsonObject { ["Path"] = certificate, ["KeyPath"] = key }]);
         // The time Kestrel gives a new connection to start its first request.
         config["Kestrel"] = new JsonObject { ["Limits"] = new JsonObject { ["KeepAliveTimeout"] = "00:00:02" } };
-        _lean = await GatewayServer.StartAsync(config, services => services.AddSingleton<ITransformProvider>(_recorder));
+        config["Logging"]!["LogLevel"]!["Gateway.Listeners.LeanHttp1"] = "Debug";
+        _lean = await GatewayServer.StartAsync(config, services =>
+        {
+            services.AddSingleton<ITransformProvider>(_recorder);
+            services.AddSingleton<ILoggerProvider>(_leanLogs);
+        });
         var off = (JsonObject)config.DeepClone();
         off["Gateway"]!["LeanUpgrades"] = false;
         _kestrel = await GatewayServer.StartAsync(off, services => services.AddSingleton<ITransformProvider>(_recorder));
@@ -67,32 +75,35 @@ public sealed class LeanUpgradeTests : IAsyncLifetime
         Assert.DoesNotContain("LeanExchange", _recorder.Take());
     }
 
-    public static TheoryData<string, string> Handshakes => new()
+    /// <summary>Why, the head, and whether the lean path takes it (the rest is Kestrel's).</summary>
+    public static TheoryData<string, string, bool> Handshakes => new()
     {
-        { "accepted", Head("/echo?room=1") },
-        { "accepted, with a subpath", Head("/echo/x") },
-        { "no key", Head("/echo?room=1").Replace("Sec-WebSocket-Key", "X-Not-The-Key") },
-        { "a short key", Head("/echo?room=1", key: "c2hvcnQ=") },
-        { "version 8", Head("/echo?room=1").Replace("Sec-WebSocket-Version: 13", "Sec-WebSocket-Version: 8") },
-        { "no route", Head("/nowhere") },
-        { "a POST", Head("/echo?room=1").Replace("GET ", "POST ").Replace("\r\n\r\n", "\r\nContent-Length: 0\r\n\r\n") },
-        { "percent-encoded path", Head("/ech%6F") },
-        { "header without a colon", Head("/echo?room=1").Replace("Sec-WebSocket-Version: 13", "Sec-WebSocket-Version 13") },
-        { "two Hosts", Head("/echo?room=1").Replace("\r\n\r\n", "\r\nHost: other\r\n\r\n") },
-        { "no Host", Head("/echo?room=1").Replace("Host: localhost\r\n", "") },
-        { "HTAB after a comma in Connection", Head("/echo?room=1").Replace("Connection: Upgrade", "Connection: keep-alive,\tUpgrade") },
-        { "HTAB before a comma in Connection", Head("/echo?room=1").Replace("Connection: Upgrade", "Connection: Upgrade\t,keep-alive") },
-        { "HTAB around Connection's one value", Head("/echo?room=1").Replace("Connection: Upgrade", "Connection:\tUpgrade\t") },
-        { "SP around commas in Connection", Head("/echo?room=1").Replace("Connection: Upgrade", "Connection: keep-alive ,  Upgrade ") },
+        { "accepted", Head("/echo?room=1"), true },
+        { "accepted, with a subpath", Head("/echo/x"), true },
+        { "no key", Head("/echo?room=1").Replace("Sec-WebSocket-Key", "X-Not-The-Key"), true },
+        { "a short key", Head("/echo?room=1", key: "c2hvcnQ="), true },
+        { "version 8", Head("/echo?room=1").Replace("Sec-WebSocket-Version: 13", "Sec-WebSocket-Version: 8"), true },
+        { "no route", Head("/nowhere"), true },
+        { "a POST", Head("/echo?room=1").Replace("GET ", "POST ").Replace("\r\n\r\n", "\r\nContent-Length: 0\r\n\r\n"), false },
+        { "percent-encoded path", Head("/ech%6F"), false },
+        { "header without a colon", Head("/echo?room=1").Replace("Sec-WebSocket-Version: 13", "Sec-WebSocket-Version 13"), false },
+        { "two Hosts", Head("/echo?room=1").Replace("\r\n\r\n", "\r\nHost: other\r\n\r\n"), false },
+        { "no Host", Head("/echo?room=1").Replace("Host: localhost\r\n", ""), false },
+        { "HTAB after a comma in Connection", Head("/echo?room=1").Replace("Connection: Upgrade", "Connection: keep-alive,\tUpgrade"), false },
+        { "HTAB before a comma in Connection", Head("/echo?room=1").Replace("Connection: Upgrade", "Connection: Upgrade\t,keep-alive"), false },
+        { "HTAB around Connection's one value", Head("/echo?room=1").Replace("Connection: Upgrade", "Connection:\tUpgrade\t"), true },
+        { "SP around commas in Connection", Head("/echo?room=1").Replace("Connection: Upgrade", "Connection: keep-alive ,  Upgrade "), true },
     };
 
     [Theory]
     [MemberData(nameof(Handshakes))]
-    public async Task Every_handshake_gets_the_same_answer_on_either_path(string why, string head)
+    public async Task Every_handshake_gets_the_same_answer_on_either_path(string why, string head, bool leanTakes)
     {
-        var lean = await StatusAsync(_lean, head);
-        var kestrel = await StatusAsync(_kestrel, head);
+        var (lean, took) = await StatusAsync(_lean, head, _leanLogs);
+        var (kestrel, _) = await StatusAsync(_kestrel, head, logs: null);
         Assert.True(lean == kestrel, $"{why}: the lean path answered '{lean}', Kestrel '{kestrel}'");
+        // Which path answered on the lean gateway: its event 172 names the client's port.
+        Assert.True(took == leanTakes, $"{why}: {(took ? "the lean path" : "Kestrel")} answered on the lean gateway");
     }
 
     [Theory]
@@ -210,10 +221,11 @@ public sealed class LeanUpgradeTests : IAsyncLifetime
     }
 
     /// <summary>The status line and the headers a client acts on, with what varies per run (keys, dates) left out.</summary>
-    private static async Task<string> StatusAsync(GatewayServer gateway, string head)
+    private static async Task<(string Answer, bool Lean)> StatusAsync(GatewayServer gateway, string head, CapturingLoggerProvider? logs)
     {
         using var tcp = new TcpClient();
         await tcp.ConnectAsync(gateway.Ws.Host, gateway.Ws.Port);
+        var port = $":{((System.Net.IPEndPoint)tcp.Client.LocalEndPoint!).Port} ";
         var stream = tcp.GetStream();
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(15));
         await stream.WriteAsync(Encoding.ASCII.GetBytes(head), timeout.Token);
@@ -226,7 +238,8 @@ public sealed class LeanUpgradeTests : IAsyncLifetime
                 || line.StartsWith("Content-Type:", StringComparison.OrdinalIgnoreCase))
             .Select(line => line.ToLowerInvariant())
             .Order();
-        return string.Join(" | ", lines.Take(1).Concat(kept));
+        var lean = logs is not null && logs.Lines.Any(line => line.Id.Id == 172 && line.Message.Contains(port, StringComparison.Ordinal));
+        return (string.Join(" | ", lines.Take(1).Concat(kept)), lean);
     }
 
     private static int ContentLength(string head) =>
