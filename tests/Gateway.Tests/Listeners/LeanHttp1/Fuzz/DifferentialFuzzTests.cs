@@ -164,8 +164,8 @@ public sealed class DifferentialFuzzTests(ITestOutputHelper output) : IAsyncLife
             && other.Skip(before).All(answer => answer is "(closed)" or "(reset)" || IsRefusal(answer));
     }
 
-    private static bool IsRefusal(string statusLine) =>
-        statusLine.Length >= 12 && int.TryParse(statusLine.AsSpan(9, 3), out var status) && status >= 400;
+    private static bool IsRefusal(string answer) =>
+        answer.Length >= 12 && int.TryParse(answer.AsSpan(9, 3), out var status) && status >= 400;
 
     private static string Show(List<string> requests) =>
         requests.Count == 0 ? "(nothing reached the backend)" : string.Join(" || ", requests.Select(r => r.Replace("\r\n", "\\r\\n")));
@@ -234,9 +234,14 @@ public sealed class DifferentialFuzzTests(ITestOutputHelper output) : IAsyncLife
         }
         var lines = head.Split("\r\n");
         string? Header(string name) => lines.Skip(1).FirstOrDefault(line => line.StartsWith(name + ":", StringComparison.OrdinalIgnoreCase))?[(name.Length + 1)..].Trim();
+        // The status line and the header fields (but the date), in a fixed order: their order on the wire means nothing.
+        var answer = string.Join(" ; ", lines.Take(1).Concat(lines.Skip(1)
+            .Where(line => line.Length > 0 && !line.StartsWith("Date:", StringComparison.OrdinalIgnoreCase)
+                && !line.StartsWith("Sec-WebSocket-Accept:", StringComparison.OrdinalIgnoreCase))
+            .Select(line => MaskCookie(line.ToLowerInvariant())).Order(StringComparer.Ordinal)));
         if (lines[0].StartsWith("HTTP/1.1 1", StringComparison.Ordinal))
         {
-            return lines[0];
+            return answer;
         }
         if (Header("Content-Length") is { } length)
         {
@@ -257,7 +262,19 @@ public sealed class DifferentialFuzzTests(ITestOutputHelper output) : IAsyncLife
                 await stream.ReadExactlyAsync(new byte[size + 2], cancellationToken);
             }
         }
-        return lines[0];
+        return answer;
+    }
+
+    /// <summary>An affinity cookie is sealed with each gateway's own key ring: its name and attributes are compared, not its value.</summary>
+    private static string MaskCookie(string line)
+    {
+        var equals = line.IndexOf('=');
+        if (!line.StartsWith("set-cookie:", StringComparison.Ordinal) || equals < 0)
+        {
+            return line;
+        }
+        var end = line.IndexOf(';', equals);
+        return line[..(equals + 1)] + "*" + (end < 0 ? "" : line[end..]);
     }
 
     private static async Task<string> ReadLineAsync(Stream stream, CancellationToken cancellationToken)
