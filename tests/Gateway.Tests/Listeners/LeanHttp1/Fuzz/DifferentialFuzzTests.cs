@@ -176,14 +176,26 @@ public sealed class DifferentialFuzzTests(ITestOutputHelper output) : IAsyncLife
         var bytes = Encoding.Latin1.GetBytes(fuzz.Text.Replace(FuzzCase.IdPlaceholder, id, StringComparison.Ordinal));
         // The cuts were placed in the text with the placeholder; the id is as long or longer, so they stay inside.
         using var tcp = new TcpClient { NoDelay = true };
-        await tcp.ConnectAsync(gateway.Ws.Host, gateway.Ws.Port);
+        var address = fuzz.Tls ? gateway.Wss : gateway.Ws;
+        await tcp.ConnectAsync(address.Host, address.Port);
         // The client's port names the connection in the lean path's log line ("from 127.0.0.1:PORT took ...").
         var local = $":{((System.Net.IPEndPoint)tcp.Client.LocalEndPoint!).Port} ";
-        var stream = tcp.GetStream();
+        Stream stream = tcp.GetStream();
         var answers = new List<string>();
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
         try
         {
+            if (fuzz.Tls)
+            {
+                // The gateway's own self-signed certificate (none is configured); HTTP/1.1, as a browser's WebSocket asks.
+                var tls = new System.Net.Security.SslStream(stream, leaveInnerStreamOpen: false, (_, _, _, _) => true);
+                await tls.AuthenticateAsClientAsync(new System.Net.Security.SslClientAuthenticationOptions
+                {
+                    TargetHost = "localhost",
+                    ApplicationProtocols = [System.Net.Security.SslApplicationProtocol.Http11],
+                }, timeout.Token);
+                stream = tls;
+            }
             var at = 0;
             foreach (var cut in fuzz.Cuts.Append(bytes.Length))
             {

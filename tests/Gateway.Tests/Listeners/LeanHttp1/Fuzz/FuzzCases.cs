@@ -5,21 +5,21 @@ namespace Gateway.Tests.Listeners.LeanHttp1.Fuzz;
 
 /// <summary>One generated client write sequence: the bytes (Latin-1), where they are cut into writes, and what was done to them.</summary>
 /// <remarks><c>@ID@</c> in the bytes stands for the case's id, filled in when it runs (so the backend can file what it gets).</remarks>
-internal sealed record FuzzCase(string Description, string Text, int[] Cuts, int Requests)
+internal sealed record FuzzCase(string Description, string Text, int[] Cuts, int Requests, bool Tls = false)
 {
     public const string IdPlaceholder = "@ID@";
 
-    /// <summary>One corpus line: the cuts, the bytes in base64, and the description after a '#'.</summary>
+    /// <summary>One corpus line: the listener (ws or wss), the cuts, the requests, the bytes in base64, and the description after a '#'.</summary>
     public string ToCorpusLine() =>
-        $"{(Cuts.Length == 0 ? "-" : string.Join(',', Cuts))} {Requests} {Convert.ToBase64String(Encoding.Latin1.GetBytes(Text))} # {Description}";
+        $"{(Tls ? "wss" : "ws")} {(Cuts.Length == 0 ? "-" : string.Join(',', Cuts))} {Requests} {Convert.ToBase64String(Encoding.Latin1.GetBytes(Text))} # {Description}";
 
     public static FuzzCase FromCorpusLine(string line)
     {
         var hash = line.IndexOf(" # ", StringComparison.Ordinal);
         var description = hash < 0 ? "corpus" : line[(hash + 3)..];
         var parts = (hash < 0 ? line : line[..hash]).Split(' ', StringSplitOptions.RemoveEmptyEntries);
-        var cuts = parts[0] == "-" ? [] : parts[0].Split(',').Select(int.Parse).ToArray();
-        return new FuzzCase(description, Encoding.Latin1.GetString(Convert.FromBase64String(parts[2])), cuts, int.Parse(parts[1]));
+        var cuts = parts[1] == "-" ? [] : parts[1].Split(',').Select(int.Parse).ToArray();
+        return new FuzzCase(description, Encoding.Latin1.GetString(Convert.FromBase64String(parts[3])), cuts, int.Parse(parts[2]), parts[0] == "wss");
     }
 }
 
@@ -34,11 +34,12 @@ internal enum Mutation
 
 internal static class FuzzCases
 {
-    /// <summary>Up to four mutations (each with a number that picks its variant and place), and up to two cuts.</summary>
+    /// <summary>Up to four mutations (each with a number that picks its variant and place), up to two cuts, one case in ten over TLS.</summary>
     public static readonly Gen<FuzzCase> Gen = CsCheck.Gen.Select(
         CsCheck.Gen.Select(CsCheck.Gen.Enum<Mutation>(), CsCheck.Gen.UInt).Array[0, 4],
         CsCheck.Gen.UInt.Array[0, 2],
-        Build);
+        CsCheck.Gen.Int[0, 9],
+        (mutations, cuts, transport) => Build(mutations, cuts) with { Tls = transport == 0 });
 
     private static readonly string[] Hosts =
     [
