@@ -59,40 +59,34 @@ internal static class KestrelHeaderNames
         return Encoding.ASCII.GetString(name);
     }
 
-    /// <summary>The headers in Kestrel's order: the known ones by rank, then the rest as they came.</summary>
-    public static HeaderDictionary Order(HeaderDictionary headers)
+    /// <summary>Where Kestrel enumerates a header: its known ones by this rank, the others after them.</summary>
+    public static int Rank(string name) => Ranks.TryGetValue(name, out var rank) ? rank : int.MaxValue;
+
+    /// <summary>
+    /// The header fields of a head, in arrival order, as Kestrel's collection: sorted by rank (stable: arrival order among
+    /// equals), repeated names joined. Sorted before the dictionary is built, so only one dictionary is made.
+    /// </summary>
+    public static HeaderDictionary ToHeaders(Span<Field> fields)
     {
-        var ordered = true;
-        var last = -1;
-        foreach (var (name, _) in headers)
+        for (var i = 1; i < fields.Length; i++)
         {
-            var rank = Ranks.TryGetValue(name, out var r) ? r : int.MaxValue;
-            if (rank < last)
+            var field = fields[i];
+            var j = i - 1;
+            while (j >= 0 && fields[j].Rank > field.Rank)
             {
-                ordered = false;
-                break;
+                fields[j + 1] = fields[j];
+                j--;
             }
-            last = rank;
+            fields[j + 1] = field;
         }
-        if (ordered)
+        var headers = new HeaderDictionary(fields.Length);
+        foreach (var field in fields)
         {
-            return headers;
+            headers[field.Name] = headers.TryGetValue(field.Name, out var existing) ? StringValues.Concat(existing, field.Value) : field.Value;
         }
-        var result = new HeaderDictionary(headers.Count);
-        foreach (var name in KnownOrder)
-        {
-            if (headers.TryGetValue(name, out var values))
-            {
-                result[name] = values;
-            }
-        }
-        foreach (var (name, values) in headers)
-        {
-            if (!Ranks.ContainsKey(name))
-            {
-                result[name] = values;
-            }
-        }
-        return result;
+        return headers;
     }
+
+    /// <summary>One header line of a head: its name as Kestrel spells it, its rank, its value.</summary>
+    public readonly record struct Field(int Rank, string Name, string Value);
 }

@@ -103,17 +103,31 @@ internal sealed class LeanRequestHead
         var path = queryAt < 0 ? rawTarget : rawTarget[..queryAt];
         var query = queryAt < 0 ? string.Empty : rawTarget[queryAt..];
 
-        // Header lines.
-        var headers = new HeaderDictionary(12);
-        var rest = head[(lineEnd + 2)..];
+        // Header lines, kept in arrival order until the head is known to be the lean path's.
+        var maxFields = Math.Min(MaxHeaders, limits.MaxRequestHeaderCount);
+        var fields = ArrayPool<KestrelHeaderNames.Field>.Shared.Rent(Math.Max(maxFields, 1));
+        var fieldCount = 0;
+        try
+        {
+            return TryParseFields(head[(lineEnd + 2)..], maxFields, fields, ref fieldCount, path, query, rawTarget);
+        }
+        finally
+        {
+            fields.AsSpan(0, fieldCount).Clear();
+            ArrayPool<KestrelHeaderNames.Field>.Shared.Return(fields);
+        }
+    }
+
+    private static LeanRequestHead? TryParseFields(ReadOnlySpan<byte> rest, int maxFields, KestrelHeaderNames.Field[] fields,
+        ref int fieldCount, string path, string query, string rawTarget)
+    {
         bool host = false, upgrade = false, connectionUpgrade = false, keepAlive = false, close = false;
-        var count = 0;
         while (!rest.IsEmpty)
         {
             var end = rest.IndexOf("\r\n"u8);
             var field = rest[..end];
             rest = rest[(end + 2)..];
-            if (++count > Math.Min(MaxHeaders, limits.MaxRequestHeaderCount))
+            if (fieldCount == maxFields)
             {
                 return null;
             }
@@ -167,19 +181,13 @@ internal sealed class LeanRequestHead
                 keepAlive |= HeaderTokens.Contains(value, "keep-alive");
                 close |= HeaderTokens.Contains(value, "close");
             }
-            if (headers.TryGetValue(name, out var existing))
-            {
-                headers[name] = StringValues.Concat(existing, value);
-            }
-            else
-            {
-                headers[name] = value;
-            }
+            fields[fieldCount++] = new KestrelHeaderNames.Field(KestrelHeaderNames.Rank(name), name, value);
         }
         if (!host || !upgrade || !connectionUpgrade)
         {
             return null;
         }
+        var headers = KestrelHeaderNames.ToHeaders(fields.AsSpan(0, fieldCount));
         if (!keepAlive && !close)
         {
             // Kestrel puts its own "Upgrade" in place of a Connection that names no other option it knows (any case, any
@@ -188,7 +196,7 @@ internal sealed class LeanRequestHead
         }
         return new LeanRequestHead
         {
-            Path = path, QueryString = query, RawTarget = rawTarget, Headers = KestrelHeaderNames.Order(headers), Close = close,
+            Path = path, QueryString = query, RawTarget = rawTarget, Headers = headers, Close = close,
         };
     }
 

@@ -32,13 +32,14 @@ public sealed class KestrelHeaderNamesTests
 
         var kestrel = await KestrelOrderAsync(sent);
 
-        var lean = new HeaderDictionary { [HeaderNames.Host] = "localhost" };
+        var fields = new List<KestrelHeaderNames.Field> { new(KestrelHeaderNames.Rank(HeaderNames.Host), HeaderNames.Host, "localhost") };
         foreach (var name in sent)
         {
             var spelled = KestrelHeaderNames.Name(Encoding.ASCII.GetBytes(name));
-            lean[spelled] = "v";
+            fields.Add(new(KestrelHeaderNames.Rank(spelled), spelled, "v"));
         }
-        Assert.Equal(kestrel, KestrelHeaderNames.Order(lean).Select(pair => pair.Key).ToList());
+        var lean = KestrelHeaderNames.ToHeaders(fields.ToArray());
+        Assert.Equal(kestrel, lean.Select(pair => pair.Key).ToList());
     }
 
     private static string Oddly(string name) => new(name.Select((c, i) => i % 2 == 0 ? char.ToUpperInvariant(c) : char.ToLowerInvariant(c)).ToArray());
