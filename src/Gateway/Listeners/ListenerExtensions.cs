@@ -18,6 +18,7 @@ public static class ListenerExtensions
             services.GetRequiredService<ILoggerFactory>().CreateLogger("Gateway.Listeners")));
         builder.Services.TryAddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<ProxyProtocolReporter>();
+        builder.Services.AddSingleton<Yarp.ReverseProxy.Transforms.Builder.ITransformProvider, EmptyHostTransforms>();
         var bound = new BoundListeners();
         builder.Services.AddSingleton(bound);
         builder.WebHost.ConfigureKestrel(kestrel => KestrelListeners.Configure(kestrel, options, certificates, bound));

@@ -7,15 +7,19 @@ using Gateway.Tests.Relay;
 
 namespace Gateway.Tests.KeepAlive;
 
+/// <remarks>On the lean HTTP/1.1 path here, on Kestrel's in <see cref="KeepAliveTestsOnKestrelsPath"/>.</remarks>
 [Collection(SerialCollection.Name)]
-public sealed class KeepAliveTests
+public class KeepAliveTests
 {
+    /// <summary>Gateway:LeanUpgrades for every gateway these tests start.</summary>
+    protected virtual bool Lean => true;
+
     [Fact]
     public async Task An_idle_tunnel_with_keepalive_outlives_the_activity_timeout_and_the_backend_sees_no_pongs()
     {
         await using var backend = new RawBackend();
         await using var gateway = await GatewayServer.StartAsync(RelayConfig.Build(
-            backend.Address, RelayConfig.KeepAlive("00:00:00.200", "00:00:02"), activityTimeout: "00:00:01.500"));
+            backend.Address, RelayConfig.KeepAlive("00:00:00.200", "00:00:02"), activityTimeout: "00:00:01.500", lean: Lean));
         await using var client = await RawWebSocketClient.ConnectAsync(gateway.Ws, "/raw/idle");
 
         // Four times YARP's activity timeout without a byte of application traffic.
@@ -43,7 +47,7 @@ public sealed class KeepAliveTests
         // an idle window and not returned by its end.
         await using var backend = new RawBackend();
         await using var gateway = await GatewayServer.StartAsync(RelayConfig.Build(
-            backend.Address, RelayConfig.KeepAlive("00:00:00.100", "00:00:02", backend: false)));
+            backend.Address, RelayConfig.KeepAlive("00:00:00.100", "00:00:02", backend: false), lean: Lean));
         var clients = new List<RawWebSocketClient>();
         try
         {
@@ -141,7 +145,7 @@ public sealed class KeepAliveTests
     {
         await using var backend = new RawBackend();
         await using var gateway = await GatewayServer.StartAsync(RelayConfig.Build(
-            backend.Address, RelayConfig.KeepAlive("00:00:00", "00:00:01"), activityTimeout: "00:00:01"));
+            backend.Address, RelayConfig.KeepAlive("00:00:00", "00:00:01"), activityTimeout: "00:00:01", lean: Lean));
         await using var client = await RawWebSocketClient.ConnectAsync(gateway.Ws, "/raw/idle");
 
         // YARP's own activity timeout cut both connections without a Close; the relay says why.
@@ -166,7 +170,7 @@ public sealed class KeepAliveTests
         // Pings every 150-200 ms against a 2 s activity timeout: ten chances to keep it alive, so a loaded CI machine
         // that delays a sweep or a pong by a second does not make the test fail (1 s failed there now and then, before
         // and after the relay split).
-        var config = RelayConfig.Build(backend.Address, RelayConfig.KeepAlive("00:00:00.200", "00:00:02"), activityTimeout: "00:00:02", path: "/echo");
+        var config = RelayConfig.Build(backend.Address, RelayConfig.KeepAlive("00:00:00.200", "00:00:02"), activityTimeout: "00:00:02", path: "/echo", lean: Lean);
         config["Gateway"]!["Tls"]!["Certificates"] = new JsonArray(new JsonObject { ["Path"] = pem, ["KeyPath"] = key });
         await using var gateway = await GatewayServer.StartAsync(config);
 
@@ -184,4 +188,11 @@ public sealed class KeepAliveTests
             Assert.Equal(WebSocketCloseStatus.NormalClosure, await WebSocketClient.CloseAsync(socket));
         }
     }
+}
+
+/// <summary>The same keepalive tests with HTTP/1.1 upgrades on Kestrel's own path (Gateway:LeanUpgrades false).</summary>
+[Collection(SerialCollection.Name)]
+public sealed class KeepAliveTestsOnKestrelsPath : KeepAliveTests
+{
+    protected override bool Lean => false;
 }

@@ -12,13 +12,17 @@ namespace Gateway.Tests.KeepAlive;
 /// sockets, in virtual time: the gateway's clock is a <see cref="FakeTimeProvider"/> the test moves forward, so minutes
 /// of the protocol take a fraction of a second and nothing waits on the wall clock for a deadline.
 /// </summary>
+/// <remarks>On the lean HTTP/1.1 path here, on Kestrel's in <see cref="VirtualTimeTestsOnKestrelsPath"/>.</remarks>
 [Collection(SerialCollection.Name)]
-public sealed class VirtualTimeTests
+public class VirtualTimeTests
 {
     private readonly FakeTimeProvider _time = new(DateTimeOffset.UtcNow);
 
+    /// <summary>Gateway:LeanUpgrades for every gateway these tests start.</summary>
+    protected virtual bool Lean => true;
+
     private Task<GatewayServer> StartAsync(RawBackend backend, string interval = "00:00:30", string timeout = "00:00:15") =>
-        GatewayServer.StartAsync(RelayConfig.Build(backend.Address, RelayConfig.KeepAlive(interval, timeout)),
+        GatewayServer.StartAsync(RelayConfig.Build(backend.Address, RelayConfig.KeepAlive(interval, timeout), lean: Lean),
             services => services.AddSingleton<TimeProvider>(_time));
 
     /// <summary>Moves the gateway's clock forward a sweep period at a time, letting each sweep's work run.</summary>
@@ -168,7 +172,7 @@ public sealed class VirtualTimeTests
         await using var backend = new RawBackend();
         var policy = RelayConfig.KeepAlive("00:00:30", "00:00:15");
         policy["Limits"] = new System.Text.Json.Nodes.JsonObject { ["MaxLifetime"] = "00:10:00" };
-        await using var gateway = await GatewayServer.StartAsync(RelayConfig.Build(backend.Address, policy),
+        await using var gateway = await GatewayServer.StartAsync(RelayConfig.Build(backend.Address, policy, lean: Lean),
             services => services.AddSingleton<TimeProvider>(_time));
         await using var client = await RawWebSocketClient.ConnectAsync(gateway.Ws, "/raw/long-lived");
 
@@ -188,4 +192,11 @@ public sealed class VirtualTimeTests
             Assert.Equal(1, scrape.Value("gateway_websocket_connections_closed_total", ("closed_by", "max_lifetime"), ("code", "1001")));
         }, TimeSpan.FromSeconds(5));
     }
+}
+
+/// <summary>The same virtual-time tests with HTTP/1.1 upgrades on Kestrel's own path (Gateway:LeanUpgrades false).</summary>
+[Collection(SerialCollection.Name)]
+public sealed class VirtualTimeTestsOnKestrelsPath : VirtualTimeTests
+{
+    protected override bool Lean => false;
 }

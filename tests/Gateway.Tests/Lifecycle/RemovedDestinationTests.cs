@@ -11,9 +11,9 @@ namespace Gateway.Tests.Lifecycle;
 [Collection(SerialCollection.Name)]
 public sealed class RemovedDestinationTests
 {
-    private static JsonObject Config(RawBackend one, RawBackend two, bool keep)
+    private static JsonObject Config(RawBackend one, RawBackend two, bool keep, bool lean)
     {
-        var config = RelayConfig.Build(one.Address, RelayConfig.KeepAlive("00:00:30", "00:00:15"));
+        var config = RelayConfig.Build(one.Address, RelayConfig.KeepAlive("00:00:30", "00:00:15"), lean: lean);
         var cluster = (JsonObject)config["ReverseProxy"]!["Clusters"]!["raw"]!;
         cluster["Destinations"]!["d2"] = new JsonObject { ["Address"] = two.Address.ToString() };
         cluster["LoadBalancingPolicy"] = "RoundRobin";
@@ -25,14 +25,16 @@ public sealed class RemovedDestinationTests
     }
 
     [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public async Task Removing_a_destination_closes_its_tunnels_with_1012_and_leaves_the_others(bool keep)
+    [InlineData(false, true)]
+    [InlineData(true, true)]
+    [InlineData(false, false)]
+    [InlineData(true, false)]
+    public async Task Removing_a_destination_closes_its_tunnels_with_1012_and_leaves_the_others(bool keep, bool lean)
     {
         await using var one = new RawBackend();
         await using var two = new RawBackend();
         var logs = new CapturingLoggerProvider();
-        var config = Config(one, two, keep);
+        var config = Config(one, two, keep, lean);
         config["Logging"]!["LogLevel"]!["Gateway.Configuration"] = "Information";
         await using var gateway = await GatewayServer.StartAsync(config, services => services.AddSingleton<ILoggerProvider>(logs));
         var clients = new List<RawWebSocketClient>();

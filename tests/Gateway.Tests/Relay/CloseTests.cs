@@ -7,14 +7,16 @@ namespace Gateway.Tests.Relay;
 [Collection(SerialCollection.Name)]
 public sealed class CloseTests
 {
-    [Fact]
-    public async Task A_clean_close_ends_the_tunnel_without_cancelling_anything()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task A_clean_close_ends_the_tunnel_without_cancelling_anything(bool lean)
     {
         // After the client's Close the relay ends the client-to-backend copy itself; YARP then sees the backend hang
         // up with the other direction already done and has nothing to cancel. A cancellation unwinds as a chain of
         // OperationCanceledExceptions through the stream layers (about five per tunnel): on a clean close, none.
         await using var backend = new RawBackend();
-        await using var gateway = await GatewayServer.StartAsync(RelayConfig.Build(backend.Address, RelayConfig.KeepAlive("00:00:00", "00:00:01")));
+        await using var gateway = await GatewayServer.StartAsync(RelayConfig.Build(backend.Address, RelayConfig.KeepAlive("00:00:00", "00:00:01"), lean: lean));
         await OpenEchoCloseAsync(gateway, 0);
 
         var canceled = 0;

@@ -7,11 +7,13 @@ namespace Gateway.Tests.Relay;
 [Collection(SerialCollection.Name)]
 public sealed class DrainTests
 {
-    [Fact]
-    public async Task Shutdown_closes_every_tunnel_with_1001_on_both_sides_and_turns_unready()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Shutdown_closes_every_tunnel_with_1001_on_both_sides_and_turns_unready(bool lean)
     {
         await using var backend = new RawBackend();
-        await using var gateway = await GatewayServer.StartAsync(RelayConfig.Build(backend.Address, RelayConfig.KeepAlive("00:00:30", "00:00:10")));
+        await using var gateway = await GatewayServer.StartAsync(RelayConfig.Build(backend.Address, RelayConfig.KeepAlive("00:00:30", "00:00:10"), lean: lean));
         await using var client = await RawWebSocketClient.ConnectAsync(gateway.Ws, "/raw/drain");
         await client.SendAsync(RawFrames.Encode(RawFrame.Text, "before"u8));
         Assert.NotNull(await client.ReceiveAsync());

@@ -14,12 +14,16 @@ namespace Gateway.Tests.Relay;
 /// The fault contract on real sockets: what a client and a backend get when the other misbehaves or dies, that a
 /// neighbouring tunnel on the same backend keeps working, and that nothing a client does counts against the backend.
 /// </summary>
+/// <remarks>On the lean HTTP/1.1 path here, on Kestrel's in <see cref="FaultTestsOnKestrelsPath"/>.</remarks>
 [Collection(SerialCollection.Name)]
-public sealed class FaultTests(ITestOutputHelper output)
+public class FaultTests(ITestOutputHelper output)
 {
-    private static JsonObject Config(Uri backend, string interval = "00:00:30", string timeout = "00:00:15")
+    /// <summary>Gateway:LeanUpgrades for every gateway these tests start.</summary>
+    protected virtual bool Lean => true;
+
+    private JsonObject Config(Uri backend, string interval = "00:00:30", string timeout = "00:00:15")
     {
-        var config = RelayConfig.Build(backend, RelayConfig.KeepAlive(interval, timeout));
+        var config = RelayConfig.Build(backend, RelayConfig.KeepAlive(interval, timeout), lean: Lean);
         // Passive health on, as an operator would have it: it must not hear of what clients do.
         config["ReverseProxy"]!["Clusters"]!["raw"]!["HealthCheck"] = new JsonObject
         {
@@ -257,4 +261,11 @@ public sealed class FaultTests(ITestOutputHelper output)
         Assert.StartsWith("HTTP/1.1 101", head);
         return tcp;
     }
+}
+
+/// <summary>The same fault contract with HTTP/1.1 upgrades on Kestrel's own path (Gateway:LeanUpgrades false).</summary>
+[Collection(SerialCollection.Name)]
+public sealed class FaultTestsOnKestrelsPath(ITestOutputHelper output) : FaultTests(output)
+{
+    protected override bool Lean => false;
 }

@@ -6,7 +6,8 @@ namespace Gateway.Tests.Relay;
 /// <summary>Gateway configs for relay tests: one route <c>/raw/...</c> to one backend under a policy named "test".</summary>
 internal static class RelayConfig
 {
-    public static JsonObject Build(Uri backend, JsonObject policy, string? activityTimeout = null, string path = "/raw")
+    /// <param name="lean">Gateway:LeanUpgrades: HTTP/1.1 upgrades on the lean path (the default) or on Kestrel's.</param>
+    public static JsonObject Build(Uri backend, JsonObject policy, string? activityTimeout = null, string path = "/raw", bool lean = true)
     {
         var cluster = new JsonObject
         {
@@ -31,6 +32,7 @@ internal static class RelayConfig
         };
         var config = GatewayServer.Config(proxy);
         config["Gateway"]!["WebSocketPolicies"] = new JsonObject { ["test"] = policy };
+        config["Gateway"]!["LeanUpgrades"] = lean;
         return config;
     }
 

@@ -36,6 +36,8 @@ internal sealed partial class LeanExchange : IFeatureCollection, IHttpRequestFea
         QueryString = head.QueryString;
         RawTarget = head.RawTarget;
         Headers = head.Headers;
+        // As Kestrel: a request that says Connection: close is answered with it, and nothing after it is read.
+        CloseAfterResponse = head.Close;
         if (connection.RemoteEndPoint is IPEndPoint remote)
         {
             RemoteIpAddress = remote.Address;

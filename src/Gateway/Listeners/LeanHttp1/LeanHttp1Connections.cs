@@ -62,6 +62,7 @@ internal sealed class LeanHttp1Connections(ConnectionDelegate next, IServiceProv
             return;
         }
         input.AdvanceTo(headEnd);
+        Log.Taken(_logger, connection.RemoteEndPoint);
 
         var exchange = new LeanExchange(connection, head, tls, _logger);
         var context = new DefaultHttpContext(exchange) { ServiceScopeFactory = _scopes };

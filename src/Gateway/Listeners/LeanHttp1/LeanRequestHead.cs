@@ -27,6 +27,9 @@ internal sealed class LeanRequestHead
 
     public required HeaderDictionary Headers { get; init; }
 
+    /// <summary>The request's <c>Connection</c> says <c>close</c>: no further request on this connection (RFC 9112 section 9.6).</summary>
+    public bool Close { get; init; }
+
     /// <summary>Parses the head at the start of <paramref name="buffer"/>; null when it is not one the lean path takes.</summary>
     /// <param name="limits">Kestrel's own limits: a head over any of them is left to Kestrel, which answers 414 or 431.</param>
     public static LeanRequestHead? TryParse(in ReadOnlySequence<byte> buffer, KestrelServerLimits limits, out SequencePosition end)
@@ -100,17 +103,31 @@ internal sealed class LeanRequestHead
         var path = queryAt < 0 ? rawTarget : rawTarget[..queryAt];
         var query = queryAt < 0 ? string.Empty : rawTarget[queryAt..];
 
-        // Header lines.
-        var headers = new HeaderDictionary(12);
-        var rest = head[(lineEnd + 2)..];
-        bool host = false, upgrade = false, connectionUpgrade = false;
-        var count = 0;
+        // Header lines, kept in arrival order until the head is known to be the lean path's.
+        var maxFields = Math.Min(MaxHeaders, limits.MaxRequestHeaderCount);
+        var fields = ArrayPool<KestrelHeaderNames.Field>.Shared.Rent(Math.Max(maxFields, 1));
+        var fieldCount = 0;
+        try
+        {
+            return TryParseFields(head[(lineEnd + 2)..], maxFields, fields, ref fieldCount, path, query, rawTarget);
+        }
+        finally
+        {
+            fields.AsSpan(0, fieldCount).Clear();
+            ArrayPool<KestrelHeaderNames.Field>.Shared.Return(fields);
+        }
+    }
+
+    private static LeanRequestHead? TryParseFields(ReadOnlySpan<byte> rest, int maxFields, KestrelHeaderNames.Field[] fields,
+        ref int fieldCount, string path, string query, string rawTarget)
+    {
+        bool host = false, upgrade = false, connectionUpgrade = false, keepAlive = false, close = false;
         while (!rest.IsEmpty)
         {
             var end = rest.IndexOf("\r\n"u8);
             var field = rest[..end];
             rest = rest[(end + 2)..];
-            if (++count > Math.Min(MaxHeaders, limits.MaxRequestHeaderCount))
+            if (fieldCount == maxFields)
             {
                 return null;
             }
@@ -133,17 +150,14 @@ internal sealed class LeanRequestHead
                     return null;
                 }
             }
-            var name = KnownName(nameBytes);
-            if (name is null)
-            {
-                return null;
-            }
-            if (ReferenceEquals(name, HeaderNames.ContentLength) || ReferenceEquals(name, HeaderNames.TransferEncoding))
+            var name = KestrelHeaderNames.Name(nameBytes);
+            if (name.Equals(HeaderNames.ContentLength, StringComparison.OrdinalIgnoreCase)
+                || name.Equals(HeaderNames.TransferEncoding, StringComparison.OrdinalIgnoreCase))
             {
                 return null;
             }
             var value = KnownValue(valueBytes);
-            if (ReferenceEquals(name, HeaderNames.Host))
+            if (name.Equals(HeaderNames.Host, StringComparison.OrdinalIgnoreCase))
             {
                 if (host || valueBytes.IsEmpty || !IsSimpleHost(valueBytes))
                 {
@@ -151,28 +165,39 @@ internal sealed class LeanRequestHead
                 }
                 host = true;
             }
-            else if (ReferenceEquals(name, HeaderNames.Upgrade))
+            else if (name.Equals(HeaderNames.Upgrade, StringComparison.OrdinalIgnoreCase))
             {
                 upgrade |= Ascii.EqualsIgnoreCase(valueBytes, "websocket"u8);
             }
-            else if (ReferenceEquals(name, HeaderNames.Connection))
+            else if (name.Equals(HeaderNames.Connection, StringComparison.OrdinalIgnoreCase))
             {
+                // Kestrel reads Connection's list with SP as the only whitespace around its elements (an HTAB inside
+                // the value makes the element unknown to it), so such a head is Kestrel's to judge.
+                if (valueBytes.Contains((byte)'\t'))
+                {
+                    return null;
+                }
                 connectionUpgrade |= HeaderTokens.Contains(value, "upgrade");
+                keepAlive |= HeaderTokens.Contains(value, "keep-alive");
+                close |= HeaderTokens.Contains(value, "close");
             }
-            if (headers.TryGetValue(name, out var existing))
-            {
-                headers[name] = StringValues.Concat(existing, value);
-            }
-            else
-            {
-                headers[name] = value;
-            }
+            fields[fieldCount++] = new KestrelHeaderNames.Field(KestrelHeaderNames.Rank(name), name, value);
         }
         if (!host || !upgrade || !connectionUpgrade)
         {
             return null;
         }
-        return new LeanRequestHead { Path = path, QueryString = query, RawTarget = rawTarget, Headers = headers };
+        var headers = KestrelHeaderNames.ToHeaders(fields.AsSpan(0, fieldCount));
+        if (!keepAlive && !close)
+        {
+            // Kestrel puts its own "Upgrade" in place of a Connection that names no other option it knows (any case, any
+            // repeats, unknown tokens); YARP forwards that value on an upgrade.
+            headers[HeaderNames.Connection] = HeaderNames.Upgrade;
+        }
+        return new LeanRequestHead
+        {
+            Path = path, QueryString = query, RawTarget = rawTarget, Headers = headers, Close = close,
+        };
     }
 
     /// <summary>
@@ -208,30 +233,6 @@ internal sealed class LeanRequestHead
         // ":" then 1-5 digits, at most 65535.
         return port[0] == (byte)':' && port.Length is >= 2 and <= 6 && port[1..].IndexOfAnyExceptInRange((byte)'0', (byte)'9') < 0
             && int.Parse(port[1..], System.Globalization.CultureInfo.InvariantCulture) <= 65535;
-    }
-
-    // The names a handshake carries, as the framework's own string instances (no string per request for them).
-    private static readonly string[] KnownNames =
-    [
-        HeaderNames.Host, HeaderNames.Upgrade, HeaderNames.Connection, HeaderNames.SecWebSocketKey, HeaderNames.SecWebSocketVersion,
-        HeaderNames.SecWebSocketExtensions, HeaderNames.SecWebSocketProtocol, HeaderNames.Origin, HeaderNames.UserAgent,
-        HeaderNames.ContentLength, HeaderNames.TransferEncoding, HeaderNames.Cookie, HeaderNames.Authorization, HeaderNames.Accept,
-        HeaderNames.AcceptEncoding, HeaderNames.AcceptLanguage, HeaderNames.CacheControl, HeaderNames.Pragma,
-        "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", HeaderNames.TraceParent,
-        HeaderNames.TraceState, HeaderNames.Baggage,
-    ];
-
-    private static string? KnownName(ReadOnlySpan<byte> name)
-    {
-        foreach (var known in KnownNames)
-        {
-            if (name.Length == known.Length && Ascii.EqualsIgnoreCase(name, known))
-            {
-                return known;
-            }
-        }
-        // HeaderDictionary compares names case-insensitively; the name is kept as the client sent it.
-        return name.Length > 0 ? Encoding.ASCII.GetString(name) : null;
     }
 
     private static readonly string[] KnownValues = ["websocket", "Upgrade", "upgrade", "13", "permessage-deflate; client_max_window_bits"];

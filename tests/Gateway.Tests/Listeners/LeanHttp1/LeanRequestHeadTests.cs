@@ -36,6 +36,36 @@ public sealed class LeanRequestHeadTests
         Assert.Equal("first frame bytes", Encoding.ASCII.GetString(buffer.Slice(end).ToArray()));
     }
 
+    [Theory]
+    [InlineData("Upgrade", "Upgrade", false)]
+    [InlineData("UPGRADE", "Upgrade", false)]
+    [InlineData("upgrade, x-unknown", "Upgrade", false)]
+    [InlineData("keep-alive, Upgrade", "keep-alive, Upgrade", false)]
+    [InlineData("Upgrade, close", "Upgrade, close", true)]
+    [InlineData("CLOSE ,upgrade", "CLOSE ,upgrade", true)]
+    public void Connection_is_read_and_forwarded_as_Kestrel_does(string connection, string forwarded, bool close)
+    {
+        var head = Parse(Upgrade.Replace("Connection: Upgrade", "Connection: " + connection), out _, out _);
+
+        Assert.NotNull(head);
+        // Kestrel replaces a Connection naming only "upgrade" (of the options it knows) with its own "Upgrade".
+        Assert.Equal(forwarded, head.Headers["Connection"].ToString());
+        Assert.Equal(close, head.Close);
+    }
+
+    [Fact]
+    public void Headers_are_named_and_ordered_as_Kestrel_gives_them()
+    {
+        var head = Parse(
+            "GET /chat HTTP/1.1\r\nx-custom: 1\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nORIGIN: https://app.example\r\n" +
+            "upgrade: websocket\r\nX-FORWARDED-FOR: 1.2.3.4\r\nconnection: Upgrade\r\nhost: gw.example\r\nuser-agent: t\r\n\r\n", out _, out _);
+
+        Assert.NotNull(head);
+        // The names Kestrel knows first, in its order; then the others as they came, a framework name spelled its way.
+        Assert.Equal(["Connection", "Host", "User-Agent", "Origin", "Upgrade", "x-custom", "Sec-WebSocket-Key", "X-FORWARDED-FOR"],
+            head.Headers.Keys.ToArray());
+    }
+
     [Fact]
     public void A_head_split_over_buffer_segments_is_taken_too()
     {
@@ -58,6 +88,7 @@ public sealed class LeanRequestHeadTests
         { "percent-encoding", Upgrade.Replace("/chat/room", "/chat/r%6Fom") },
         { "dot segment", Upgrade.Replace("/chat/room", "/chat/../room") },
         { "empty segment", Upgrade.Replace("/chat/room", "/chat//room") },
+        { "HTAB inside Connection (Kestrel reads only SP around its elements)", Upgrade.Replace("Connection: Upgrade", "Connection: keep-alive,\tUpgrade") },
         { "fragment", Upgrade.Replace("?x=1&y=2", "#top") },
         { "non-ASCII target", Upgrade.Replace("/chat/room", "/chat/r\u00f6om") },
         { "two spaces", Upgrade.Replace("GET /chat", "GET  /chat") },

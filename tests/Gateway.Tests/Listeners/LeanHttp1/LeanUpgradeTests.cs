@@ -2,8 +2,10 @@ using System.Collections.Concurrent;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json.Nodes;
+using Gateway.Tests.Handshake;
 using Gateway.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Yarp.ReverseProxy.Transforms;
 using Yarp.ReverseProxy.Transforms.Builder;
 
@@ -17,6 +19,7 @@ public sealed class LeanUpgradeTests : IAsyncLifetime
 {
     private readonly TestCertificates _certificates = new();
     private readonly ContextRecorder _recorder = new();
+    private readonly CapturingLoggerProvider _leanLogs = new();
     private Backend _backend = null!;
     private GatewayServer _lean = null!;
     private GatewayServer _kestrel = null!;
@@ -29,7 +32,12 @@ public sealed class LeanUpgradeTests : IAsyncLifetime
         var config = GatewayServer.Config(proxy, [new JsonObject { ["Path"] = certificate, ["KeyPath"] = key }]);
         // The time Kestrel gives a new connection to start its first request.
         config["Kestrel"] = new JsonObject { ["Limits"] = new JsonObject { ["KeepAliveTimeout"] = "00:00:02" } };
-        _lean = await GatewayServer.StartAsync(config, services => services.AddSingleton<ITransformProvider>(_recorder));
+        config["Logging"]!["LogLevel"]!["Gateway.Listeners.LeanHttp1"] = "Debug";
+        _lean = await GatewayServer.StartAsync(config, services =>
+        {
+            services.AddSingleton<ITransformProvider>(_recorder);
+            services.AddSingleton<ILoggerProvider>(_leanLogs);
+        });
         var off = (JsonObject)config.DeepClone();
         off["Gateway"]!["LeanUpgrades"] = false;
         _kestrel = await GatewayServer.StartAsync(off, services => services.AddSingleton<ITransformProvider>(_recorder));
@@ -67,28 +75,99 @@ public sealed class LeanUpgradeTests : IAsyncLifetime
         Assert.DoesNotContain("LeanExchange", _recorder.Take());
     }
 
-    public static TheoryData<string, string> Handshakes => new()
+    /// <summary>Why, the head, and whether the lean path takes it (the rest is Kestrel's).</summary>
+    public static TheoryData<string, string, bool> Handshakes => new()
     {
-        { "accepted", Head("/echo?room=1") },
-        { "accepted, with a subpath", Head("/echo/x") },
-        { "no key", Head("/echo?room=1").Replace("Sec-WebSocket-Key", "X-Not-The-Key") },
-        { "a short key", Head("/echo?room=1", key: "c2hvcnQ=") },
-        { "version 8", Head("/echo?room=1").Replace("Sec-WebSocket-Version: 13", "Sec-WebSocket-Version: 8") },
-        { "no route", Head("/nowhere") },
-        { "a POST", Head("/echo?room=1").Replace("GET ", "POST ").Replace("\r\n\r\n", "\r\nContent-Length: 0\r\n\r\n") },
-        { "percent-encoded path", Head("/ech%6F") },
-        { "header without a colon", Head("/echo?room=1").Replace("Sec-WebSocket-Version: 13", "Sec-WebSocket-Version 13") },
-        { "two Hosts", Head("/echo?room=1").Replace("\r\n\r\n", "\r\nHost: other\r\n\r\n") },
-        { "no Host", Head("/echo?room=1").Replace("Host: localhost\r\n", "") },
+        { "accepted", Head("/echo?room=1"), true },
+        { "accepted, with a subpath", Head("/echo/x"), true },
+        { "no key", Head("/echo?room=1").Replace("Sec-WebSocket-Key", "X-Not-The-Key"), true },
+        { "a short key", Head("/echo?room=1", key: "c2hvcnQ="), true },
+        { "version 8", Head("/echo?room=1").Replace("Sec-WebSocket-Version: 13", "Sec-WebSocket-Version: 8"), true },
+        { "no route", Head("/nowhere"), true },
+        { "a POST", Head("/echo?room=1").Replace("GET ", "POST ").Replace("\r\n\r\n", "\r\nContent-Length: 0\r\n\r\n"), false },
+        { "percent-encoded path", Head("/ech%6F"), false },
+        { "header without a colon", Head("/echo?room=1").Replace("Sec-WebSocket-Version: 13", "Sec-WebSocket-Version 13"), false },
+        { "two Hosts", Head("/echo?room=1").Replace("\r\n\r\n", "\r\nHost: other\r\n\r\n"), false },
+        { "no Host", Head("/echo?room=1").Replace("Host: localhost\r\n", ""), false },
+        { "HTAB after a comma in Connection", Head("/echo?room=1").Replace("Connection: Upgrade", "Connection: keep-alive,\tUpgrade"), false },
+        { "HTAB before a comma in Connection", Head("/echo?room=1").Replace("Connection: Upgrade", "Connection: Upgrade\t,keep-alive"), false },
+        { "HTAB around Connection's one value", Head("/echo?room=1").Replace("Connection: Upgrade", "Connection:\tUpgrade\t"), true },
+        { "SP around commas in Connection", Head("/echo?room=1").Replace("Connection: Upgrade", "Connection: keep-alive ,  Upgrade "), true },
     };
 
     [Theory]
     [MemberData(nameof(Handshakes))]
-    public async Task Every_handshake_gets_the_same_answer_on_either_path(string why, string head)
+    public async Task Every_handshake_gets_the_same_answer_on_either_path(string why, string head, bool leanTakes)
     {
-        var lean = await StatusAsync(_lean, head);
-        var kestrel = await StatusAsync(_kestrel, head);
+        var (lean, took) = await StatusAsync(_lean, head, _leanLogs);
+        var (kestrel, _) = await StatusAsync(_kestrel, head, logs: null);
         Assert.True(lean == kestrel, $"{why}: the lean path answered '{lean}', Kestrel '{kestrel}'");
+        // Which path answered on the lean gateway: its event 172 names the client's port.
+        Assert.True(took == leanTakes, $"{why}: {(took ? "the lean path" : "Kestrel")} answered on the lean gateway");
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_refusal_of_a_request_that_says_Connection_close_ends_the_connection_as_Kestrel_does(bool tls)
+    {
+        // A refused upgrade (version 8) that says close, and a valid upgrade pipelined in the same write.
+        var refused = Head("/echo?room=1").Replace("Sec-WebSocket-Version: 13", "Sec-WebSocket-Version: 8")
+            .Replace("Connection: Upgrade", "Connection: Upgrade, close");
+        var bytes = Encoding.ASCII.GetBytes(refused + Head("/echo?room=2"));
+
+        var kestrel = await AnswersAsync(_kestrel, tls, bytes);
+        var lean = await AnswersAsync(_lean, tls, bytes);
+
+        Assert.Equal(["HTTP/1.1 426 Upgrade Required", "(closed)"], kestrel);
+        Assert.Equal(kestrel, lean);
+    }
+
+    /// <summary>The status line of every answer on one connection, then "(closed)" at its end (or "(open)" or a 101's end).</summary>
+    private async Task<List<string>> AnswersAsync(GatewayServer gateway, bool tls, byte[] bytes)
+    {
+        using var tcp = new TcpClient { NoDelay = true };
+        var address = tls ? gateway.Wss : gateway.Ws;
+        await tcp.ConnectAsync(address.Host, address.Port);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+        Stream stream = tcp.GetStream();
+        if (tls)
+        {
+            var ssl = new System.Net.Security.SslStream(stream, leaveInnerStreamOpen: false, _certificates.Validate);
+            await ssl.AuthenticateAsClientAsync(new System.Net.Security.SslClientAuthenticationOptions
+            {
+                TargetHost = "localhost",
+                ApplicationProtocols = [System.Net.Security.SslApplicationProtocol.Http11],
+            }, timeout.Token);
+            stream = ssl;
+        }
+        await using var _ = stream;
+        await stream.WriteAsync(bytes, timeout.Token);
+        var answers = new List<string>();
+        while (true)
+        {
+            string head;
+            try
+            {
+                head = await RawFrames.ReadHeadAsync(stream, timeout.Token);
+            }
+            catch (Exception ex) when (ex is EndOfStreamException or IOException)
+            {
+                answers.Add("(closed)");
+                return answers;
+            }
+            catch (OperationCanceledException)
+            {
+                answers.Add("(open)");
+                return answers;
+            }
+            answers.Add(head[..head.IndexOf("\r\n", StringComparison.Ordinal)]);
+            if (head.StartsWith("HTTP/1.1 101", StringComparison.Ordinal))
+            {
+                return answers;
+            }
+            await stream.ReadExactlyAsync(new byte[ContentLength(head)], timeout.Token);
+        }
     }
 
     [Fact]
@@ -142,10 +221,11 @@ public sealed class LeanUpgradeTests : IAsyncLifetime
     }
 
     /// <summary>The status line and the headers a client acts on, with what varies per run (keys, dates) left out.</summary>
-    private static async Task<string> StatusAsync(GatewayServer gateway, string head)
+    private static async Task<(string Answer, bool Lean)> StatusAsync(GatewayServer gateway, string head, CapturingLoggerProvider? logs)
     {
         using var tcp = new TcpClient();
         await tcp.ConnectAsync(gateway.Ws.Host, gateway.Ws.Port);
+        var port = $":{((System.Net.IPEndPoint)tcp.Client.LocalEndPoint!).Port} ";
         var stream = tcp.GetStream();
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(15));
         await stream.WriteAsync(Encoding.ASCII.GetBytes(head), timeout.Token);
@@ -158,7 +238,8 @@ public sealed class LeanUpgradeTests : IAsyncLifetime
                 || line.StartsWith("Content-Type:", StringComparison.OrdinalIgnoreCase))
             .Select(line => line.ToLowerInvariant())
             .Order();
-        return string.Join(" | ", lines.Take(1).Concat(kept));
+        var lean = logs is not null && logs.Lines.Any(line => line.Id.Id == 172 && line.Message.Contains(port, StringComparison.Ordinal));
+        return (string.Join(" | ", lines.Take(1).Concat(kept)), lean);
     }
 
     private static int ContentLength(string head) =>
