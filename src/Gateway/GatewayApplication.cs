@@ -108,7 +108,7 @@ public static class GatewayApplication
         var app = builder.Build();
         app.Services.GetRequiredService<Readiness>();
         // Metrics listen from the start, with the instruments of every feature created up front.
-        app.Services.GetRequiredService<MetricsSetup>();
+        app.Services.GetRequiredService<OpenTelemetry.Metrics.MeterProvider>();
         app.Services.GetRequiredService<RelayMetrics>();
         app.Services.GetRequiredService<ProxyMetrics>();
         app.UseGatewayTelemetry();

@@ -1,4 +1,5 @@
 using Gateway.Listeners;
+using Gateway.Metrics;
 
 namespace Gateway.Admin;
 
@@ -18,7 +19,13 @@ public static class AdminEndpoints
 
     public static IApplicationBuilder UseAdminListener(this IApplicationBuilder app)
     {
-        return app.MapWhen(IsAdminConnection, admin => admin.Run(HandleAsync));
+        return app.MapWhen(IsAdminConnection, admin =>
+        {
+            // OpenTelemetry's Prometheus exporter serves /metrics here, in the admin listener's branch: mapped as an
+            // endpoint it would share the route table the public listeners' requests are matched against.
+            admin.UsePrometheusScrapingEndpoint();
+            admin.Run(HandleAsync);
+        });
     }
 
     private static bool IsAdminConnection(HttpContext context) =>
@@ -37,11 +44,6 @@ public static class AdminEndpoints
         {
             case "/healthz":
                 return response.WriteAsync("ok\n");
-            case "/metrics":
-                // The Prometheus text exposition format, as OpenTelemetry's Prometheus exporter serves it.
-                var text = context.RequestServices.GetRequiredService<Metrics.MetricsSetup>().Exporter.Scrape();
-                response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
-                return response.WriteAsync(text);
             case "/readyz":
                 var ready = context.RequestServices.GetRequiredService<Readiness>().IsReady;
                 response.StatusCode = ready ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable;

@@ -13,17 +13,19 @@ public sealed class HandshakeMetrics
     public const string RefusedName = "gateway.handshake.refused";
 
     private readonly Counter<long> _refused;
+    private readonly InternalTraffic _internalTraffic;
     private readonly ConcurrentDictionary<string, KeyValuePair<string, object?>[][]> _tagsByRoute = new(StringComparer.Ordinal);
 
     public HandshakeMetrics(GatewayMeter meter)
     {
+        _internalTraffic = meter.InternalTraffic;
         _refused = meter.Meter.CreateCounter<long>(RefusedName, "{handshake}",
             "WebSocket handshakes refused at the edge, before any backend was contacted (backend_subprotocol: after), by reason and route");
     }
 
     public void Refused(RefusalReason reason, string route)
     {
-        if (!_refused.Enabled)
+        if (!_refused.Enabled || _internalTraffic.Is(route))
         {
             return;
         }

@@ -14,4 +14,7 @@ public sealed class GatewayMeter
     public GatewayMeter(IMeterFactory factory) => Meter = factory.Create(Name);
 
     public Meter Meter { get; }
+
+    /// <summary>The gateway's own traffic, which the instruments of this meter do not record.</summary>
+    internal InternalTraffic InternalTraffic { get; } = new();
 }

@@ -11,28 +11,45 @@ public sealed class ProxyMetrics
 {
     private readonly Counter<long> _errors;
     private readonly Counter<long> _connectRetries;
+    private readonly InternalTraffic _internalTraffic;
 
     public ProxyMetrics(GatewayMeter meter, IProxyStateLookup state)
     {
+        _internalTraffic = meter.InternalTraffic;
         _errors = meter.Meter.CreateCounter<long>("gateway.proxy.errors", "{request}",
             "Requests YARP could not forward, by cluster, destination and YARP's error (Request = the backend could not be reached)");
         _connectRetries = meter.Meter.CreateCounter<long>("gateway.proxy.connect_retries", "{retry}",
             "Requests sent to another destination because this one could not be connected to, by cluster and the destination that failed");
-        meter.Meter.CreateObservableGauge("gateway.destination.health", () => ReadHealth(state), "1",
+        meter.Meter.CreateObservableGauge("gateway.destination.health", () => ReadHealth(state, _internalTraffic), "1",
             "1 when a destination is usable (neither active nor passive health checks call it unhealthy), 0 when not");
     }
 
-    internal void Failed(string cluster, string destination, ForwarderError error) =>
+    internal void Failed(string cluster, string destination, ForwarderError error)
+    {
+        if (_internalTraffic.Is(cluster))
+        {
+            return;
+        }
         _errors.Add(1, new KeyValuePair<string, object?>("cluster", cluster), new KeyValuePair<string, object?>("destination", destination),
             new KeyValuePair<string, object?>("error", error.ToString()));
+    }
 
-    internal void ConnectRetried(string cluster, string destination) =>
-        _connectRetries.Add(1, new KeyValuePair<string, object?>("cluster", cluster), new KeyValuePair<string, object?>("destination", destination));
+    internal void ConnectRetried(string cluster, string destination)
+    {
+        if (!_internalTraffic.Is(cluster))
+        {
+            _connectRetries.Add(1, new KeyValuePair<string, object?>("cluster", cluster), new KeyValuePair<string, object?>("destination", destination));
+        }
+    }
 
-    private static IEnumerable<Measurement<int>> ReadHealth(IProxyStateLookup state)
+    private static IEnumerable<Measurement<int>> ReadHealth(IProxyStateLookup state, InternalTraffic internalTraffic)
     {
         foreach (var cluster in state.GetClusters())
         {
+            if (internalTraffic.Is(cluster.ClusterId))
+            {
+                continue;
+            }
             foreach (var destination in cluster.Destinations.Values)
             {
                 var health = destination.Health;

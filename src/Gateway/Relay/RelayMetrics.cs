@@ -55,9 +55,12 @@ public sealed class RelayMetrics
     private readonly Counter<long> _gatewayCloses;
     private readonly Counter<long> _messages;
     private readonly Counter<long> _bytes;
+    private readonly InternalTraffic _internalTraffic;
+    private readonly bool _records = true;
 
     public RelayMetrics(GatewayMeter meter)
     {
+        _internalTraffic = meter.InternalTraffic;
         var m = meter.Meter;
         _active = m.CreateUpDownCounter<long>("gateway.websocket.connections.active", "{connection}",
             "Proxied WebSocket connections open now, by route, cluster, destination, protocol and scheme");
@@ -79,7 +82,27 @@ public sealed class RelayMetrics
         _gatewayCloses = m.CreateCounter<long>("gateway.relay.gateway_closes", "{close}", "Close frames the gateway initiated, by side, code and route");
         _messages = m.CreateCounter<long>("gateway.relay.messages", "{message}", "WebSocket data messages relayed, by route and direction (added every few seconds while a tunnel is open, and when it closes)");
         _bytes = m.CreateCounter<long>("gateway.relay.payload", "By", "WebSocket data payload relayed, by route and direction (added every few seconds while a tunnel is open, and when it closes)");
+        Unrecorded = new RelayMetrics(this);
     }
+
+    /// <summary>The same instruments, never recorded into: for the gateway's own tunnels (the startup warm-up's).</summary>
+    private RelayMetrics(RelayMetrics recorded)
+    {
+        (_active, _opened, _closed, _handshakeDuration, _lifetime) = (recorded._active, recorded._opened, recorded._closed, recorded._handshakeDuration, recorded._lifetime);
+        (_pingsSent, _pongsReceived, _pingRoundTrip, _reaped) = (recorded._pingsSent, recorded._pongsReceived, recorded._pingRoundTrip, recorded._reaped);
+        (_gatewayCloses, _messages, _bytes) = (recorded._gatewayCloses, recorded._messages, recorded._bytes);
+        _internalTraffic = recorded._internalTraffic;
+        _records = false;
+        Unrecorded = this;
+    }
+
+    private RelayMetrics Unrecorded { get; }
+
+    /// <summary>Whether a route's tunnels are counted and logged: the gateway's own (the warm-up's) are not.</summary>
+    internal bool Records(string route) => !_internalTraffic.Is(route);
+
+    /// <summary>The instruments for one route's tunnels: these, or for the gateway's own traffic, ones that record nothing.</summary>
+    internal RelayMetrics For(string route) => Records(route) ? this : Unrecorded;
 
     /// <summary>The labels of one tunnel's connection gauge, built once when it opens.</summary>
     internal static TagList ConnectionTags(string route, string cluster, string destination, string protocol, string scheme) => new()
@@ -93,6 +116,10 @@ public sealed class RelayMetrics
 
     internal void Opened(in TagList tags, string route, string protocol, TimeSpan handshake)
     {
+        if (!_records)
+        {
+            return;
+        }
         _active.Add(1, tags);
         _opened.Add(1, tags);
         _handshakeDuration.Record(handshake.TotalSeconds, new KeyValuePair<string, object?>("route", route), new KeyValuePair<string, object?>("protocol", protocol));
@@ -100,6 +127,10 @@ public sealed class RelayMetrics
 
     internal void Closed(in TagList tags, string route, string cluster, string closedBy, ushort code, TimeSpan lifetime)
     {
+        if (!_records)
+        {
+            return;
+        }
         _active.Add(-1, tags);
         var closed = new TagList { { "route", route }, { "cluster", cluster }, { "closed_by", closedBy }, { "code", CodeLabel(code) } };
         _closed.Add(1, closed);
@@ -109,6 +140,10 @@ public sealed class RelayMetrics
     /// <summary>What a tunnel relayed since its last report: from the sweep while it is open, and when it closes.</summary>
     internal void Relayed(string route, long messagesFromClient, long bytesFromClient, long messagesFromBackend, long bytesFromBackend)
     {
+        if (!_records)
+        {
+            return;
+        }
         var toBackend = new TagList { { "route", route }, { "direction", "client_to_backend" } };
         var toClient = new TagList { { "route", route }, { "direction", "backend_to_client" } };
         _messages.Add(messagesFromClient, toBackend);
@@ -117,20 +152,40 @@ public sealed class RelayMetrics
         _bytes.Add(bytesFromBackend, toClient);
     }
 
-    internal void PingSent(string side) => _pingsSent.Add(1, new KeyValuePair<string, object?>("side", side));
+    internal void PingSent(string side)
+    {
+        if (_records)
+        {
+            _pingsSent.Add(1, new KeyValuePair<string, object?>("side", side));
+        }
+    }
 
     internal void PongReceived(string side, TimeSpan roundTrip)
     {
+        if (!_records)
+        {
+            return;
+        }
         var tag = new KeyValuePair<string, object?>("side", side);
         _pongsReceived.Add(1, tag);
         _pingRoundTrip.Record(roundTrip.TotalSeconds, tag);
     }
 
-    internal void Reaped(string side, string route) =>
-        _reaped.Add(1, new KeyValuePair<string, object?>("side", side), new KeyValuePair<string, object?>("route", route));
+    internal void Reaped(string side, string route)
+    {
+        if (_records)
+        {
+            _reaped.Add(1, new KeyValuePair<string, object?>("side", side), new KeyValuePair<string, object?>("route", route));
+        }
+    }
 
-    internal void GatewayClose(string side, ushort code, string route) =>
-        _gatewayCloses.Add(1, new KeyValuePair<string, object?>("side", side), new KeyValuePair<string, object?>("code", CodeLabel(code)), new KeyValuePair<string, object?>("route", route));
+    internal void GatewayClose(string side, ushort code, string route)
+    {
+        if (_records)
+        {
+            _gatewayCloses.Add(1, new KeyValuePair<string, object?>("side", side), new KeyValuePair<string, object?>("code", CodeLabel(code)), new KeyValuePair<string, object?>("route", route));
+        }
+    }
 
     /// <summary>
     /// A close code as a label value. A client may send any 16-bit code, and each distinct value would be a new series:

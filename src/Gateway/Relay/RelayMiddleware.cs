@@ -1,6 +1,7 @@
 using Gateway.Handshake;
 using Gateway.KeepAlive;
 using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.Logging.Abstractions;
 using Yarp.ReverseProxy.Forwarder;
 
 namespace Gateway.Relay;
@@ -25,7 +26,15 @@ public sealed class RelayMiddleware(RequestDelegate next, KeepAliveSweeper sweep
 
         var upgrade = handshake.IsHttp2 ? null : context.Features.Get<IHttpUpgradeFeature>();
         var connect = handshake.IsHttp2 ? context.Features.Get<IHttpExtendedConnectFeature>() : null;
-        var tunnel = new RelayTunnel(context, handshake, upgrade, connect, sweeper, metrics, logger, _accessLog);
+        // The gateway's own tunnels (the startup warm-up's) are neither counted nor logged: they are not the operator's traffic.
+        var recorded = metrics.Records(handshake.RouteId);
+        if (!recorded && context.Features.Get<IHttpMetricsTagsFeature>() is { } hostingMetrics)
+        {
+            // Nor by ASP.NET Core's http.server.request.duration, whose route label would name the warm-up's route.
+            hostingMetrics.MetricsDisabled = true;
+        }
+        var tunnel = new RelayTunnel(context, handshake, upgrade, connect, sweeper, metrics.For(handshake.RouteId), logger,
+            recorded ? _accessLog : NullLogger.Instance);
         if (upgrade is not null)
         {
             context.Features.Set<IHttpUpgradeFeature>(tunnel);

@@ -1,5 +1,4 @@
 using Gateway.Configuration;
-using Gateway.Metrics;
 using OpenTelemetry;
 using OpenTelemetry.Exporter;
 using OpenTelemetry.Metrics;
@@ -8,18 +7,15 @@ using OpenTelemetry.Trace;
 namespace Gateway.Telemetry;
 
 /// <summary>
-/// The OpenTelemetry providers that push to the OTLP collector (<c>Gateway:Telemetry:Otlp</c>): a meter provider
-/// with the same meters as the Prometheus endpoint (<see cref="MetricsSetup"/>, which keeps working beside it), and a
-/// tracer provider for the handshake spans (<see cref="HandshakeTracing"/>). Built by hand, because
-/// OpenTelemetry.Extensions.Hosting is not in the package mirror; disposed with the container, which flushes what
-/// is still queued.
+/// The push to the OTLP collector (<c>Gateway:Telemetry:Otlp</c>): a reader on the gateway's one meter provider, the
+/// one behind /metrics (<see cref="AddMetricsReader"/>), and a tracer provider for the handshake spans
+/// (<see cref="HandshakeTracing"/>). Both are disposed with the container, which flushes what is still queued.
 /// </summary>
 public sealed class OtlpExport : IDisposable
 {
     public const string MetricsPath = "v1/metrics";
     public const string TracesPath = "v1/traces";
 
-    private readonly MeterProvider? _metrics;
     private readonly TracerProvider? _traces;
 
     public OtlpExport(GatewayOptions gateway, TelemetryResource resource, ILogger<OtlpExport> logger)
@@ -29,22 +25,6 @@ public sealed class OtlpExport : IDisposable
         if (!otlp.IsEnabled)
         {
             return;
-        }
-        if (telemetry.ExportsMetrics)
-        {
-            // A provider of its own rather than a second reader on the Prometheus one: either way every measurement is
-            // aggregated once per reader, and this way the resource and the push schedule are this exporter's alone.
-            _metrics = Sdk.CreateMeterProviderBuilder()
-                .SetResourceBuilder(resource.Builder())
-                .AddMeter(GatewayMeter.Name)
-                .AddMeter(MetricsSetup.FrameworkMeters)
-                .AddReader(new PeriodicExportingMetricReader(new OtlpMetricExporter(ExporterOptions(otlp, MetricsPath)),
-                    (int)otlp.ExportInterval.TotalMilliseconds)
-                {
-                    // As the Prometheus endpoint: counters keep counting, and a lost push loses no increments.
-                    TemporalityPreference = MetricReaderTemporalityPreference.Cumulative,
-                })
-                .Build();
         }
         if (telemetry.ExportsTraces)
         {
@@ -64,6 +44,20 @@ public sealed class OtlpExport : IDisposable
             telemetry.ExportsMetrics ? $"every {otlp.ExportInterval.TotalSeconds:0.###} s" : "off",
             telemetry.ExportsTraces ? $"one span per handshake, sample ratio {telemetry.Tracing.SampleRatio:0.###}" : "off",
             resource.InstanceId);
+    }
+
+    /// <summary>
+    /// The OTLP push as a second reader of the gateway's meter provider: the same instruments and views as /metrics,
+    /// each measurement aggregated once per reader, the gateway's resource on the provider.
+    /// </summary>
+    internal static void AddMetricsReader(IServiceCollection services, OtlpOptions otlp)
+    {
+        services.ConfigureOpenTelemetryMeterProvider((provider, metrics) => metrics.AddReader(
+            new PeriodicExportingMetricReader(new OtlpMetricExporter(ExporterOptions(otlp, MetricsPath)), (int)otlp.ExportInterval.TotalMilliseconds)
+            {
+                // As the Prometheus endpoint: counters keep counting, and a lost push loses no increments.
+                TemporalityPreference = MetricReaderTemporalityPreference.Cumulative,
+            }));
     }
 
     /// <summary>
@@ -115,6 +109,5 @@ public sealed class OtlpExport : IDisposable
     public void Dispose()
     {
         _traces?.Dispose();
-        _metrics?.Dispose();
     }
 }

@@ -1,6 +1,7 @@
 using Gateway.Configuration;
 using Gateway.Warmup;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using OpenTelemetry.Metrics;
 using Yarp.ReverseProxy.Transforms.Builder;
 
 namespace Gateway.Telemetry;
@@ -16,6 +17,13 @@ public static class TelemetryExtensions
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton<TelemetryResource>();
         services.AddSingleton<OtlpExport>();
+        // Who is speaking, for every reader of the gateway's meter provider (/metrics leaves the resource out).
+        services.ConfigureOpenTelemetryMeterProvider((provider, metrics) =>
+            metrics.SetResourceBuilder(provider.GetRequiredService<TelemetryResource>().Builder()));
+        if (options.ExportsMetrics)
+        {
+            OtlpExport.AddMetricsReader(services, options.Otlp);
+        }
         // The warm-up's sessions are the gateway's own, not traffic: they make no spans.
         services.AddSingleton(provider => new HandshakeTracing(provider.GetRequiredService<GatewayOptions>(), provider.GetService<WarmupRoute>()?.RouteId));
         if (options.Otlp.IsEnabled)

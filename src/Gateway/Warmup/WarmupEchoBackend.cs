@@ -1,8 +1,10 @@
 using System.Buffers;
+using System.Diagnostics.Metrics;
 using System.Net;
 using System.Net.WebSockets;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 
 namespace Gateway.Warmup;
 
@@ -28,6 +30,7 @@ internal sealed class WarmupEchoBackend : IAsyncDisposable
         // The empty builder reads no configuration, environment or command line and logs nothing: the gateway's
         // ASPNETCORE_URLS or logging settings must not reach this private server.
         var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
+        builder.Services.Replace(ServiceDescriptor.Singleton<IMeterFactory, PrivateMeterFactory>());
         builder.WebHost.UseKestrelCore().ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;

@@ -1,4 +1,5 @@
 using Gateway.Configuration;
+using Gateway.Metrics;
 
 namespace Gateway.Warmup;
 
@@ -11,7 +12,13 @@ public static class WarmupExtensions
         {
             return services;
         }
-        services.AddSingleton<WarmupRoute>();
+        services.AddSingleton(provider =>
+        {
+            var route = new WarmupRoute();
+            // Its tunnels, handshakes and forwarding errors are the gateway's own: not counted, not in the access log.
+            provider.GetRequiredService<GatewayMeter>().InternalTraffic.Register(route.RouteId);
+            return route;
+        });
         services.AddSingleton<Yarp.ReverseProxy.Configuration.IProxyConfigProvider>(provider => provider.GetRequiredService<WarmupRoute>().Provider);
         services.AddSingleton<WarmupService>();
         services.AddHostedService(provider => provider.GetRequiredService<WarmupService>());

@@ -21,7 +21,7 @@ public sealed class WarmupRoute
         Path = $"/.gateway-warmup/{Token}";
     }
 
-    /// <summary>Part of every name the warm-up gives YARP; metrics hide series labelled with any of them.</summary>
+    /// <summary>Part of every name the warm-up gives YARP.</summary>
     public string Token { get; }
 
     public string RouteId { get; }

@@ -16,7 +16,7 @@ namespace Gateway.Warmup;
 /// ws, wss and wss on HTTP/2, the handshake gate, YARP's forwarder, the backend connector, the relay, a few echoed
 /// messages, a clean close), until the JIT goes quiet; readiness waits for it. The sessions go to a private echo
 /// backend through a route that exists only meanwhile, so no operator's backend sees them and no client can reach
-/// them; the gateway's own metrics leave them out.
+/// them; the gateway's instruments and access log skip them at the source (<see cref="InternalTraffic"/>).
 /// </summary>
 public sealed class WarmupService : IHostedService, IDisposable
 {
@@ -45,7 +45,7 @@ public sealed class WarmupService : IHostedService, IDisposable
     private IDisposable? _hold;
     private Task? _run;
 
-    public WarmupService(GatewayOptions gateway, BoundListeners listeners, IProxyStateLookup proxyState, WarmupRoute route, Readiness readiness, IHostApplicationLifetime lifetime, MetricsSetup metrics, ILogger<WarmupService> logger)
+    public WarmupService(GatewayOptions gateway, BoundListeners listeners, IProxyStateLookup proxyState, WarmupRoute route, Readiness readiness, IHostApplicationLifetime lifetime, ILogger<WarmupService> logger)
     {
         _options = gateway.Warmup;
         _gateway = gateway;
@@ -55,7 +55,6 @@ public sealed class WarmupService : IHostedService, IDisposable
         _readiness = readiness;
         _lifetime = lifetime;
         _logger = logger;
-        metrics.Exporter.HideSeriesLabelled(route.Token);
     }
 
     /// <summary>Finishes when the warm-up has (or never started because the host did not start).</summary>

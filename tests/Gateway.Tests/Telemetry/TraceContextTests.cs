@@ -66,7 +66,10 @@ public sealed class TraceContextTests
         var span = await Retry.Eventually(() => Task.FromResult(Assert.Single(spans.Stopped)), Within);
         Assert.Equal(default, span.ParentSpanId);
         var head = Assert.Single(backend.Heads);
-        Assert.Equal($"00-{span.TraceId.ToHexString()}-{span.SpanId.ToHexString()}-01", Assert.Single(HeaderValues(head, "traceparent")));
+        // Sampled; OpenTelemetry 1.21 also sets W3C Trace Context level 2's "random" flag (02) on the traces it starts.
+        var traceParent = Assert.Single(HeaderValues(head, "traceparent"));
+        Assert.StartsWith($"00-{span.TraceId.ToHexString()}-{span.SpanId.ToHexString()}-", traceParent);
+        Assert.Equal(1, TraceFlags(traceParent) & 1);
         Assert.Empty(HeaderValues(head, "tracestate"));
     }
 
@@ -108,7 +111,12 @@ public sealed class TraceContextTests
             await using var client = await RawWebSocketClient.ConnectAsync(gateway.Ws, "/ws", headers);
             traceParent = Assert.Single(HeaderValues(Assert.Single(backend.Heads), "traceparent"));
             // The backend hears the decision either way, in the trace flags.
-            Assert.EndsWith(recorded ? "-01" : "-00", traceParent);
+            Assert.Equal(recorded ? 1 : 0, TraceFlags(traceParent) & 1);
+            if (clientFlags.Length > 0)
+            {
+                // A trace the client started keeps the client's other flags (none here).
+                Assert.EndsWith(recorded ? "-01" : "-00", traceParent);
+            }
             if (clientFlags.Length > 0)
             {
                 Assert.StartsWith($"00-{ClientTraceId}-", traceParent);
@@ -151,4 +159,8 @@ public sealed class TraceContextTests
             .Where(line => line.StartsWith(name + ":", StringComparison.OrdinalIgnoreCase))
             .Select(line => line[(name.Length + 1)..].Trim())
             .ToArray();
+
+    /// <summary>The trace-flags field of a traceparent (W3C Trace Context: the sampled flag is bit 0).</summary>
+    private static int TraceFlags(string traceParent) =>
+        int.Parse(traceParent[(traceParent.LastIndexOf('-') + 1)..], System.Globalization.NumberStyles.HexNumber, System.Globalization.CultureInfo.InvariantCulture);
 }

@@ -71,8 +71,10 @@ public sealed class WarmupTests
         Assert.DoesNotContain(route.Token, scrape.Text);
         // Its YARP provider changed twice (route in, route out): no reload of the file.
         Assert.Equal(0, scrape.Value("gateway_config_reloads_total"));
-        // The connections did happen, and Kestrel's own connection metrics (no route label) say so.
-        Assert.True(scrape.Value("kestrel_connection_duration_seconds_count") >= report.Sessions,
+        // The connections did happen, and Kestrel's own connection metrics (no route label) say so: one per HTTP/1.1
+        // session (two targets of three), fewer over HTTP/2, whose sessions share connections. The private echo
+        // backend's are not counted.
+        Assert.True(scrape.Value("kestrel_connection_duration_seconds_count") >= report.Sessions * 2 / 3,
             $"kestrel counted {scrape.Value("kestrel_connection_duration_seconds_count")} connections for {report.Sessions} sessions");
     }
 
