@@ -1,0 +1,153 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+using System.Net.WebSockets;
+using System.Text;
+using System.Text.Json.Nodes;
+using Gateway.Tests.Handshake;
+using Gateway.Tests.Infrastructure;
+
+namespace Gateway.Tests.Relay;
+
+/// <summary>
+/// The way from a handshake to a tunnel, on real sockets (issue 22): the upgraded-connection limit holds on both
+/// HTTP/1.1 paths before a backend is contacted, a backend's interim answers are skipped, a backend connection is
+/// closed when the client cannot be upgraded, and an HTTP/2 client's goodbye never counts against the backend.
+/// </summary>
+[Collection(SerialCollection.Name)]
+public sealed class UpgradePathTests
+{
+    private static JsonObject Config(Uri backend, bool lean, int? maxUpgraded = null)
+    {
+        var config = RelayConfig.Build(backend, new JsonObject());
+        config["Gateway"]!["LeanUpgrades"] = lean;
+        if (maxUpgraded is { } limit)
+        {
+            config["Kestrel"] = new JsonObject { ["Limits"] = new JsonObject { ["MaxConcurrentUpgradedConnections"] = limit } };
+        }
+        return config;
+    }
+
+    [Theory]
+    [InlineData(true, true)]
+    [InlineData(true, false)]
+    [InlineData(false, true)]
+    public async Task Interim_answers_before_the_backends_101_are_skipped(bool lean, bool oneWrite)
+    {
+        await using var backend = new ScriptedBackend(key =>
+        [
+            "HTTP/1.1 100 Continue\r\n\r\n"u8.ToArray(),
+            "HTTP/1.1 103 Early Hints\r\nLink: </app.css>; rel=preload\r\n\r\n"u8.ToArray(),
+            [
+                .. Encoding.ASCII.GetBytes($"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {RawFrames.AcceptFor(key)}\r\n\r\n"),
+                .. RawFrames.Encode(RawFrame.Text, "hello from the backend"u8, mask: false),
+            ],
+        ], oneWrite);
+        await using var gateway = await GatewayServer.StartAsync(Config(backend.Address, lean));
+
+        await using var client = await RawWebSocketClient.ConnectAsync(gateway.Ws, "/raw/interim");
+        var frame = await client.ReceiveAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal("hello from the backend", Encoding.UTF8.GetString(frame!.Payload));
+    }
+
+    /// <summary>
+    /// A backend that answers every handshake with the test's bytes (written one piece at a time, or all at once) and
+    /// then only waits for the gateway to close the connection.
+    /// </summary>
+    private sealed class ScriptedBackend : IAsyncDisposable
+    {
+        private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
+        private readonly CancellationTokenSource _stop = new();
+        private readonly Func<string, byte[][]> _answer;
+        private readonly bool _oneWrite;
+        private readonly ConcurrentQueue<Task> _closed = new();
+        private readonly ConcurrentBag<TcpClient> _clients = [];
+        private readonly Task _accepting;
+        private int _accepted;
+
+        public ScriptedBackend(Func<string, byte[][]> answer, bool oneWrite = true)
+        {
+            _answer = answer;
+            _oneWrite = oneWrite;
+            _listener.Start();
+            Address = new Uri($"http://127.0.0.1:{((IPEndPoint)_listener.LocalEndpoint).Port}/");
+            _accepting = AcceptAsync();
+        }
+
+        public Uri Address { get; }
+
+        public int Accepted => Volatile.Read(ref _accepted);
+
+        /// <summary>One task per connection, completed when the gateway closed it.</summary>
+        public Task[] Closed => [.. _closed];
+
+        private async Task AcceptAsync()
+        {
+            while (!_stop.IsCancellationRequested)
+            {
+                TcpClient client;
+                try
+                {
+                    client = await _listener.AcceptTcpClientAsync(_stop.Token);
+                }
+                catch (Exception) when (_stop.IsCancellationRequested)
+                {
+                    return;
+                }
+                _clients.Add(client);
+                Interlocked.Increment(ref _accepted);
+                var closed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                _closed.Enqueue(closed.Task);
+                _ = ServeAsync(client, closed);
+            }
+        }
+
+        private async Task ServeAsync(TcpClient client, TaskCompletionSource closed)
+        {
+            try
+            {
+                client.NoDelay = true;
+                var stream = client.GetStream();
+                var head = await RawFrames.ReadHeadAsync(stream, _stop.Token);
+                var key = head.Split("\r\n").First(l => l.StartsWith("Sec-WebSocket-Key:", StringComparison.OrdinalIgnoreCase))[18..].Trim();
+                var pieces = _answer(key);
+                if (_oneWrite)
+                {
+                    await stream.WriteAsync(pieces.SelectMany(p => p).ToArray(), _stop.Token);
+                }
+                else
+                {
+                    foreach (var piece in pieces)
+                    {
+                        await stream.WriteAsync(piece, _stop.Token);
+                        await Task.Delay(50, _stop.Token);
+                    }
+                }
+                var sink = new byte[4096];
+                while (await stream.ReadAsync(sink, _stop.Token) > 0)
+                {
+                }
+                closed.TrySetResult();
+            }
+            catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException)
+            {
+                closed.TrySetResult();
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            _stop.Cancel();
+            _listener.Stop();
+            await _accepting;
+            foreach (var client in _clients)
+            {
+                client.Dispose();
+            }
+            _stop.Dispose();
+        }
+    }
+}
