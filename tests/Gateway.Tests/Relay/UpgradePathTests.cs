@@ -29,6 +29,36 @@ public sealed class UpgradePathTests
     }
 
     [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task MaxConcurrentUpgradedConnections_holds_on_both_paths_before_any_backend_is_contacted(bool lean)
+    {
+        await using var backend = new RawBackend();
+        await using var gateway = await GatewayServer.StartAsync(Config(backend.Address, lean, maxUpgraded: 2));
+        var first = await RawWebSocketClient.ConnectAsync(gateway.Ws, "/raw/1");
+        await using var second = await RawWebSocketClient.ConnectAsync(gateway.Ws, "/raw/2");
+
+        for (var i = 0; i < 5; i++)
+        {
+            var refused = await RawConnection.SendAsync(gateway.Ws, RawRequest.Handshake("/raw/over"));
+            Assert.Equal(503, refused.Status);
+            Assert.Equal("5", refused.Header("Retry-After"));
+        }
+        Assert.Equal(2, Volatile.Read(ref backend.Handshakes));
+        var metrics = await MetricsScrape.FetchAsync(gateway);
+        Assert.Equal(5, metrics.Value("gateway_handshake_refused_total", ("reason", "upgraded_connection_limit")));
+
+        // A tunnel that closes gives its room back.
+        await first.SendAsync(RawFrames.CloseFrame(1000));
+        await first.Ended.WaitAsync(TimeSpan.FromSeconds(10));
+        await first.DisposeAsync();
+        await Retry.Eventually(async () =>
+        {
+            await using var third = await RawWebSocketClient.ConnectAsync(gateway.Ws, "/raw/3");
+        }, TimeSpan.FromSeconds(10));
+    }
+
+    [Theory]
     [InlineData(true, true)]
     [InlineData(true, false)]
     [InlineData(false, true)]
