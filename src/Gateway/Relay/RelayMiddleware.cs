@@ -42,6 +42,10 @@ public sealed class RelayMiddleware(RequestDelegate next, KeepAliveSweeper sweep
         finally
         {
             tunnel.Complete();
+            if (tunnel.BackendAttached && !tunnel.ClientUpgraded)
+            {
+                AbandonBackend(context, tunnel);
+            }
             // The server's own features back: a retried attempt on another destination starts from them.
             if (upgrade is not null)
             {
@@ -54,6 +58,21 @@ public sealed class RelayMiddleware(RequestDelegate next, KeepAliveSweeper sweep
             context.Features.Set<RelayTunnel>(null);
         }
         ReportOutcome(context, tunnel);
+    }
+
+    /// <summary>
+    /// The backend accepted but the client's connection could not be upgraded (Kestrel's upgraded-connection limit, a
+    /// backend header the server refuses to send, a client gone): the tunnel took the backend's connection and nobody
+    /// else closes it. The client, which got nothing yet, gets a 502 rather than the backend's 101 with nothing behind it.
+    /// </summary>
+    private static void AbandonBackend(HttpContext context, RelayTunnel tunnel)
+    {
+        tunnel.DisposeBackend();
+        if (!context.Response.HasStarted)
+        {
+            context.Response.Clear();
+            context.Response.StatusCode = StatusCodes.Status502BadGateway;
+        }
     }
 
     /// <summary>

@@ -37,7 +37,7 @@ public sealed partial class RelayTunnel
         }
         catch (Exception ex) when (IsPeerFailure(ex, cancellationToken))
         {
-            return await OnBackendReadEndedAsync(ex).ConfigureAwait(false);
+            return await OnBackendReadEndedAsync(ex, cancellationToken).ConfigureAwait(false);
         }
         return 0;
     }
@@ -59,11 +59,11 @@ public sealed partial class RelayTunnel
             }
             catch (Exception ex) when (IsPeerFailure(ex, cancellationToken))
             {
-                return await OnBackendReadEndedAsync(ex).ConfigureAwait(false);
+                return await OnBackendReadEndedAsync(ex, cancellationToken).ConfigureAwait(false);
             }
             if (read == 0)
             {
-                return await OnBackendReadEndedAsync(null).ConfigureAwait(false);
+                return await OnBackendReadEndedAsync(null, cancellationToken).ConfigureAwait(false);
             }
 
             Volatile.Write(ref _backendAlive.LastHeard, _sweeper.Now);
@@ -101,12 +101,22 @@ public sealed partial class RelayTunnel
     /// <summary>
     /// The backend's connection ended (0) or failed (<paramref name="error"/>). After its Close, or once the gateway
     /// began closing, that is the expected end; otherwise the backend is lost, and its client hears so in a Close.
+    /// A read that failed because the client's connection is gone (its request aborted: an HTTP/2 RST_STREAM, a
+    /// vanished connection, the gateway cutting it after a failed write) is the client's goodbye, whichever of the two
+    /// loops saw it first; and a read the tunnel cancelled itself says nothing about the backend.
     /// </summary>
-    private async ValueTask<int> OnBackendReadEndedAsync(Exception? error)
+    private async ValueTask<int> OnBackendReadEndedAsync(Exception? error, CancellationToken cancellationToken)
     {
         if (!_backendReadEnded && _fromBackend.CloseCode == 0 && !IsClosing)
         {
-            await BackendLostAsync(error).ConfigureAwait(false);
+            if (error is not null && _context.RequestAborted.IsCancellationRequested)
+            {
+                await ClientAbortedAsync(error).ConfigureAwait(false);
+            }
+            else if (!(error is OperationCanceledException && cancellationToken.IsCancellationRequested))
+            {
+                await BackendLostAsync(error).ConfigureAwait(false);
+            }
         }
         _backendReadEnded = true;
         return 0;

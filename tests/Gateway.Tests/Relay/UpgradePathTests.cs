@@ -80,6 +80,88 @@ public sealed class UpgradePathTests
         Assert.Equal("hello from the backend", Encoding.UTF8.GetString(frame!.Payload));
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task A_backend_101_the_client_cannot_get_closes_the_backend_connection_and_answers_502(bool lean)
+    {
+        // 0xE9 in a header value: Kestrel's writer, and the lean path's after it, refuse to send it (not ASCII).
+        await using var backend = new ScriptedBackend(key =>
+        [
+            [
+                .. Encoding.ASCII.GetBytes($"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {RawFrames.AcceptFor(key)}\r\nX-Room: caf"),
+                0xE9,
+                .. "\r\n\r\n"u8.ToArray(),
+            ],
+        ]);
+        await using var gateway = await GatewayServer.StartAsync(Config(backend.Address, lean));
+
+        var statuses = new List<int>();
+        for (var i = 0; i < 3; i++)
+        {
+            statuses.Add((await RawConnection.SendAsync(gateway.Ws, RawRequest.Handshake($"/raw/{i}"))).Status);
+        }
+        Assert.Equal(3, backend.Accepted);
+        // Every backend connection is closed by the gateway, none left open for the client that never got its tunnel.
+        await Task.WhenAll(backend.Closed).WaitAsync(TimeSpan.FromSeconds(10));
+        // And the client hears that the backend's answer could not be passed on, not a 101 that leads nowhere.
+        Assert.All(statuses, status => Assert.Equal(502, status));
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task An_http2_client_that_goes_away_never_counts_against_the_backend(bool dropConnection)
+    {
+        using var certificates = new TestCertificates();
+        var (certificate, key, _) = certificates.IssueServer("server", "localhost");
+        await using var backend = new RawBackend();
+        var config = Config(backend.Address, lean: true);
+        config["Gateway"]!["Tls"] = new JsonObject { ["Certificates"] = new JsonArray(new JsonObject { ["Path"] = certificate, ["KeyPath"] = key }) };
+        config["ReverseProxy"]!["Clusters"]!["raw"]!["HealthCheck"] = new JsonObject
+        {
+            ["Passive"] = new JsonObject { ["Enabled"] = true, ["Policy"] = "TransportFailureRate", ["ReactivationPeriod"] = "00:01:00" },
+        };
+        await using var gateway = await GatewayServer.StartAsync(config);
+        var wss = new UriBuilder(gateway.Wss) { Host = "localhost" }.Uri;
+
+        const int Tabs = 16;
+        for (var i = 0; i < Tabs; i++)
+        {
+            var handler = new SocketsHttpHandler();
+            handler.SslOptions.RemoteCertificateValidationCallback = certificates.Validate;
+            var client = new ClientWebSocket();
+            client.Options.HttpVersion = HttpVersion.Version20;
+            client.Options.HttpVersionPolicy = HttpVersionPolicy.RequestVersionExact;
+            client.Options.KeepAliveInterval = TimeSpan.Zero;
+            using (var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(15)))
+            {
+                await client.ConnectAsync(new Uri(wss, $"raw/tab{i}"), new HttpMessageInvoker(handler), timeout.Token);
+            }
+            await WebSocketClient.SendTextAsync(client, "hello");
+            Assert.Equal("hello", await WebSocketClient.ReceiveTextAsync(client));
+            // A closed tab: the stream is reset (RST_STREAM), or the whole connection goes.
+            if (dropConnection)
+            {
+                handler.Dispose();
+            }
+            client.Abort();
+            client.Dispose();
+            handler.Dispose();
+        }
+
+        var metrics = await Retry.Eventually(async () =>
+        {
+            var scrape = await MetricsScrape.FetchAsync(gateway);
+            Assert.Equal(Tabs, scrape.Value("gateway_websocket_connections_closed_total"));
+            return scrape;
+        }, TimeSpan.FromSeconds(15));
+        Assert.Equal(0, metrics.Value("gateway_websocket_connections_closed_total", ("closed_by", "backend")));
+        Assert.Equal(Tabs, metrics.Value("gateway_websocket_connections_closed_total", ("closed_by", "client")));
+        Assert.Equal(0, metrics.Value("gateway_proxy_errors_total"));
+        Assert.Equal(1, metrics.Value("gateway_destination_health", ("destination", "d1")));
+    }
+
     /// <summary>
     /// A backend that answers every handshake with the test's bytes (written one piece at a time, or all at once) and
     /// then only waits for the gateway to close the connection.
