@@ -101,22 +101,17 @@ public sealed partial class RelayTunnel
     /// <summary>
     /// The backend's connection ended (0) or failed (<paramref name="error"/>). After its Close, or once the gateway
     /// began closing, that is the expected end; otherwise the backend is lost, and its client hears so in a Close.
-    /// A read that failed because the client's connection is gone (its request aborted: an HTTP/2 RST_STREAM, a
-    /// vanished connection, the gateway cutting it after a failed write) is the client's goodbye, whichever of the two
-    /// loops saw it first; and a read the tunnel cancelled itself says nothing about the backend.
+    /// A read that failed once the tunnel's own token was cancelled says nothing about the backend: the client's
+    /// request was aborted (an HTTP/2 RST_STREAM, a vanished connection, the gateway cutting it), or the other loop
+    /// failed, and the read was cancelled or its stream disposed under it. The client loop's read ends with the same
+    /// cancellation and says what happened (<see cref="OnClientReadEndedAsync"/>), whichever loop sees it first.
     /// </summary>
     private async ValueTask<int> OnBackendReadEndedAsync(Exception? error, CancellationToken cancellationToken)
     {
-        if (!_backendReadEnded && _fromBackend.CloseCode == 0 && !IsClosing)
+        if (!_backendReadEnded && _fromBackend.CloseCode == 0 && !IsClosing
+            && !(error is not null && cancellationToken.IsCancellationRequested))
         {
-            if (error is not null && _context.RequestAborted.IsCancellationRequested)
-            {
-                await ClientAbortedAsync(error).ConfigureAwait(false);
-            }
-            else if (!(error is OperationCanceledException && cancellationToken.IsCancellationRequested))
-            {
-                await BackendLostAsync(error).ConfigureAwait(false);
-            }
+            await BackendLostAsync(error).ConfigureAwait(false);
         }
         _backendReadEnded = true;
         return 0;

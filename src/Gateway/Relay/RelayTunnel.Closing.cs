@@ -144,27 +144,6 @@ public sealed partial class RelayTunnel
         }
     }
 
-    /// <summary>
-    /// Seen from the backend's read: the client's request was aborted (its connection or HTTP/2 stream is gone). The
-    /// client loop may be in the middle of a frame to the backend, so the backend's Close 1001 goes only if it can go
-    /// at once; otherwise its connection just ends. Either way the client ended the tunnel.
-    /// </summary>
-    private async Task ClientAbortedAsync(Exception error)
-    {
-        if (!BeginClosing())
-        {
-            return;
-        }
-        _clientReadEnded = true;
-        Decide(RelayMetrics.ClosedBy.Client, 1006);
-        Log.ClientLost(_logger, RouteId, error.Message);
-        _stopRelayToClient = true;
-        if (!await SendCloseAsync(toBackend: true, 1001, "client went away", InjectionWait.None).ConfigureAwait(false))
-        {
-            EndBackend();
-        }
-    }
-
     /// <summary>Keepalive: the client sent nothing for the timeout after a ping.</summary>
     private async Task ReapClientAsync()
     {
