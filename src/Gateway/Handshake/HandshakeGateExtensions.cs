@@ -11,6 +11,7 @@ public static class HandshakeGateExtensions
     public static IServiceCollection AddHandshakeGate(this IServiceCollection services, IConfiguration configuration)
     {
         services.AddSingleton<HandshakePolicies>();
+        services.AddSingleton<UpgradedConnectionLimit>();
         services.AddSingleton<TrustedForwarderSet>();
         services.AddSingleton<HandshakeMetrics>();
         services.AddSingleton(provider => new RefusalReporter(

@@ -10,17 +10,19 @@ namespace Gateway.Handshake;
 /// backend. Ordinary HTTP passes untouched where the policy allows it. Each handshake, and each request refused here,
 /// gets one span while tracing is on (<see cref="HandshakeTracing"/>).
 /// </summary>
-public sealed class HandshakeGateMiddleware
+internal sealed class HandshakeGateMiddleware
 {
     private readonly RequestDelegate _next;
     private readonly HandshakePolicies _policies;
     private readonly RefusalReporter _reporter;
     private readonly FileDescriptorLimit _descriptors;
     private readonly HandshakeTracing _tracing;
+    private readonly UpgradedConnectionLimit _upgraded;
 
     public HandshakeGateMiddleware(RequestDelegate next, HandshakePolicies policies, RefusalReporter reporter, FileDescriptorLimit descriptors,
-        HandshakeTracing tracing)
+        HandshakeTracing tracing, UpgradedConnectionLimit upgraded)
     {
+        _upgraded = upgraded;
         _next = next;
         _policies = policies;
         _reporter = reporter;
@@ -97,6 +99,15 @@ public sealed class HandshakeGateMiddleware
             await RefuseAsync(context, handshake.Span, RefusalReason.Descriptors, route);
             return;
         }
+        // Kestrel's limit on upgraded connections, for both HTTP/1.1 paths, before a backend is contacted.
+        var upgrade = !handshake.IsHttp2 && !_upgraded.IsUnlimited;
+        if (upgrade && !_upgraded.TryEnter())
+        {
+            _descriptors.Exit();
+            permit.Dispose();
+            await RefuseAsync(context, handshake.Span, RefusalReason.UpgradedConnectionLimit, route);
+            return;
+        }
         try
         {
             // A proxied WebSocket is one request for the tunnel's whole life: the permit is held until it closes.
@@ -104,6 +115,10 @@ public sealed class HandshakeGateMiddleware
         }
         finally
         {
+            if (upgrade)
+            {
+                _upgraded.Exit();
+            }
             _descriptors.Exit();
             permit.Dispose();
         }

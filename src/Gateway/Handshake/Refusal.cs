@@ -22,6 +22,7 @@ public enum RefusalReason
     ClientConnectionLimit,
     BackendSubprotocol,
     Descriptors,
+    UpgradedConnectionLimit,
 }
 
 /// <summary>The fixed answer for one <see cref="RefusalReason"/>, built once.</summary>
@@ -102,6 +103,8 @@ internal sealed class Refusal
                 "WebSocket handshake failed: the backend chose a subprotocol the client did not offer (RFC 6455 section 4.1)"),
             new(RefusalReason.Descriptors, StatusCodes.Status503ServiceUnavailable, "descriptors",
                 "WebSocket handshake refused: the gateway is at its open-file limit, retry after the time in Retry-After", noRoom),
+            new(RefusalReason.UpgradedConnectionLimit, StatusCodes.Status503ServiceUnavailable, "upgraded_connection_limit",
+                "WebSocket handshake refused: the gateway is at its upgraded-connection limit, retry after the time in Retry-After", noRoom),
         ];
         for (var i = 0; i < all.Length; i++)
         {

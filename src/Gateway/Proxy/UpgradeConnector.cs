@@ -27,6 +27,9 @@ internal sealed class UpgradeConnector : DelegatingHandler
     /// <summary>A refusal's body (404, 403, 426...) is passed on to the client; a WebSocket backend's are short.</summary>
     internal const int MaxErrorBodyBytes = 1024 * 1024;
 
+    /// <summary>Interim (1xx) answers skipped before the final one; a backend that sends more is broken.</summary>
+    internal const int MaxInterimResponses = 16;
+
     private static readonly byte[] NoLocalPortBody = "The gateway has no local port left to reach the backend; try again later.\n"u8.ToArray();
 
     private readonly BackendSockets _sockets;
@@ -76,14 +79,34 @@ internal sealed class UpgradeConnector : DelegatingHandler
             var headLength = WriteRequestHead(request, uri, ref buffer);
             await stream.WriteAsync(buffer.AsMemory(0, headLength), cancellationToken).ConfigureAwait(false);
 
-            var (read, headEnd, filled) = await ReadHeadAsync(stream, buffer, cancellationToken).ConfigureAwait(false);
-            if (!ReferenceEquals(read, buffer))
+            HttpResponseMessage response;
+            var filled = 0;
+            var interim = 0;
+            while (true)
             {
-                ArrayPool<byte>.Shared.Return(buffer);
-                buffer = read;
+                var (read, headEnd, total) = await ReadHeadAsync(stream, buffer, filled, cancellationToken).ConfigureAwait(false);
+                if (!ReferenceEquals(read, buffer))
+                {
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    buffer = read;
+                }
+                headLength = headEnd;
+                filled = total;
+                response = ParseHead(buffer.AsSpan(0, headLength), request);
+                if ((int)response.StatusCode is >= 200 or 101)
+                {
+                    break;
+                }
+                // An interim answer (100 Continue, 103 Early Hints...) is not the final one: RFC 9110 section 15.2 lets a
+                // client that did not ask for it ignore it, and the 101 or the refusal follows.
+                response.Dispose();
+                if (++interim > MaxInterimResponses)
+                {
+                    throw new InvalidDataException($"more than {MaxInterimResponses} interim responses before the final one");
+                }
+                buffer.AsSpan(headLength, filled - headLength).CopyTo(buffer);
+                filled -= headLength;
             }
-            headLength = headEnd;
-            var response = ParseHead(buffer.AsSpan(0, headLength), request);
             var leftover = buffer.AsSpan(headLength, filled - headLength).ToArray();
             if (response.StatusCode == HttpStatusCode.SwitchingProtocols)
             {
@@ -206,12 +229,17 @@ internal sealed class UpgradeConnector : DelegatingHandler
 
     /// <summary>
     /// Reads until the blank line that ends the head; returns the buffer (a larger one when the head outgrew it), the
-    /// head's length and the bytes read in all.
+    /// head's length and the bytes read in all (<paramref name="filled"/> bytes are already in the buffer).
     /// </summary>
-    private static async Task<(byte[] Buffer, int HeadLength, int Filled)> ReadHeadAsync(NetworkStream stream, byte[] buffer, CancellationToken cancellationToken)
+    private static async Task<(byte[] Buffer, int HeadLength, int Filled)> ReadHeadAsync(NetworkStream stream, byte[] buffer, int filled,
+        CancellationToken cancellationToken)
     {
         var callers = buffer; // the caller's to return; only the larger ones rented here are returned here
-        var filled = 0;
+        // Bytes already there (what followed an interim answer) may hold the whole next head.
+        if (filled > 0 && buffer.AsSpan(0, filled).IndexOf("\r\n\r\n"u8) is var held and >= 0)
+        {
+            return (buffer, held + 4, filled);
+        }
         try
         {
             while (true)

@@ -51,6 +51,10 @@ public sealed class RelayMiddleware(RequestDelegate next, KeepAliveSweeper sweep
         finally
         {
             tunnel.Complete();
+            if (tunnel.BackendAttached && !tunnel.ClientUpgraded)
+            {
+                AbandonBackend(context, tunnel);
+            }
             // The server's own features back: a retried attempt on another destination starts from them.
             if (upgrade is not null)
             {
@@ -66,25 +70,31 @@ public sealed class RelayMiddleware(RequestDelegate next, KeepAliveSweeper sweep
     }
 
     /// <summary>
-    /// YARP reports an error for a tunnel only when a copy loop threw, and the relay lets no peer failure through to
-    /// it; so the relay's own outcome is what passive health must hear: a backend that was lost, broke protocol or
-    /// stopped answering is a failed request; a tunnel the client or the gateway ended is not, whatever YARP saw.
+    /// The backend accepted but the client's connection could not be upgraded (Kestrel's upgraded-connection limit, a
+    /// backend header the server refuses to send, a client gone): the tunnel took the backend's connection and nobody
+    /// else closes it. The client, which got nothing yet, gets a 502 rather than the backend's 101 with nothing behind it.
+    /// </summary>
+    private static void AbandonBackend(HttpContext context, RelayTunnel tunnel)
+    {
+        tunnel.DisposeBackend();
+        if (!context.Response.HasStarted)
+        {
+            context.Response.Clear();
+            context.Response.StatusCode = StatusCodes.Status502BadGateway;
+        }
+    }
+
+    /// <summary>
+    /// The relay's verdict is what passive health hears of a tunnel: YARP's loops find nothing to copy and report
+    /// nothing once the tunnel relays, and the relay lets no peer failure through to them. A backend that was lost,
+    /// broke protocol or stopped answering is a failed request; a tunnel the client or the gateway ended is not (who
+    /// ended it is decided in <see cref="RelayTunnel"/>'s closing and read paths, once).
     /// </summary>
     private static void ReportOutcome(HttpContext context, RelayTunnel tunnel)
     {
-        var error = context.Features.Get<IForwarderErrorFeature>();
-        if (tunnel.EndedByBackendFault)
+        if (tunnel.EndedByBackendFault && context.Features.Get<IForwarderErrorFeature>() is null)
         {
-            if (error is null)
-            {
-                context.Features.Set<IForwarderErrorFeature>(BackendFault.Instance);
-            }
-        }
-        else if (tunnel.OutcomeDecided && error is { Error: ForwarderError.UpgradeRequestClient or ForwarderError.UpgradeResponseClient
-            or ForwarderError.UpgradeRequestDestination or ForwarderError.UpgradeResponseDestination
-            or ForwarderError.UpgradeRequestCanceled or ForwarderError.UpgradeResponseCanceled })
-        {
-            context.Features.Set<IForwarderErrorFeature>(null);
+            context.Features.Set<IForwarderErrorFeature>(BackendFault.Instance);
         }
     }
 

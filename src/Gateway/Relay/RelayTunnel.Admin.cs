@@ -13,7 +13,7 @@ public sealed partial class RelayTunnel
     {
         var now = _sweeper.Now;
         var lastHeard = Math.Max(Volatile.Read(ref _clientAlive.LastHeard), Volatile.Read(ref _backendAlive.LastHeard));
-        return new TunnelDescription(Id, RouteId, _cluster, _destination, _context.Connection.RemoteIpAddress?.ToString(),
+        return new TunnelDescription(Id, RouteId, _cluster, _destination, _clientAddress?.ToString(),
             _handshake.Protocol, _handshake.Scheme, _handshake.Subprotocol, _sweeper.Time.GetElapsedTime(_openedTimestamp),
             TimeSpan.FromMilliseconds(Math.Max(0, now - lastHeard)),
             _fromClient.Messages, _fromClient.PayloadBytes, _fromBackend.Messages, _fromBackend.PayloadBytes);

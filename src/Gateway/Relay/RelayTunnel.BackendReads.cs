@@ -37,7 +37,7 @@ public sealed partial class RelayTunnel
         }
         catch (Exception ex) when (IsPeerFailure(ex, cancellationToken))
         {
-            return await OnBackendReadEndedAsync(ex).ConfigureAwait(false);
+            return await OnBackendReadEndedAsync(ex, cancellationToken).ConfigureAwait(false);
         }
         return 0;
     }
@@ -59,11 +59,11 @@ public sealed partial class RelayTunnel
             }
             catch (Exception ex) when (IsPeerFailure(ex, cancellationToken))
             {
-                return await OnBackendReadEndedAsync(ex).ConfigureAwait(false);
+                return await OnBackendReadEndedAsync(ex, cancellationToken).ConfigureAwait(false);
             }
             if (read == 0)
             {
-                return await OnBackendReadEndedAsync(null).ConfigureAwait(false);
+                return await OnBackendReadEndedAsync(null, cancellationToken).ConfigureAwait(false);
             }
 
             Volatile.Write(ref _backendAlive.LastHeard, _sweeper.Now);
@@ -101,10 +101,15 @@ public sealed partial class RelayTunnel
     /// <summary>
     /// The backend's connection ended (0) or failed (<paramref name="error"/>). After its Close, or once the gateway
     /// began closing, that is the expected end; otherwise the backend is lost, and its client hears so in a Close.
+    /// A read that failed once the tunnel's own token was cancelled says nothing about the backend: the client's
+    /// request was aborted (an HTTP/2 RST_STREAM, a vanished connection, the gateway cutting it), or the other loop
+    /// failed, and the read was cancelled or its stream disposed under it. The client loop's read ends with the same
+    /// cancellation and says what happened (<see cref="OnClientReadEndedAsync"/>), whichever loop sees it first.
     /// </summary>
-    private async ValueTask<int> OnBackendReadEndedAsync(Exception? error)
+    private async ValueTask<int> OnBackendReadEndedAsync(Exception? error, CancellationToken cancellationToken)
     {
-        if (!_backendReadEnded && _fromBackend.CloseCode == 0 && !IsClosing)
+        if (!_backendReadEnded && _fromBackend.CloseCode == 0 && !IsClosing
+            && !(error is not null && cancellationToken.IsCancellationRequested))
         {
             await BackendLostAsync(error).ConfigureAwait(false);
         }

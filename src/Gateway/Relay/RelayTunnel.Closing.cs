@@ -14,6 +14,8 @@ public sealed partial class RelayTunnel
     private static readonly TimeSpan GoodbyeWait = TimeSpan.FromMilliseconds(250);
 
     private int _closing;
+    private readonly Lock _contextLock = new();
+    private bool _contextReleased;
     private long _abortAt;
 
     // The outcome: 0 undecided, 1 being written, 2 decided (then the fields below are final).
@@ -82,7 +84,24 @@ public sealed partial class RelayTunnel
             _toClient.Abandon();
             _toBackend.Abandon();
             EndBackend();
-            _context.Abort();
+            AbortClient();
+        }
+    }
+
+    /// <summary>
+    /// Cuts the client's connection, but only while the request is still running: the sweep and the admin API act on
+    /// their own threads, a close they began may end after the tunnel completed, and by then the request's
+    /// <c>HttpContext</c> may be finished and pooled for another request (an HTTP/2 connection reuses its streams').
+    /// <see cref="Complete"/> takes the same lock, so no abort can run after it.
+    /// </summary>
+    private void AbortClient()
+    {
+        lock (_contextLock)
+        {
+            if (!_contextReleased)
+            {
+                _context.Abort();
+            }
         }
     }
 
@@ -141,7 +160,7 @@ public sealed partial class RelayTunnel
         // The client gets one too if its connection still takes it, but nobody waits long for a peer that is gone.
         var toClient = SendCloseAsync(toBackend: false, 1001, "ping timeout", InjectionWait.ForBoundary).AsTask();
         await Task.WhenAny(toClient, Task.Delay(GoodbyeWait, _sweeper.Time)).ConfigureAwait(false);
-        _context.Abort();
+        AbortClient();
     }
 
     /// <summary>Bytes for the client stayed unsent for the timeout: it stopped reading. Its doing, not the backend's.</summary>
@@ -156,7 +175,7 @@ public sealed partial class RelayTunnel
         _stopRelayToClient = true;
         await SendCloseAsync(toBackend: true, 1001, "client not reading", InjectionWait.ForBoundary).ConfigureAwait(false);
         // No Close can reach a client whose window is full: the connection is cut, which also ends the loop's pending write.
-        _context.Abort();
+        AbortClient();
     }
 
     // ---- The backend's doing ----

@@ -24,6 +24,12 @@ public sealed partial class RelayTunnel
     private bool _flushBackend;
 
     /// <summary>The client's connection is upgraded and the backend's attached: the relay can take the tunnel over.</summary>
+    /// <summary>The backend accepted and its connection is the tunnel's.</summary>
+    internal bool BackendAttached => _backend is not null;
+
+    /// <summary>The client's connection was upgraded (its 101, or its 200 on HTTP/2, is sent).</summary>
+    internal bool ClientUpgraded => _client is not null;
+
     internal bool ReadyToRelay => _client is not null && _backend is not null && _slot >= 0;
 
     /// <summary>

@@ -63,7 +63,7 @@ public sealed partial class RelayTunnel
         {
             // The client is gone: its read side ends too (now, since the connection is aborted) and says so.
             _stopRelayToClient = true;
-            _context.Abort();
+            AbortClient();
         }
         finally
         {

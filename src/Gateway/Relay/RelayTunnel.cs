@@ -51,6 +51,7 @@ public sealed partial class RelayTunnel : IHttpUpgradeFeature, IHttpExtendedConn
     private TagList _tags;
     private string _cluster = string.Empty;
     private string _destination = string.Empty;
+    private System.Net.IPAddress? _clientAddress; // for the admin API, which must not read a context that may be finished
 
     internal RelayTunnel(HttpContext context, WebSocketHandshake handshake, IHttpUpgradeFeature? upgrade, IHttpExtendedConnectFeature? connect,
         KeepAliveSweeper sweeper, RelayMetrics metrics, ILogger logger, ILogger accessLog)
@@ -132,6 +133,7 @@ public sealed partial class RelayTunnel : IHttpUpgradeFeature, IHttpExtendedConn
         var proxy = _context.GetReverseProxyFeature();
         _cluster = proxy.Cluster?.Config.ClusterId ?? string.Empty;
         _destination = proxy.ProxiedDestination?.DestinationId ?? string.Empty;
+        _clientAddress = _context.Connection.RemoteIpAddress;
         _tags = RelayMetrics.ConnectionTags(RouteId, _cluster, _destination, _handshake.Protocol, _handshake.Scheme);
         var maxLifetime = (long)_handshake.Policy.Options.Limits.MaxLifetime.TotalMilliseconds;
         if (maxLifetime > 0)
@@ -157,6 +159,11 @@ public sealed partial class RelayTunnel : IHttpUpgradeFeature, IHttpExtendedConn
         {
             return;
         }
+        lock (_contextLock)
+        {
+            // From here the request may finish at any moment: nothing on another thread reaches its context any more.
+            _contextReleased = true;
+        }
         _toClient.Abandon();
         _toBackend.Abandon();
         ReturnPending();
@@ -172,7 +179,7 @@ public sealed partial class RelayTunnel : IHttpUpgradeFeature, IHttpExtendedConn
         if (_accessLog.IsEnabled(LogLevel.Information))
         {
             var start = (_sweeper.Time.GetUtcNow() - lifetime).ToString("O", System.Globalization.CultureInfo.InvariantCulture);
-            AccessLog.TunnelEnded(_accessLog, start, _context.Connection.RemoteIpAddress?.ToString() ?? "-", RouteId,
+            AccessLog.TunnelEnded(_accessLog, start, _clientAddress?.ToString() ?? "-", RouteId,
                 _cluster, _destination, _handshake.Protocol, _handshake.Subprotocol ?? "-", lifetime.TotalSeconds,
                 _fromClient.Messages, _fromClient.PayloadBytes, _fromBackend.Messages, _fromBackend.PayloadBytes, code, closedBy);
         }
