@@ -1,10 +1,8 @@
-using Gateway.Listeners;
-
 namespace Gateway.Admin;
 
 /// <summary>
-/// The operator's endpoints. They answer only on the admin listener: the public listeners never branch here,
-/// and the admin listener never reaches the proxy.
+/// The operator's endpoints. They answer only on the admin listener, a server of its own (<see cref="AdminServer"/>):
+/// the public listeners never reach them, and the admin listener never reaches the proxy.
 /// </summary>
 public static class AdminEndpoints
 {
@@ -13,18 +11,11 @@ public static class AdminEndpoints
     {
         services.AddSingleton<Readiness>();
         services.AddSingleton(new AdminToken(token));
+        services.AddHostedService<AdminServer>();
         return services;
     }
 
-    public static IApplicationBuilder UseAdminListener(this IApplicationBuilder app)
-    {
-        return app.MapWhen(IsAdminConnection, admin => admin.Run(HandleAsync));
-    }
-
-    private static bool IsAdminConnection(HttpContext context) =>
-        context.Features.Get<GatewayListener>() is { IsAdmin: true };
-
-    private static Task HandleAsync(HttpContext context)
+    internal static Task HandleAsync(HttpContext context)
     {
         if (AdminApi.Handles(context.Request.Path))
         {

@@ -112,7 +112,8 @@ public sealed class ProxyProtocolMiddlewareTests : IDisposable
     private (TestConnection Connection, Task Run) Start()
     {
         var connection = new TestConnection();
-        var middleware = new ProxyProtocolMiddleware(connection.NextLayerAsync, "wss", HeaderTimeout, _time, _reporter);
+        var middleware = new ProxyProtocolMiddleware(connection.NextLayerAsync, "wss", HeaderTimeout, _time, _reporter,
+            ProxyProtocolPeers.From(["10.0.0.0/24"], "Gateway:Listeners:wss:ProxyProtocolTrustedNetworks"));
         return (connection, middleware.OnConnectionAsync(connection.Context));
     }
 
