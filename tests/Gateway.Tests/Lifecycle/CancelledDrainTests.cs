@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net;
 using System.Text.Json.Nodes;
 using Gateway.Tests.Handshake;
@@ -44,11 +45,12 @@ public sealed class CancelledDrainTests(ITestOutputHelper output)
     private static int Closes(RawBackend backend) => backend.Received.Count(f => f is { Opcode: RawFrame.Close, CloseCode: 1012 });
 
     /// <summary>The closes counted once the cancel has taken effect, and again after the whole period would have ended.</summary>
-    private async Task AssertNoMoreClosesAsync(RawBackend two, TimeSpan rest)
+    private async Task AssertNoMoreClosesAsync(RawBackend two, Stopwatch sinceStart, TimeSpan period)
     {
         await Task.Delay(200); // a Close already on its way when the cancel came
         var atCancel = Closes(two);
-        await Task.Delay(rest);
+        var rest = period + TimeSpan.FromMilliseconds(500) - sinceStart.Elapsed;
+        await Task.Delay(rest > TimeSpan.FromMilliseconds(500) ? rest : TimeSpan.FromMilliseconds(500));
         var after = Closes(two);
         output.WriteLine($"closed at the cancel: {atCancel} of {PerDestination}; after: {after}");
         Assert.True(atCancel < PerDestination, $"the spread had already closed all {atCancel} tunnels: the test proves nothing");
@@ -65,10 +67,11 @@ public sealed class CancelledDrainTests(ITestOutputHelper output)
         try
         {
             var drain = new Uri(gateway.Admin, "/clusters/raw/destinations/d2/drain");
-            Assert.Equal(HttpStatusCode.Accepted, (await Http.PostAsync(new Uri(drain + "?period=00:00:04"), null)).StatusCode);
+            var started = Stopwatch.StartNew();
+            Assert.Equal(HttpStatusCode.Accepted, (await Http.PostAsync(new Uri(drain + "?period=00:00:06"), null)).StatusCode);
             await Task.Delay(TimeSpan.FromSeconds(1));
             Assert.Equal(HttpStatusCode.OK, (await Http.DeleteAsync(drain)).StatusCode);
-            await AssertNoMoreClosesAsync(two, TimeSpan.FromSeconds(3.5));
+            await AssertNoMoreClosesAsync(two, started, TimeSpan.FromSeconds(6));
         }
         finally
         {
@@ -85,7 +88,7 @@ public sealed class CancelledDrainTests(ITestOutputHelper output)
         await using var one = new RawBackend();
         await using var two = new RawBackend();
         var logs = new CapturingLoggerProvider();
-        var config = Config(one, two, "00:00:06");
+        var config = Config(one, two, "00:00:10");
         config["Logging"]!["LogLevel"]!["Gateway.Configuration"] = "Information";
         await using var gateway = await GatewayServer.StartAsync(config, services => services.AddSingleton<ILoggerProvider>(logs));
         var clients = await OpenAsync(gateway, two);
@@ -94,6 +97,7 @@ public sealed class CancelledDrainTests(ITestOutputHelper output)
             var original = await File.ReadAllTextAsync(gateway.ConfigPath);
             var edited = JsonNode.Parse(original)!.AsObject();
             ((JsonObject)edited["ReverseProxy"]!["Clusters"]!["raw"]!["Destinations"]!).Remove("d2");
+            var removed = Stopwatch.StartNew();
             await gateway.RewriteConfigAsync(edited.ToJsonString());
             await Retry.Eventually(() => Assert.Contains(logs.Records, r => r.Message.Contains("destinations removed: raw/d2", StringComparison.Ordinal)),
                 TimeSpan.FromSeconds(10));
@@ -102,7 +106,7 @@ public sealed class CancelledDrainTests(ITestOutputHelper output)
             await gateway.RewriteConfigAsync(original);
             await Retry.Eventually(() => Assert.Contains(logs.Records, r => r.Message.Contains("destinations added: raw/d2", StringComparison.Ordinal)),
                 TimeSpan.FromSeconds(10));
-            await AssertNoMoreClosesAsync(two, TimeSpan.FromSeconds(6));
+            await AssertNoMoreClosesAsync(two, removed, TimeSpan.FromSeconds(10));
         }
         finally
         {
