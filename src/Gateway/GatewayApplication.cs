@@ -120,7 +120,6 @@ public static class GatewayApplication
 
         // Counted now: what the process holds before the first connection is part of the budget.
         app.Services.GetRequiredService<Listeners.FileDescriptorLimit>().LogStartup();
-        app.UseAdminListener();
         app.UseTrustedForwarders();
         try
         {

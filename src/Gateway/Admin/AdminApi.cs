@@ -2,9 +2,11 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using Gateway.Configuration;
 using Gateway.KeepAlive;
 using Gateway.Lifecycle;
 using Gateway.Relay;
+using Yarp.ReverseProxy;
 
 namespace Gateway.Admin;
 
@@ -22,11 +24,13 @@ internal static class AdminApi
 
     public static async Task HandleAsync(HttpContext context)
     {
-        var token = context.RequestServices.GetRequiredService<AdminToken>();
-        if (!token.Allows(context.Request.Headers.Authorization.ToString()))
+        if (AdminRequestGuard.Refusal(context) is { } refusal)
         {
-            context.Response.Headers.WWWAuthenticate = "Bearer";
-            await ErrorAsync(context, StatusCodes.Status401Unauthorized, "a bearer token is required");
+            if (refusal.Status == StatusCodes.Status401Unauthorized)
+            {
+                context.Response.Headers.WWWAuthenticate = "Bearer";
+            }
+            await ErrorAsync(context, refusal.Status, refusal.Message);
             return;
         }
         var segments = context.Request.Path.Value!.Trim('/').Split('/');
@@ -131,17 +135,24 @@ internal static class AdminApi
         var drains = context.RequestServices.GetRequiredService<DestinationDrains>();
         if (HttpMethods.IsPost(method))
         {
-            TimeSpan? period = null;
+            // Only destinations the configuration has: a drain of a made-up name would be kept for nothing.
+            if (!context.RequestServices.GetRequiredService<IProxyStateLookup>().TryGetCluster(cluster, out var clusterState)
+                || !clusterState.Destinations.ContainsKey(destination))
+            {
+                await ErrorAsync(context, StatusCodes.Status404NotFound, $"no destination {cluster}/{destination} in the configuration");
+                return;
+            }
+            var period = DrainPeriod.Clamp(context.RequestServices.GetRequiredService<GatewayOptions>().Drain.Period);
             if (context.Request.Query["period"] is { Count: > 0 } periodText)
             {
-                if (!TimeSpan.TryParse(periodText, CultureInfo.InvariantCulture, out var parsed) || parsed < TimeSpan.Zero)
+                if (!TimeSpan.TryParse(periodText, CultureInfo.InvariantCulture, out period) || period < DrainPeriod.Min || period > DrainPeriod.Max)
                 {
-                    await ErrorAsync(context, StatusCodes.Status400BadRequest, "period must be a time span such as 00:00:30");
+                    await ErrorAsync(context, StatusCodes.Status400BadRequest,
+                        $"period must be a time span from {DrainPeriod.Min:c} to {DrainPeriod.Max:c}, such as 00:00:30: a drain spreads its closes so that clients do not all reconnect at once");
                     return;
                 }
-                period = parsed;
             }
-            var started = drains.Start(cluster, destination, period);
+            var started = drains.Start(clusterState.ClusterId, destination, period);
             await WriteDrainAsync(context, drains, started, StatusCodes.Status202Accepted);
         }
         else if (HttpMethods.IsGet(method))
@@ -204,11 +215,25 @@ internal static class AdminApi
     }
 }
 
-/// <summary>The admin API's bearer token (none: open, as the rest of the loopback admin listener).</summary>
+/// <summary>
+/// The admin API's bearer token. None: reads are open, as the rest of the loopback admin listener, and changes only
+/// when <c>Admin:AllowUnauthenticatedChanges</c> says so.
+/// </summary>
 internal sealed class AdminToken(string? token)
 {
     private readonly byte[]? _expected = token is null ? null : Encoding.UTF8.GetBytes("Bearer " + token);
 
+    public bool IsConfigured => _expected is not null;
+
     public bool Allows(string authorization) =>
         _expected is null || CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(authorization), _expected);
+}
+
+/// <summary>The bounds of a drain's period: zero closes every tunnel at once, and days keep a destination out for nothing.</summary>
+internal static class DrainPeriod
+{
+    public static readonly TimeSpan Min = TimeSpan.FromSeconds(1);
+    public static readonly TimeSpan Max = TimeSpan.FromHours(1);
+
+    public static TimeSpan Clamp(TimeSpan period) => period < Min ? Min : period > Max ? Max : period;
 }

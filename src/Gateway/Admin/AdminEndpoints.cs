@@ -1,11 +1,10 @@
-using Gateway.Listeners;
 using Gateway.Metrics;
 
 namespace Gateway.Admin;
 
 /// <summary>
-/// The operator's endpoints. They answer only on the admin listener: the public listeners never branch here,
-/// and the admin listener never reaches the proxy.
+/// The operator's endpoints. They answer only on the admin listener, a server of its own (<see cref="AdminServer"/>):
+/// the public listeners never reach them, and the admin listener never reaches the proxy.
 /// </summary>
 public static class AdminEndpoints
 {
@@ -14,22 +13,22 @@ public static class AdminEndpoints
     {
         services.AddSingleton<Readiness>();
         services.AddSingleton(new AdminToken(token));
+        services.AddHostedService<AdminServer>();
         return services;
     }
 
-    public static IApplicationBuilder UseAdminListener(this IApplicationBuilder app)
+    /// <summary>
+    /// The admin listener's pipeline: OpenTelemetry's Prometheus exporter serves <c>/metrics</c>, everything else is
+    /// <see cref="HandleAsync"/>. Built over the gateway's services but apart from the public pipeline and its route
+    /// table, which the public listeners' requests are matched against.
+    /// </summary>
+    internal static RequestDelegate BuildPipeline(IServiceProvider services)
     {
-        return app.MapWhen(IsAdminConnection, admin =>
-        {
-            // OpenTelemetry's Prometheus exporter serves /metrics here, in the admin listener's branch: mapped as an
-            // endpoint it would share the route table the public listeners' requests are matched against.
-            admin.UsePrometheusScrapingEndpoint();
-            admin.Run(HandleAsync);
-        });
+        var admin = new ApplicationBuilder(services);
+        admin.UsePrometheusScrapingEndpoint();
+        admin.Run(HandleAsync);
+        return admin.Build();
     }
-
-    private static bool IsAdminConnection(HttpContext context) =>
-        context.Features.Get<GatewayListener>() is { IsAdmin: true };
 
     private static Task HandleAsync(HttpContext context)
     {

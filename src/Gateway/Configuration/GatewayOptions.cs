@@ -112,6 +112,13 @@ public sealed class ListenerOptions
     /// the balancer's. Connections without one are closed: only balancers may reach such a listener.
     /// </summary>
     public bool ProxyProtocol { get; set; }
+
+    /// <summary>
+    /// With <see cref="ProxyProtocol"/>: the networks (CIDR, or single addresses) of the balancers whose header is
+    /// believed, as nginx's <c>set_real_ip_from</c>. A connection from anywhere else is closed before it is read, so a
+    /// client that reaches the listener directly cannot name another address. Empty (the default): loopback only.
+    /// </summary>
+    public List<string> ProxyProtocolTrustedNetworks { get; set; } = new();
 }
 
 public sealed class TlsOptions
@@ -165,6 +172,12 @@ public sealed class AdminOptions
     /// stay open for probes and scrapers. The token itself never goes in the file.
     /// </summary>
     public string? TokenEnvironmentVariable { get; set; }
+
+    /// <summary>
+    /// Without a token, let the admin API change live traffic (close a tunnel, start or end a drain) anyway. Off: without
+    /// a token the API only reads. Whatever this says, it refuses requests from browsers and DNS-name Hosts.
+    /// </summary>
+    public bool AllowUnauthenticatedChanges { get; set; }
 }
 
 public sealed class DataProtectionOptions

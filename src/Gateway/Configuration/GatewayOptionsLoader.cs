@@ -67,6 +67,18 @@ public static class GatewayOptionsLoader
                 // The header travels on TCP connections; HTTP/3 runs over QUIC, which would reach the gateway without one.
                 throw new GatewayConfigurationException($"{key}:Protocols", "HTTP/3 (QUIC) carries no PROXY protocol header: use Http1AndHttp2 on a listener with ProxyProtocol");
             }
+            for (var i = 0; i < listener.ProxyProtocolTrustedNetworks.Count; i++)
+            {
+                if (!listener.ProxyProtocol)
+                {
+                    throw new GatewayConfigurationException($"{key}:ProxyProtocolTrustedNetworks", "applies only with ProxyProtocol: true");
+                }
+                if (!Handshake.TrustedForwarders.TryParse(listener.ProxyProtocolTrustedNetworks[i], out _))
+                {
+                    throw new GatewayConfigurationException($"{key}:ProxyProtocolTrustedNetworks:{i}",
+                        $"'{listener.ProxyProtocolTrustedNetworks[i]}' is not a network (10.0.0.0/8, 2001:db8::/32) or an IP address");
+                }
+            }
             if (port != 0 && !seen.TryAdd((listener.Address.ToLowerInvariant(), port), name))
             {
                 throw new GatewayConfigurationException($"{key}:Port", $"port {port} is already used by listener '{seen[(listener.Address.ToLowerInvariant(), port)]}'");

@@ -10,7 +10,7 @@ namespace Gateway.Lifecycle;
 /// Destinations an operator is draining (<c>POST /clusters/{cluster}/destinations/{destination}/drain</c>): no new
 /// handshake goes to them, and their open tunnels are closed with 1012 "service restart" spread over a period, so their
 /// clients reconnect to the other destinations. A drain ends with <c>DELETE</c> on the same path, or when a reload
-/// adds the destination anew.
+/// adds the destination anew; its closes stop at once then (the tunnels not yet closed stay open).
 /// </summary>
 public sealed class DestinationDrains(KeepAliveSweeper tunnels, GatewayOptions options, TimeProvider time, ILogger<DestinationDrains> logger)
 {
@@ -33,7 +33,7 @@ public sealed class DestinationDrains(KeepAliveSweeper tunnels, GatewayOptions o
         var open = Of(cluster, destination);
         drain.TunnelsAtStart = open.Count;
         Log.DestinationDrainStarted(logger, cluster, destination, open.Count, drain.Period.TotalSeconds);
-        _ = CloseAsync(open, drain.Period);
+        _ = CloseAsync(open, drain);
         return drain;
     }
 
@@ -42,10 +42,12 @@ public sealed class DestinationDrains(KeepAliveSweeper tunnels, GatewayOptions o
     /// <summary>Ends a drain: the destination takes new handshakes again.</summary>
     internal bool Stop(string cluster, string destination)
     {
-        var stopped = _drains.TryRemove(Key(cluster, destination), out _);
+        var stopped = _drains.TryRemove(Key(cluster, destination), out var drain);
         _count = _drains.Count;
         if (stopped)
         {
+            // The spread's closes stop before the next one: an operator who cancels a drain keeps the tunnels still open.
+            drain!.Cancel();
             Log.DestinationDrainEnded(logger, cluster, destination);
         }
         return stopped;
@@ -89,11 +91,15 @@ public sealed class DestinationDrains(KeepAliveSweeper tunnels, GatewayOptions o
         return kept ?? available;
     }
 
-    private async Task CloseAsync(List<RelayTunnel> open, TimeSpan period)
+    private async Task CloseAsync(List<RelayTunnel> open, DestinationDrain drain)
     {
         try
         {
-            await SpreadClose.RunAsync(open, period, static tunnel => tunnel.CloseByOperator(1012, "destination draining"), time).ConfigureAwait(false);
+            await SpreadClose.RunAsync(open, drain.Period, static tunnel => tunnel.CloseByOperator(1012, "destination draining"), time,
+                drain.Cancelled).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (drain.Cancelled.IsCancellationRequested)
+        {
         }
         catch (Exception ex)
         {
@@ -107,11 +113,18 @@ public sealed class DestinationDrains(KeepAliveSweeper tunnels, GatewayOptions o
 /// <summary>One destination's drain, as <c>GET .../drain</c> shows it.</summary>
 internal sealed class DestinationDrain(string cluster, string destination, DateTimeOffset startedAt, TimeSpan period)
 {
+    private readonly CancellationTokenSource _cancel = new();
+
     public string Cluster { get; } = cluster;
     public string Destination { get; } = destination;
     public DateTimeOffset StartedAt { get; } = startedAt;
     public TimeSpan Period { get; } = period;
     public int TunnelsAtStart { get; set; }
+
+    /// <summary>Fires when the drain ends (<c>DELETE</c>, or a reload adds the destination anew).</summary>
+    public CancellationToken Cancelled => _cancel.Token;
+
+    public void Cancel() => _cancel.Cancel();
 }
 
 /// <summary>Keeps handshakes away from drained destinations; before affinity, whose failure policy then picks another.</summary>

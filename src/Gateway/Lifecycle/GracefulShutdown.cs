@@ -10,10 +10,12 @@ namespace Gateway.Lifecycle;
 /// <list type="number">
 /// <item><c>/readyz</c> says 503 at once (<see cref="Admin.Readiness"/> hears the host stopping);</item>
 /// <item>the listeners keep accepting for <c>Drain:Delay</c>, while the balancer's health checks notice;</item>
-/// <item>then they stop (Kestrel unbinds and waits for the open connections);</item>
+/// <item>then they stop (Kestrel unbinds and waits for the open connections); the admin listener, a server of its own
+/// (<see cref="Admin.AdminServer"/>), keeps answering health, readiness (503) and metrics until the process exits;</item>
 /// <item>the open tunnels get a Close 1001 "gateway shutting down" on both sides, spread evenly over
 /// <c>Drain:Period</c>, so their clients reconnect to the other replicas over that time instead of in one instant;</item>
-/// <item>the process exits once they are gone, or at <c>ShutdownTimeout</c>, when Kestrel cuts what is left.</item>
+/// <item>the process exits once they are gone (at once when the last one ends, whatever slots of the spread are left),
+/// or at <c>ShutdownTimeout</c>, when Kestrel cuts what is left.</item>
 /// </list>
 /// </summary>
 /// <remarks>
@@ -55,7 +57,9 @@ internal sealed class GracefulShutdown(GatewayOptions options, KeepAliveSweeper 
 
             var open = tunnels.Snapshot();
             Log.ClosingTunnels(logger, open.Count);
-            await SpreadClose.RunAsync(open, _drain.Period, static tunnel => tunnel.Drain(), time, cancellationToken).ConfigureAwait(false);
+            // Ends as soon as no tunnel is open: the slots of tunnels that ended on their own are not waited for.
+            await SpreadClose.RunAsync(open, _drain.Period, static tunnel => tunnel.Drain(), time, cancellationToken,
+                () => tunnels.OpenTunnels == 0).ConfigureAwait(false);
             // Tunnels that opened while the first ones closed (an HTTP/2 stream on a connection still open) go at once.
             foreach (var late in tunnels.Snapshot())
             {

@@ -25,4 +25,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 907, Level = LogLevel.Information, Message = "Destination {Cluster}/{Destination} is no longer drained: it takes new handshakes")]
     public static partial void DestinationDrainEnded(ILogger logger, string cluster, string destination);
+
+    [LoggerMessage(EventId = 908, Level = LogLevel.Information, Message = "Reload restored destination {Cluster}/{Destination}: its tunnels not yet closed stay open")]
+    public static partial void RemovedDestinationRestored(ILogger logger, string cluster, string destination);
 }

@@ -10,8 +10,15 @@ internal static class SpreadClose
 {
     private static readonly TimeSpan Step = TimeSpan.FromMilliseconds(20);
 
+    /// <param name="cancellationToken">
+    /// Stops the spread at once, between two closes (a drain ended, a removal reverted): no tunnel is closed after it
+    /// fires. Throws <see cref="OperationCanceledException"/> then.
+    /// </param>
+    /// <param name="finished">
+    /// Ends the spread early when true: the slots of tunnels that already ended on their own are not waited for.
+    /// </param>
     public static async Task RunAsync(IReadOnlyList<RelayTunnel> tunnels, TimeSpan period, Action<RelayTunnel> close, TimeProvider time,
-        CancellationToken cancellationToken = default)
+        CancellationToken cancellationToken = default, Func<bool>? finished = null)
     {
         var start = time.GetTimestamp();
         var closed = 0;
@@ -23,10 +30,15 @@ internal static class SpreadClose
                 : (int)Math.Min(tunnels.Count, 1 + (long)(tunnels.Count * (elapsed.Ticks / (double)period.Ticks)));
             for (; closed < due; closed++)
             {
+                cancellationToken.ThrowIfCancellationRequested();
                 close(tunnels[closed]);
             }
             if (closed < tunnels.Count)
             {
+                if (finished?.Invoke() == true)
+                {
+                    return;
+                }
                 await Task.Delay(Step, time, cancellationToken).ConfigureAwait(false);
             }
         }

@@ -37,15 +37,18 @@ public static class KestrelListeners
             }
         }
 
-        if (options.Admin.Enabled)
+        // The admin listener is not here: it runs on a server of its own (Admin.AdminServer), which outlives these.
+    }
+
+    /// <summary>The admin listener's endpoint, on the admin server's own options.</summary>
+    internal static void ConfigureAdmin(KestrelServerOptions kestrel, GatewayOptions options, BoundListeners bound)
+    {
+        var tag = new GatewayListener("admin", $"{GatewayOptions.SectionName}:Admin", tls: false, isAdmin: true);
+        Listen(kestrel, options.Admin.Address, options.Admin.Port, endpoint =>
         {
-            var tag = new GatewayListener("admin", $"{GatewayOptions.SectionName}:Admin", tls: false, isAdmin: true);
-            Listen(kestrel, options.Admin.Address, options.Admin.Port, endpoint =>
-            {
-                endpoint.Protocols = HttpProtocols.Http1;
-                Tag(endpoint, tag, bound);
-            });
-        }
+            endpoint.Protocols = HttpProtocols.Http1;
+            Tag(endpoint, tag, bound);
+        });
     }
 
     private static void ListenPublic(KestrelServerOptions kestrel, GatewayOptions options, CertificateStore? certificates,
@@ -60,7 +63,8 @@ public static class KestrelListeners
             {
                 // Before TLS: the balancer's header precedes the client's ClientHello. A warm-up twin needs one too (the
                 // warm-up sends a LOCAL header to every port of a PROXY protocol listener).
-                ProxyProtocolMiddleware.Use(endpoint, tag.Name, options.Tls.HandshakeTimeout);
+                ProxyProtocolMiddleware.Use(endpoint, tag.Name, options.Tls.HandshakeTimeout,
+                    ProxyProtocolPeers.From(listener.ProxyProtocolTrustedNetworks, $"{tag.ConfigKey}:ProxyProtocolTrustedNetworks"));
             }
             if (listener.Tls)
             {

@@ -11,6 +11,6 @@ internal static partial class Log
     public static partial void ProxyHeaderRejectedWithSuppressed(ILogger logger, LogLevel level, string listener, EndPoint? peer, string reason, string detail, int suppressed);
 
     [LoggerMessage(EventId = 162, Level = LogLevel.Information,
-        Message = "Listener {Listener} expects a PROXY protocol header (v1 or v2) on every connection within {Timeout}; the client address it names replaces the balancer's. Only balancers must be able to reach it")]
-    public static partial void ProxyProtocolListener(ILogger logger, string listener, TimeSpan timeout);
+        Message = "Listener {Listener} expects a PROXY protocol header (v1 or v2) on every connection within {Timeout}; the client address it names replaces the balancer's. Trusted peers: {Trusted}; any other is closed")]
+    public static partial void ProxyProtocolListener(ILogger logger, string listener, TimeSpan timeout, string trusted);
 }

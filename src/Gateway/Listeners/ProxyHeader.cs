@@ -52,12 +52,15 @@ internal enum ProxyProtocolRejection
 
     /// <summary>No complete header within the timeout.</summary>
     Timeout,
+
+    /// <summary>The peer is not in the listener's <c>ProxyProtocolTrustedNetworks</c>: it may not name a client.</summary>
+    Untrusted,
 }
 
 internal static class ProxyProtocolRejections
 {
     /// <summary>The metric label of each reason, indexed by the enum's value.</summary>
-    public static readonly string[] Tags = ["missing", "garbage", "malformed", "oversized", "truncated", "empty", "timeout"];
+    public static readonly string[] Tags = ["missing", "garbage", "malformed", "oversized", "truncated", "empty", "timeout", "untrusted_peer"];
 
     public static string Tag(this ProxyProtocolRejection reason) => Tags[(int)reason];
 }

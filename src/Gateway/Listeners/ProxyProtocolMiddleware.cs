@@ -9,7 +9,8 @@ namespace Gateway.Listeners;
 /// must open with a PROXY protocol header, which it reads off the transport before TLS or HTTP see a byte. The client
 /// address the header names becomes the connection's remote endpoint, so Kestrel's IHttpConnectionFeature, the
 /// per-client limits, YARP's X-Forwarded-For and the logs all see the client instead of the balancer. Anything else
-/// (no header, a bad one, a partial one, none within the timeout) closes the connection, is counted and logged.
+/// (no header, a bad one, a partial one, none within the timeout) closes the connection, is counted and logged. Only
+/// peers in the listener's trusted networks (the balancers) may send one: any other peer is closed before a byte is read.
 /// </summary>
 internal sealed class ProxyProtocolMiddleware
 {
@@ -18,9 +19,12 @@ internal sealed class ProxyProtocolMiddleware
     private readonly TimeSpan _timeout;
     private readonly TimeProvider _time;
     private readonly ProxyProtocolReporter _reporter;
+    private readonly ProxyProtocolPeers _peers;
 
-    public ProxyProtocolMiddleware(ConnectionDelegate next, string listener, TimeSpan timeout, TimeProvider time, ProxyProtocolReporter reporter)
+    public ProxyProtocolMiddleware(ConnectionDelegate next, string listener, TimeSpan timeout, TimeProvider time, ProxyProtocolReporter reporter,
+        ProxyProtocolPeers peers)
     {
+        _peers = peers;
         _next = next;
         _listener = listener;
         _timeout = timeout;
@@ -32,23 +36,34 @@ internal sealed class ProxyProtocolMiddleware
     /// Adds the middleware to <paramref name="endpoint"/>: call it before <c>UseHttps</c>, since the header comes before
     /// the TLS ClientHello. Its services are taken when Kestrel builds the endpoint, after the host has replaced any.
     /// </summary>
-    public static void Use(ListenOptions endpoint, string listener, TimeSpan timeout)
+    public static void Use(ListenOptions endpoint, string listener, TimeSpan timeout, ProxyProtocolPeers peers)
     {
         endpoint.Use(next =>
         {
             var services = endpoint.ApplicationServices;
             var reporter = services.GetRequiredService<ProxyProtocolReporter>();
-            reporter.ListenerStarted(listener, timeout);
-            return new ProxyProtocolMiddleware(next, listener, timeout, services.GetRequiredService<TimeProvider>(), reporter).OnConnectionAsync;
+            reporter.ListenerStarted(listener, timeout, peers.Description);
+            return new ProxyProtocolMiddleware(next, listener, timeout, services.GetRequiredService<TimeProvider>(), reporter, peers).OnConnectionAsync;
         });
     }
 
     public async Task OnConnectionAsync(ConnectionContext connection)
     {
+        var trust = _peers.Of(connection.RemoteEndPoint);
+        if (trust == PeerTrust.None)
+        {
+            // Returning without calling the rest of the pipeline closes the connection.
+            Reject(connection, ProxyProtocolRejection.Untrusted, _peers.NotTrustedDetail);
+            return;
+        }
         var header = await ReadHeaderAsync(connection);
         if (header is null)
         {
-            // Returning without calling the rest of the pipeline closes the connection.
+            return;
+        }
+        if (trust == PeerTrust.LocalOnly && header.Source is not null)
+        {
+            Reject(connection, ProxyProtocolRejection.Untrusted, _peers.NotTrustedDetail);
             return;
         }
         if (header.Source is { } client)

@@ -30,13 +30,13 @@ internal sealed class ProxyProtocolReporter
     public ProxyProtocolReporter(GatewayMeter meter, ILoggerFactory loggers, TimeProvider time)
     {
         _rejected = meter.Meter.CreateCounter<long>(RejectedName, "{connection}",
-            "Connections on PROXY protocol listeners closed because they did not start with a valid PROXY header, by listener and reason");
+            "Connections on PROXY protocol listeners closed because they did not start with a valid PROXY header or came from an untrusted peer, by listener and reason");
         _logger = loggers.CreateLogger(LogCategory);
         _time = time;
         _interval = time.TimestampFrequency;
     }
 
-    public void ListenerStarted(string listener, TimeSpan timeout) => Log.ProxyProtocolListener(_logger, listener, timeout);
+    public void ListenerStarted(string listener, TimeSpan timeout, string trusted) => Log.ProxyProtocolListener(_logger, listener, timeout, trusted);
 
     public void Rejected(string listener, ProxyProtocolRejection reason, EndPoint? peer, string detail)
     {

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Gateway.Lifecycle;
 using Gateway.Tests.Infrastructure;
 using Gateway.Tests.Relay;
 
@@ -12,9 +13,10 @@ public sealed class AdminApiTests
 {
     private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(10) };
 
-    private static JsonObject TwoDestinations(RawBackend one, RawBackend two)
+    private static JsonObject TwoDestinations(RawBackend one, RawBackend two, bool allowChanges = true)
     {
         var config = RelayConfig.Build(one.Address, RelayConfig.KeepAlive("00:00:30", "00:00:15"));
+        config["Gateway"]!["Admin"]!["AllowUnauthenticatedChanges"] = allowChanges;
         var cluster = (JsonObject)config["ReverseProxy"]!["Clusters"]!["raw"]!;
         cluster["Destinations"]!["d2"] = new JsonObject { ["Address"] = two.Address.ToString() };
         cluster["LoadBalancingPolicy"] = "RoundRobin";
@@ -80,7 +82,9 @@ public sealed class AdminApiTests
     public async Task Closing_one_connection_sends_both_sides_the_code_and_leaves_the_others()
     {
         await using var backend = new RawBackend();
-        await using var gateway = await GatewayServer.StartAsync(RelayConfig.Build(backend.Address, RelayConfig.KeepAlive("00:00:30", "00:00:15")));
+        var config = RelayConfig.Build(backend.Address, RelayConfig.KeepAlive("00:00:30", "00:00:15"));
+        config["Gateway"]!["Admin"]!["AllowUnauthenticatedChanges"] = true;
+        await using var gateway = await GatewayServer.StartAsync(config);
         await using var victim = await RawWebSocketClient.ConnectAsync(gateway.Ws, "/raw/victim");
         await using var bystander = await RawWebSocketClient.ConnectAsync(gateway.Ws, "/raw/bystander");
         var list = await JsonAsync(await Http.GetAsync(new Uri(gateway.Admin, "/connections")), HttpStatusCode.OK);
@@ -179,6 +183,113 @@ public sealed class AdminApiTests
         finally
         {
             Environment.SetEnvironmentVariable(variable, null);
+        }
+    }
+
+    private static async Task<HttpResponseMessage> SendAsync(HttpMethod method, Uri uri, params (string Name, string Value)[] headers)
+    {
+        using var request = new HttpRequestMessage(method, uri);
+        foreach (var (name, value) in headers)
+        {
+            request.Headers.TryAddWithoutValidation(name, value);
+        }
+        return await Http.SendAsync(request);
+    }
+
+    private static async Task AssertAliveAsync(RawWebSocketClient client)
+    {
+        await client.SendAsync(RawFrames.Encode(RawFrame.Text, "still here"u8));
+        var frame = await client.ReceiveAsync(TimeSpan.FromSeconds(5));
+        Assert.True(frame is { Opcode: RawFrame.Text }, $"the tunnel answered {frame?.ToString() ?? "nothing"}");
+    }
+
+    [Fact]
+    public async Task Without_a_token_the_api_reads_but_changes_nothing_unless_the_operator_allows_it()
+    {
+        await using var one = new RawBackend();
+        await using var two = new RawBackend();
+        await using var gateway = await GatewayServer.StartAsync(TwoDestinations(one, two, allowChanges: false));
+        await using var victim = await RawWebSocketClient.ConnectAsync(gateway.Ws, "/raw/victim");
+        var list = await JsonAsync(await Http.GetAsync(new Uri(gateway.Admin, "/connections")), HttpStatusCode.OK);
+        var id = (long)list["connections"]![0]!["id"]!;
+
+        var close = await JsonAsync(await Http.PostAsync(new Uri(gateway.Admin, $"/connections/{id}/close?code=4000"), null), HttpStatusCode.Forbidden);
+        Assert.Contains("AllowUnauthenticatedChanges", (string)close["error"]!);
+        await JsonAsync(await Http.PostAsync(new Uri(gateway.Admin, "/clusters/raw/destinations/d1/drain?period=00:00:05"), null), HttpStatusCode.Forbidden);
+        await JsonAsync(await Http.DeleteAsync(new Uri(gateway.Admin, "/clusters/raw/destinations/d1/drain")), HttpStatusCode.Forbidden);
+        await JsonAsync(await Http.GetAsync(new Uri(gateway.Admin, "/clusters/raw/destinations/d1/drain")), HttpStatusCode.NotFound);
+        await AssertAliveAsync(victim);
+    }
+
+    [Fact]
+    public async Task Requests_a_web_page_could_send_are_refused_whatever_the_settings()
+    {
+        await using var one = new RawBackend();
+        await using var two = new RawBackend();
+        await using var gateway = await GatewayServer.StartAsync(TwoDestinations(one, two));
+        await using var victim = await RawWebSocketClient.ConnectAsync(gateway.Ws, "/raw/victim");
+        var list = await JsonAsync(await Http.GetAsync(new Uri(gateway.Admin, "/connections")), HttpStatusCode.OK);
+        var closeUri = new Uri(gateway.Admin, $"/connections/{(long)list["connections"]![0]!["id"]!}/close?code=4000&reason=gotcha");
+
+        // A cross-site form post or fetch carries Origin; a browser's fetch metadata says cross-site; a DNS rebinding page
+        // sends its own name as the Host.
+        await JsonAsync(await SendAsync(HttpMethod.Post, closeUri, ("Origin", "https://evil.example")), HttpStatusCode.Forbidden);
+        await JsonAsync(await SendAsync(HttpMethod.Post, closeUri, ("Origin", "null")), HttpStatusCode.Forbidden);
+        await JsonAsync(await SendAsync(HttpMethod.Post, closeUri, ("Sec-Fetch-Site", "cross-site")), HttpStatusCode.Forbidden);
+        await JsonAsync(await SendAsync(HttpMethod.Post, closeUri, ("Sec-Fetch-Site", "same-site")), HttpStatusCode.Forbidden);
+        await JsonAsync(await SendAsync(HttpMethod.Post, closeUri, ("Host", $"evil.example:{gateway.Admin.Port}")), HttpStatusCode.Forbidden);
+        await JsonAsync(await SendAsync(HttpMethod.Get, new Uri(gateway.Admin, "/connections"), ("Host", "evil.example")), HttpStatusCode.Forbidden);
+        await AssertAliveAsync(victim);
+
+        // What an operator's curl sends is answered; health and metrics stay open to any probe.
+        await JsonAsync(await SendAsync(HttpMethod.Get, new Uri(gateway.Admin, "/connections"), ("Host", $"localhost:{gateway.Admin.Port}")), HttpStatusCode.OK);
+        await JsonAsync(await SendAsync(HttpMethod.Get, new Uri(gateway.Admin, "/connections"), ("Sec-Fetch-Site", "none")), HttpStatusCode.OK);
+        Assert.Equal(HttpStatusCode.OK, (await SendAsync(HttpMethod.Get, new Uri(gateway.Admin, "/healthz"), ("Host", "gateway-1.internal"))).StatusCode);
+        await JsonAsync(await SendAsync(HttpMethod.Post, closeUri), HttpStatusCode.Accepted);
+        Assert.Equal(4000, (await victim.ReceiveAsync(TimeSpan.FromSeconds(5)))!.CloseCode);
+    }
+
+    [Fact]
+    public async Task Drains_of_unknown_destinations_and_absurd_periods_are_refused()
+    {
+        await using var one = new RawBackend();
+        await using var two = new RawBackend();
+        await using var gateway = await GatewayServer.StartAsync(TwoDestinations(one, two));
+        var clients = new List<RawWebSocketClient>();
+        try
+        {
+            for (var i = 0; i < 4; i++)
+            {
+                clients.Add(await RawWebSocketClient.ConnectAsync(gateway.Ws, $"/raw/p{i}"));
+            }
+            for (var i = 0; i < 20; i++)
+            {
+                await JsonAsync(await Http.PostAsync(new Uri(gateway.Admin, $"/clusters/raw/destinations/made-up-{i}/drain"), null), HttpStatusCode.NotFound);
+            }
+            await JsonAsync(await Http.PostAsync(new Uri(gateway.Admin, "/clusters/nope/destinations/d2/drain"), null), HttpStatusCode.NotFound);
+            var drain = new Uri(gateway.Admin, "/clusters/raw/destinations/d2/drain");
+            foreach (var period in new[] { "00:00:00", "00:00:00.5", "100000.00:00:00", "01:00:01", "-00:00:05", "soon" })
+            {
+                var refused = await JsonAsync(await Http.PostAsync(new Uri(drain + "?period=" + period), null), HttpStatusCode.BadRequest);
+                Assert.Contains("00:00:01", (string)refused["error"]!);
+            }
+            await JsonAsync(await Http.GetAsync(drain), HttpStatusCode.NotFound);
+            Assert.True(((DestinationDrains)gateway.Services.GetService(typeof(DestinationDrains))!).IsEmpty);
+            foreach (var client in clients)
+            {
+                await AssertAliveAsync(client);
+            }
+            // The bounds themselves are fine; a drain by another spelling of the name shows the configured one.
+            var started = await JsonAsync(await Http.PostAsync(new Uri(gateway.Admin, "/clusters/RAW/destinations/d2/drain?period=01:00:00"), null), HttpStatusCode.Accepted);
+            Assert.Equal("raw", (string)started["cluster"]!);
+            Assert.Equal(3600, (double)started["periodSeconds"]!);
+        }
+        finally
+        {
+            foreach (var client in clients)
+            {
+                await client.DisposeAsync();
+            }
         }
     }
 }

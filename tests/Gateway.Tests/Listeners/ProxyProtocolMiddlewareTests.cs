@@ -109,10 +109,11 @@ public sealed class ProxyProtocolMiddlewareTests : IDisposable
         private sealed record DuplexPipe(PipeReader Input, PipeWriter Output) : IDuplexPipe;
     }
 
-    private (TestConnection Connection, Task Run) Start()
+    private (TestConnection Connection, Task Run) Start(string trusted = "10.0.0.0/24")
     {
         var connection = new TestConnection();
-        var middleware = new ProxyProtocolMiddleware(connection.NextLayerAsync, "wss", HeaderTimeout, _time, _reporter);
+        var middleware = new ProxyProtocolMiddleware(connection.NextLayerAsync, "wss", HeaderTimeout, _time, _reporter,
+            ProxyProtocolPeers.From([trusted], "Gateway:Listeners:wss:ProxyProtocolTrustedNetworks"));
         return (connection, middleware.OnConnectionAsync(connection.Context));
     }
 
@@ -186,6 +187,21 @@ public sealed class ProxyProtocolMiddlewareTests : IDisposable
         Assert.Equal(LogLevel.Warning, line.Level);
         Assert.Contains("10.0.0.5:40000", line.Message);
         Assert.Contains(reason, line.Message);
+    }
+
+    [Fact]
+    public async Task A_peer_outside_the_trusted_networks_is_closed_before_a_byte_is_read_and_counted()
+    {
+        var (connection, run) = Start(trusted: "192.0.2.0/24");
+        // The peer (10.0.0.5) never gets to send its header: the verdict needs none of its bytes.
+        await run.WaitAsync(TimeSpan.FromSeconds(10));
+        await connection.Client.WriteAsync(ProxyHeaders.V1("6.6.6.6", 4242));
+        Assert.False(connection.Next.Task.IsCompleted);
+        Assert.Equal(1, Rejected("untrusted_peer"));
+        var line = Assert.Single(_logs.Records, r => r.Category == ProxyProtocolReporter.LogCategory && r.Id.Id == 160);
+        Assert.Equal(LogLevel.Warning, line.Level);
+        Assert.Contains("10.0.0.5:40000", line.Message);
+        Assert.Contains("ProxyProtocolTrustedNetworks", line.Message);
     }
 
     [Fact]

@@ -37,4 +37,21 @@ public sealed class ProxyProtocolOptionsTests
         Assert.Equal("Gateway:Listeners:wss:Protocols", error.Key);
         Assert.Contains("PROXY protocol", error.Message);
     }
+
+    [Fact]
+    public void Trusted_networks_default_to_none_listed_and_a_bad_one_or_one_without_ProxyProtocol_names_the_key()
+    {
+        var options = InMemoryGatewayOptions.Load(("Gateway:Listeners:wss:Port", "8443"), ("Gateway:Listeners:wss:ProxyProtocol", "true"),
+            ("Gateway:Listeners:wss:ProxyProtocolTrustedNetworks:0", "10.0.0.0/8"), ("Gateway:Listeners:wss:ProxyProtocolTrustedNetworks:1", "2001:db8::7"));
+        Assert.Equal(["10.0.0.0/8", "2001:db8::7"], options.Listeners["wss"].ProxyProtocolTrustedNetworks);
+        Assert.Empty(InMemoryGatewayOptions.Load(("Gateway:Listeners:wss:Port", "8443"), ("Gateway:Listeners:wss:ProxyProtocol", "true"))
+            .Listeners["wss"].ProxyProtocolTrustedNetworks);
+
+        var bad = Assert.Throws<GatewayConfigurationException>(() => InMemoryGatewayOptions.Load(("Gateway:Listeners:wss:Port", "8443"),
+            ("Gateway:Listeners:wss:ProxyProtocol", "true"), ("Gateway:Listeners:wss:ProxyProtocolTrustedNetworks:0", "10.0.0.0/33")));
+        Assert.Equal("Gateway:Listeners:wss:ProxyProtocolTrustedNetworks:0", bad.Key);
+        var alone = Assert.Throws<GatewayConfigurationException>(() => InMemoryGatewayOptions.Load(("Gateway:Listeners:wss:Port", "8443"),
+            ("Gateway:Listeners:wss:ProxyProtocolTrustedNetworks:0", "10.0.0.0/8")));
+        Assert.Equal("Gateway:Listeners:wss:ProxyProtocolTrustedNetworks", alone.Key);
+    }
 }

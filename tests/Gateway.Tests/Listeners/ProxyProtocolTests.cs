@@ -21,7 +21,7 @@ public sealed class ProxyProtocolTests : IAsyncLifetime
 
     public async Task DisposeAsync() => await _backend.DisposeAsync();
 
-    private Task<GatewayServer> StartAsync(string? headerTimeout = null)
+    private Task<GatewayServer> StartAsync(string? headerTimeout = null, string? trusted = null)
     {
         var proxy = HandshakeGateway.Proxy(_backend, ("echo", "/echo", null), ("limited", "/limited", "one"));
         var policies = new JsonObject
@@ -35,6 +35,11 @@ public sealed class ProxyProtocolTests : IAsyncLifetime
             if (headerTimeout is not null)
             {
                 section["Tls"]!["HandshakeTimeout"] = headerTimeout;
+            }
+            if (trusted is not null)
+            {
+                section["Listeners"]!["ws"]!["ProxyProtocolTrustedNetworks"] = new JsonArray(trusted);
+                section["Listeners"]!["wss"]!["ProxyProtocolTrustedNetworks"] = new JsonArray(trusted);
             }
         }));
     }
@@ -154,5 +159,35 @@ public sealed class ProxyProtocolTests : IAsyncLifetime
         await Retry.Eventually(async () =>
             Assert.Equal(1, (await MetricsScrape.FetchAsync(gateway)).Value(Rejected, ("listener", "ws"), ("reason", "timeout"))),
             TimeSpan.FromSeconds(5));
+    }
+
+    [Fact]
+    public async Task A_peer_outside_the_trusted_networks_cannot_name_a_client_and_is_closed_and_counted()
+    {
+        // The balancer is 127.0.0.1; a client that reaches the listener directly connects from 127.0.0.2.
+        await using var gateway = await StartAsync(trusted: "127.0.0.1/32");
+        var direct = System.Net.IPAddress.Parse("127.0.0.2");
+        foreach (var (listener, header) in new[] { ("ws", ProxyHeaders.V1("6.6.6.6", 4242)), ("ws", ProxyHeaders.V2("6.6.6.6", 4242)) })
+        {
+            await using var spoofer = await ProxiedClient.ConnectAsync(gateway.Listeners[listener], header, from: direct);
+            await spoofer.WriteAsync(System.Text.Encoding.ASCII.GetBytes(RawRequest.Handshake("/echo/spoofed")));
+            Assert.Equal(0, await spoofer.ReadUntilClosedAsync());
+        }
+        var tls = await Assert.ThrowsAnyAsync<Exception>(() => ProxiedClient.ConnectAsync(gateway.Wss, ProxyHeaders.V1("6.6.6.6", 4242), from: direct));
+        Assert.True(tls is IOException or AuthenticationException, tls.ToString());
+        Assert.Equal(0, _backend.Requests);
+
+        // The trusted balancer's header is believed, as before.
+        await using (var balanced = await ProxiedClient.ConnectAsync(gateway.Ws, ProxyHeaders.V1("203.0.113.9", 4242)))
+        {
+            Assert.Equal(101, await balanced.HandshakeAsync("/echo/balanced"));
+        }
+        Assert.Equal("203.0.113.9", Assert.Single(_backend.Seen).ForwardedFor);
+        await Retry.Eventually(async () =>
+        {
+            var scrape = await MetricsScrape.FetchAsync(gateway);
+            Assert.Equal(2, scrape.Value(Rejected, ("listener", "ws"), ("reason", "untrusted_peer")));
+            Assert.Equal(1, scrape.Value(Rejected, ("listener", "wss"), ("reason", "untrusted_peer")));
+        }, TimeSpan.FromSeconds(5));
     }
 }
