@@ -301,8 +301,10 @@ while (( SECONDS - T0 < SOAK_DURATION )) && kill -0 "$LG_PID" 2>/dev/null; do
       start_echo "$RESTART_INDEX"; event restart ok "echo e$RESTART_INDEX back (pid ${ECHO_PIDS[RESTART_INDEX]})"; RESTART_AT=-1
     fi
     if (( UNDRAIN_AT >= 0 && SECONDS >= UNDRAIN_AT )); then do_undrain; fi
-    if (( RESTART_AT < 0 )) && due NEXT_KILL "$SOAK_KILL_EVERY"; then do_kill; fi
-    if [[ -z $DRAINED ]] && due NEXT_DRAIN "$SOAK_DRAIN_EVERY"; then do_drain; fi
+    # A kill waits for a drain under way to end, and a drain for a killed backend to be back: with two backends,
+    # both at once leave none, and every handshake meanwhile is a 503.
+    if (( RESTART_AT < 0 )) && [[ -z $DRAINED ]] && due NEXT_KILL "$SOAK_KILL_EVERY"; then do_kill; fi
+    if (( RESTART_AT < 0 )) && [[ -z $DRAINED ]] && due NEXT_DRAIN "$SOAK_DRAIN_EVERY"; then do_drain; fi
     if due NEXT_ROTATE "$SOAK_ROTATE_EVERY"; then do_rotate; fi
     if due NEXT_RELOAD "$SOAK_RELOAD_EVERY"; then do_reload; fi
     if (( SECONDS - T0 >= NEXT_SAMPLE )); then sample "+$((SECONDS - T0))s"; NEXT_SAMPLE=$((NEXT_SAMPLE + SOAK_SAMPLE_EVERY)); fi
