@@ -122,7 +122,7 @@ write_config() { # keepalive_interval reload_routes
   done
   cat > "$WORK/gateway.json.new" <<EOF
 {
-  "Logging": { "LogLevel": { "Default": "Warning", "Microsoft.Hosting.Lifetime": "Information", "Gateway": "Information", "Gateway.AccessLog": "Warning" } },
+  "Logging": { "LogLevel": { "Default": "Warning", "Microsoft.Hosting.Lifetime": "Information", "Gateway": "Information", "Gateway.AccessLog": "Warning", "Yarp": "Error" } },
   "Gateway": {
     "Listeners": {
       "ws":  { "Address": "127.0.0.1", "Port": $GATEWAY_WS },
@@ -297,6 +297,8 @@ last_tick=-1 NEXT_SAMPLE=$SOAK_SAMPLE_EVERY
 while (( SECONDS - T0 < SOAK_DURATION )) && kill -0 "$LG_PID" 2>/dev/null; do
   if (( SECONDS - T0 != last_tick )); then
     last_tick=$((SECONDS - T0))
+    # The sample first: one due in the same second as an event sees the state before it.
+    if (( SECONDS - T0 >= NEXT_SAMPLE )); then sample "+$((SECONDS - T0))s"; NEXT_SAMPLE=$((NEXT_SAMPLE + SOAK_SAMPLE_EVERY)); fi
     if (( RESTART_AT >= 0 && SECONDS >= RESTART_AT )); then
       start_echo "$RESTART_INDEX"; event restart ok "echo e$RESTART_INDEX back (pid ${ECHO_PIDS[RESTART_INDEX]})"; RESTART_AT=-1
     fi
@@ -307,7 +309,6 @@ while (( SECONDS - T0 < SOAK_DURATION )) && kill -0 "$LG_PID" 2>/dev/null; do
     if (( RESTART_AT < 0 )) && [[ -z $DRAINED ]] && due NEXT_DRAIN "$SOAK_DRAIN_EVERY"; then do_drain; fi
     if due NEXT_ROTATE "$SOAK_ROTATE_EVERY"; then do_rotate; fi
     if due NEXT_RELOAD "$SOAK_RELOAD_EVERY"; then do_reload; fi
-    if (( SECONDS - T0 >= NEXT_SAMPLE )); then sample "+$((SECONDS - T0))s"; NEXT_SAMPLE=$((NEXT_SAMPLE + SOAK_SAMPLE_EVERY)); fi
     show_loadgen
   fi
   sleep 0.2
