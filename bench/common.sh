@@ -1,4 +1,4 @@
-# Shell helpers shared by bench/run.sh and bench/seeds-scale.sh: logging, the processes a run started (stopped by
+# Shell helpers shared by bench/run.sh, bench/seeds-scale.sh and bench/soak.sh: logging, the processes a run started (stopped by
 # PID on exit, never by name), waiting for a listener, installing nginx and HAProxy. Sourced, not run.
 # The caller sets BENCH_LOG_TAG (the prefix of log lines) and WORK (where the processes' logs are) before use.
 
@@ -26,12 +26,17 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 stop_pid() { # pid: TERM, wait up to 5 s, KILL; then forget it (so a reused PID is never signalled later)
-  local pid=$1 kept=() p
+  local pid=$1
   kill -TERM "$pid" 2>/dev/null || true
   for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   kill -KILL "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
-  for p in "${PIDS[@]}"; do [[ $p != "$pid" ]] && kept+=("$p"); done
+  forget_pid "$pid"
+}
+
+forget_pid() { # pid: no longer ours to stop (it exited and was waited for), so a reused PID is never signalled
+  local kept=() p
+  for p in "${PIDS[@]}"; do [[ $p != "$1" ]] && kept+=("$p"); done
   PIDS=("${kept[@]}")
 }
 
@@ -42,6 +47,15 @@ wait_port() { # port pid name: until something listens on 127.0.0.1:port (15 s a
     sleep 0.1
   done
   die "$3 did not listen on $1 within 15 s (see $WORK/$3.log)"
+}
+
+wait_ready() { # admin_port pid name: until the gateway's /readyz says 200 (after its warm-up; 60 s at most), as a load balancer would
+  local started=$SECONDS
+  until [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/readyz")" = 200 ]; do
+    kill -0 "$2" 2>/dev/null || die "$3 exited (see $WORK/$3.log)"
+    [ $((SECONDS - started)) -lt 60 ] || die "$3 not ready within 60 s (see $WORK/$3.log)"
+    sleep 0.2
+  done
 }
 
 # ---- nginx and HAProxy from Debian packages ----

@@ -36,6 +36,7 @@ public static class Program
                 "idle" => await Scenarios.IdleAsync(options),
                 "tls-connect" => await Scenarios.TlsConnectAsync(options),
                 "idle-h2" => await H2IdleScenario.RunAsync(options),
+                "soak" => await SoakScenario.RunAsync(options),
                 "merge" => Merge.Run(options),
                 _ => throw new ArgumentException($"unknown scenario '{scenario}'"),
             };
@@ -65,6 +66,10 @@ public static class Program
           idle-h2      --url wss://... --conns N --streams-per-conn K --duration D [--concurrency C] [--ca cert.pem]
                        (WebSockets over HTTP/2, RFC 8441: N tunnels on N/K TLS connections; the server's
                        SETTINGS_MAX_CONCURRENT_STREAMS must be K)
+          soak         --url ws://... [--wss-url wss://... --wss-share 0.5 --ca cert.pem] --conns N --rate R
+                       --duration D [--size S --report-every 60 --drain 10 --echo-timeout 30 --backoff-min 1
+                       --backoff-max 15 --ready-file F --end-file E --end-go-file G --md-out M] (bench/soak.sh:
+                       tunnels that reconnect, every echo checked, every loss counted)
           report       --in results.jsonl [--baseline nginx]
           merge        --in a.jsonl,b.jsonl --hists a.hist,b.hist [--requested N --rate R --duration D --loadgens K]
                        [--set key=value,...] (one result from several rate runs at once: bench/seeds-scale.sh)
@@ -136,11 +141,11 @@ public sealed class Options
     public double GetDouble(string name, double fallback) =>
         _values.TryGetValue(name, out var v) ? double.Parse(v, CultureInfo.InvariantCulture) : fallback;
 
-    public Target GetTarget()
+    public Target GetTarget(string urlOption = "url")
     {
-        if (!_values.TryGetValue("url", out var url))
+        if (!_values.TryGetValue(urlOption, out var url))
         {
-            throw new ArgumentException("--url is required");
+            throw new ArgumentException($"--{urlOption} is required");
         }
         var uri = new Uri(url);
         if (!IPAddress.TryParse(uri.Host, out var address) || !IPAddress.IsLoopback(address))
