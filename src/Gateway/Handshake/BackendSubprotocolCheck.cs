@@ -1,3 +1,4 @@
+using Gateway.Http;
 using Gateway.Relay;
 using Yarp.ReverseProxy.Transforms;
 
@@ -32,7 +33,7 @@ internal static class BackendSubprotocolCheck
             selected = value;
             count++;
         }
-        if (count == 1 && HeaderTokens.Contains(offered, selected, StringComparison.Ordinal))
+        if (count == 1 && HttpSyntax.ListContains(offered, selected, StringComparison.Ordinal))
         {
             return ValueTask.CompletedTask;
         }

@@ -1,5 +1,5 @@
-using System.Buffers;
 using System.Text;
+using Gateway.Http;
 using Microsoft.Extensions.Primitives;
 
 namespace Gateway.Handshake;
@@ -35,7 +35,7 @@ internal sealed class SubprotocolFilter
         }
 
         int total = 0, kept = 0;
-        foreach (var element in HeaderTokens.Elements(offered))
+        foreach (var element in HttpSyntax.ListElements(offered))
         {
             total++;
             if (IsAllowed(element))
@@ -55,7 +55,7 @@ internal sealed class SubprotocolFilter
             return !_required;
         }
         var builder = new StringBuilder();
-        foreach (var element in HeaderTokens.Elements(offered))
+        foreach (var element in HttpSyntax.ListElements(offered))
         {
             if (IsAllowed(element))
             {
@@ -80,22 +80,10 @@ internal sealed class SubprotocolFilter
 
     private static bool HasAny(StringValues offered)
     {
-        foreach (var _ in HeaderTokens.Elements(offered))
+        foreach (var _ in HttpSyntax.ListElements(offered))
         {
             return true;
         }
         return false;
     }
-
-    /// <summary>RFC 9110 section 5.6.2: token = 1*tchar. A subprotocol name must be one (RFC 6455 section 4.1).</summary>
-    public static bool IsToken(string? text) => !string.IsNullOrEmpty(text) && !text.AsSpan().ContainsAnyExcept(TokenCharacters);
-
-    /// <summary>The same rule on ASCII bytes, as a header name arrives on the wire.</summary>
-    public static bool IsToken(ReadOnlySpan<byte> text) => !text.IsEmpty && !text.ContainsAnyExcept(TokenBytes);
-
-    private const string TokenCharacterList = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
-
-    private static readonly SearchValues<char> TokenCharacters = SearchValues.Create(TokenCharacterList);
-
-    private static readonly SearchValues<byte> TokenBytes = SearchValues.Create(Encoding.ASCII.GetBytes(TokenCharacterList));
 }

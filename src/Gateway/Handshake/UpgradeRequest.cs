@@ -1,4 +1,5 @@
 using System.Buffers.Text;
+using Gateway.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Primitives;
 using Microsoft.Net.Http.Headers;
@@ -41,7 +42,7 @@ internal static class UpgradeRequest
         }
 
         var upgrade = headers.Upgrade;
-        var looksLikeHandshake = HeaderTokens.Contains(upgrade, WebSocket)
+        var looksLikeHandshake = HttpSyntax.ListContains(upgrade, WebSocket)
             || headers.ContainsKey(HeaderNames.SecWebSocketKey)
             || headers.ContainsKey(HeaderNames.SecWebSocketVersion);
         if (!looksLikeHandshake)
@@ -68,12 +69,12 @@ internal static class UpgradeRequest
             return RefusalReason.HttpVersion;
         }
         // Item 3: an Upgrade header field containing "websocket", compared case-insensitively.
-        if (!HeaderTokens.Contains(upgrade, WebSocket))
+        if (!HttpSyntax.ListContains(upgrade, WebSocket))
         {
             return RefusalReason.UpgradeHeader;
         }
         // Item 4: a Connection header field that includes the token "Upgrade", case-insensitively.
-        if (!HeaderTokens.Contains(headers.Connection, "Upgrade"))
+        if (!HttpSyntax.ListContains(headers.Connection, "Upgrade"))
         {
             return RefusalReason.ConnectionHeader;
         }

@@ -1,4 +1,5 @@
 using System.Globalization;
+using Gateway.Http;
 
 namespace Gateway.LoadBalancing;
 
@@ -58,7 +59,7 @@ public sealed class HashKey
             case "query":
                 source = HashKeySource.Query;
                 // Compared with the query as sent, so no character that would be percent-encoded or would end the name.
-                if (!IsName(name, static c => IsTokenChar(c) && c is not ('&' or '%' or '+' or '#')))
+                if (!IsName(name, static c => HttpSyntax.IsTokenChar(c) && c is not ('&' or '%' or '+' or '#')))
                 {
                     error = $"'{text}': '{name}' is not a query parameter name (letters, digits and !$'*-.^_`|~)";
                     return false;
@@ -66,7 +67,7 @@ public sealed class HashKey
                 break;
             case "header":
                 source = HashKeySource.Header;
-                if (!IsName(name, IsTokenChar))
+                if (!HttpSyntax.IsToken(name))
                 {
                     error = $"'{text}': '{name}' is not a header name (RFC 9110 §5.1: a token)";
                     return false;
@@ -74,7 +75,7 @@ public sealed class HashKey
                 break;
             case "cookie":
                 source = HashKeySource.Cookie;
-                if (!IsName(name, IsTokenChar))
+                if (!HttpSyntax.IsToken(name))
                 {
                     error = $"'{text}': '{name}' is not a cookie name (RFC 6265 §4.1.1: a token)";
                     return false;
@@ -124,8 +125,4 @@ public sealed class HashKey
     }
 
     private static bool IsName(string name, Func<char, bool> allowed) => name.Length > 0 && name.All(allowed);
-
-    /// <summary>RFC 9110 §5.6.2 tchar.</summary>
-    private static bool IsTokenChar(char c) =>
-        char.IsAsciiLetterOrDigit(c) || c is '!' or '#' or '$' or '%' or '&' or '\'' or '*' or '+' or '-' or '.' or '^' or '_' or '`' or '|' or '~';
 }

@@ -137,7 +137,7 @@ public sealed class WebSocketPolicies
         }
         for (var i = 0; i < handshake.Subprotocols.Count; i++)
         {
-            if (!Handshake.SubprotocolFilter.IsToken(handshake.Subprotocols[i]?.Trim()))
+            if (!Http.HttpSyntax.IsToken(handshake.Subprotocols[i]?.Trim()))
             {
                 throw new GatewayConfigurationException($"{key}:Subprotocols:{i}",
                     $"'{handshake.Subprotocols[i]}' is not a subprotocol name (an HTTP token: letters, digits and !#$%&'*+-.^_`|~)");

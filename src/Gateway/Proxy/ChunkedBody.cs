@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using Gateway.Http;
 
 namespace Gateway.Proxy;
 
@@ -20,7 +21,7 @@ internal static class ChunkedBody
             {
                 sizeText = sizeText[..extension];
             }
-            if (!long.TryParse(sizeText.Trim(" \t"), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out var size) || size < 0)
+            if (!long.TryParse(HttpSyntax.TrimOws(sizeText), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out var size) || size < 0)
             {
                 throw new InvalidDataException($"bad chunk size line '{(line.Length > 40 ? line[..40] : line)}'");
             }

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
+using Gateway.Http;
 
 namespace Gateway.Proxy;
 
@@ -236,9 +237,9 @@ internal sealed class UpgradeConnector : DelegatingHandler
     {
         var callers = buffer; // the caller's to return; only the larger ones rented here are returned here
         // Bytes already there (what followed an interim answer) may hold the whole next head.
-        if (filled > 0 && buffer.AsSpan(0, filled).IndexOf("\r\n\r\n"u8) is var held and >= 0)
+        if (filled > 0 && HttpSyntax.IndexOfHeadEnd(buffer.AsSpan(0, filled)) is var held and >= 0)
         {
-            return (buffer, held + 4, filled);
+            return (buffer, held + HttpSyntax.HeadEnd.Length, filled);
         }
         try
         {
@@ -263,12 +264,12 @@ internal sealed class UpgradeConnector : DelegatingHandler
                 {
                     throw new IOException("the backend closed the connection before a complete response head");
                 }
-                var searchFrom = Math.Max(0, filled - 3);
+                var searchFrom = Math.Max(0, filled - (HttpSyntax.HeadEnd.Length - 1));
                 filled += read;
-                var end = buffer.AsSpan(searchFrom, filled - searchFrom).IndexOf("\r\n\r\n"u8);
+                var end = HttpSyntax.IndexOfHeadEnd(buffer.AsSpan(searchFrom, filled - searchFrom));
                 if (end >= 0)
                 {
-                    return (buffer, searchFrom + end + 4, filled);
+                    return (buffer, searchFrom + end + HttpSyntax.HeadEnd.Length, filled);
                 }
             }
         }
@@ -282,12 +283,9 @@ internal sealed class UpgradeConnector : DelegatingHandler
     /// <summary>Status line and header fields (RFC 9112 sections 4 and 5) into a response whose content holds the content headers.</summary>
     private static HttpResponseMessage ParseHead(ReadOnlySpan<byte> head, HttpRequestMessage request)
     {
-        var lineEnd = head.IndexOf("\r\n"u8);
+        var lineEnd = head.IndexOf(HttpSyntax.Crlf);
         var status = head[..lineEnd];
-        // "HTTP/1.1 101 Switching Protocols": version, a three-digit code, an optional reason.
-        if (!status.StartsWith("HTTP/1."u8) || status.Length < 12 || status[8] != (byte)' '
-            || !System.Buffers.Text.Utf8Parser.TryParse(status.Slice(9, 3), out int code, out var digits) || digits != 3
-            || !char.IsAsciiDigit((char)status[9]) || code < 100 || (status.Length > 12 && status[12] != (byte)' '))
+        if (!HttpSyntax.TryParseStatusLine(status, out var minorVersion, out var code, out var reason))
         {
             var shown = Encoding.Latin1.GetString(status.Length > 80 ? status[..80] : status);
             throw new InvalidDataException($"not an HTTP/1.x status line: '{shown}'");
@@ -295,23 +293,22 @@ internal sealed class UpgradeConnector : DelegatingHandler
         var response = new HttpResponseMessage((HttpStatusCode)code)
         {
             RequestMessage = request,
-            Version = status[7] == (byte)'0' ? HttpVersion.Version10 : HttpVersion.Version11,
-            ReasonPhrase = status.Length > 13 ? ReasonPhrase(code, status[13..]) : null,
+            Version = minorVersion == (byte)'0' ? HttpVersion.Version10 : HttpVersion.Version11,
+            ReasonPhrase = reason.IsEmpty ? null : ReasonPhrase(code, reason),
             Content = new HeadersOnlyContent(),
         };
         var rest = head[(lineEnd + 2)..];
-        while ((lineEnd = rest.IndexOf("\r\n"u8)) > 0)
+        while ((lineEnd = rest.IndexOf(HttpSyntax.Crlf)) > 0)
         {
             var line = rest[..lineEnd];
             rest = rest[(lineEnd + 2)..];
-            var colon = line.IndexOf((byte)':');
-            if (colon <= 0 || line[0] is (byte)' ' or (byte)'\t' || line[..colon].ContainsAny((byte)' ', (byte)'\t'))
+            if (!HttpSyntax.TrySplitFieldLine(line, out var nameBytes, out var valueBytes))
             {
                 var shown = Encoding.Latin1.GetString(line.Length > 80 ? line[..80] : line);
                 throw new InvalidDataException($"malformed response header line '{shown}'");
             }
-            var name = Encoding.Latin1.GetString(line[..colon]);
-            var value = Encoding.Latin1.GetString(line[(colon + 1)..].Trim(" \t"u8));
+            var name = Encoding.Latin1.GetString(nameBytes);
+            var value = Encoding.Latin1.GetString(valueBytes);
             if (!response.Headers.TryAddWithoutValidation(name, value))
             {
                 response.Content.Headers.TryAddWithoutValidation(name, value);

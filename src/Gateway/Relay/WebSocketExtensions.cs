@@ -1,3 +1,4 @@
+using Gateway.Http;
 using Microsoft.Extensions.Primitives;
 
 namespace Gateway.Relay;
@@ -32,7 +33,7 @@ internal static class WebSocketExtensions
             var end = ExtensionEnd(header);
             var extension = header[..end];
             var semicolon = extension.IndexOf(';');
-            var extensionName = (semicolon < 0 ? extension : extension[..semicolon]).Trim(" \t");
+            var extensionName = HttpSyntax.TrimOws(semicolon < 0 ? extension : extension[..semicolon]);
             if (extensionName.Equals(name, StringComparison.OrdinalIgnoreCase))
             {
                 return true;

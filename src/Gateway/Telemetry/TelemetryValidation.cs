@@ -1,5 +1,6 @@
 using System.Globalization;
 using Gateway.Configuration;
+using Gateway.Http;
 
 namespace Gateway.Telemetry;
 
@@ -42,7 +43,7 @@ internal static class TelemetryValidation
         foreach (var (name, value) in otlp.Headers)
         {
             // RFC 9110 section 5.1: a field name is a token; section 5.5: a value holds no CR, LF or NUL.
-            if (name.Length == 0 || !name.All(IsTokenChar))
+            if (!HttpSyntax.IsToken(name))
             {
                 throw new GatewayConfigurationException($"{Otlp}:Headers:{name}", "is not a valid header name (RFC 9110 section 5.1)");
             }
@@ -87,7 +88,4 @@ internal static class TelemetryValidation
         OtlpOptions.HttpProtobuf => OtlpOptions.HttpProtobuf,
         _ => null,
     };
-
-    private static bool IsTokenChar(char c) =>
-        char.IsAsciiLetterOrDigit(c) || c is '!' or '#' or '$' or '%' or '&' or '\'' or '*' or '+' or '-' or '.' or '^' or '_' or '`' or '|' or '~';
 }

@@ -2,7 +2,7 @@ using System.Buffers;
 using System.Globalization;
 using System.IO.Pipelines;
 using System.Text;
-using Gateway.Handshake;
+using Gateway.Http;
 using Gateway.Relay;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.WebUtilities;
@@ -126,7 +126,7 @@ internal sealed partial class LeanExchange
                     Fail();
                     headers = ((IHttpResponseFeature)this).Headers;
                 }
-                CloseAfterResponse |= HeaderTokens.Contains(headers.Connection, "close");
+                CloseAfterResponse |= HttpSyntax.ListContains(headers.Connection, "close");
                 var output = _connection.Transport.Output;
                 var length = _body is null ? 0 : (int)_body.Length;
                 WriteHead(output, StatusCode, ReasonPhrase, headers, length, CloseAfterResponse);
@@ -201,18 +201,15 @@ internal sealed partial class LeanExchange
     {
         foreach (var (name, values) in headers)
         {
-            if (!SubprotocolFilter.IsToken(name))
+            if (!HttpSyntax.IsToken(name))
             {
                 return "name";
             }
             foreach (var value in values)
             {
-                foreach (var c in value ?? string.Empty)
+                if (!HttpSyntax.IsAsciiFieldValue(value))
                 {
-                    if ((c < 0x20 && c != '\t') || c >= 0x7F)
-                    {
-                        return name;
-                    }
+                    return name;
                 }
             }
         }

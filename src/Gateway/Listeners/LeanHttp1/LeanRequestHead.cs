@@ -1,6 +1,6 @@
 using System.Buffers;
 using System.Text;
-using Gateway.Handshake;
+using Gateway.Http;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Primitives;
 using Microsoft.Net.Http.Headers;
@@ -48,7 +48,7 @@ internal sealed class LeanRequestHead
             copy = window.ToArray();
             span = copy;
         }
-        var headLength = span.IndexOf("\r\n\r\n"u8);
+        var headLength = HttpSyntax.IndexOfHeadEnd(span);
         if (headLength < 0)
         {
             return null;
@@ -56,7 +56,7 @@ internal sealed class LeanRequestHead
         var head = TryParse(span[..(headLength + 2)], limits);
         if (head is not null)
         {
-            end = buffer.GetPosition(headLength + 4);
+            end = buffer.GetPosition(headLength + HttpSyntax.HeadEnd.Length);
         }
         return head;
     }
@@ -68,7 +68,7 @@ internal sealed class LeanRequestHead
         {
             return null;
         }
-        var lineEnd = head.IndexOf("\r\n"u8);
+        var lineEnd = head.IndexOf(HttpSyntax.Crlf);
         var line = head[..lineEnd];
         // Kestrel counts the request line with its CRLF, and the header fields with theirs (not the final CRLF).
         if (lineEnd + 2 > limits.MaxRequestLineSize || head.Length - (lineEnd + 2) > limits.MaxRequestHeadersTotalSize)
@@ -124,31 +124,19 @@ internal sealed class LeanRequestHead
         bool host = false, upgrade = false, connectionUpgrade = false, keepAlive = false, close = false;
         while (!rest.IsEmpty)
         {
-            var end = rest.IndexOf("\r\n"u8);
+            var end = rest.IndexOf(HttpSyntax.Crlf);
             var field = rest[..end];
             rest = rest[(end + 2)..];
             if (fieldCount == maxFields)
             {
                 return null;
             }
-            var colon = field.IndexOf((byte)':');
-            if (colon <= 0)
+            // A token for a name; no control characters, no obs-text, no bare CR or LF in the value: Kestrel rejects
+            // or decodes those.
+            if (!HttpSyntax.TrySplitFieldLine(field, out var nameBytes, out var valueBytes)
+                || !HttpSyntax.IsToken(nameBytes) || !HttpSyntax.IsAsciiFieldValue(valueBytes))
             {
                 return null;
-            }
-            var nameBytes = field[..colon];
-            if (!SubprotocolFilter.IsToken(nameBytes))
-            {
-                return null;
-            }
-            var valueBytes = field[(colon + 1)..].Trim(" \t"u8);
-            foreach (var c in valueBytes)
-            {
-                // No control characters, no obs-text, no bare CR or LF: Kestrel rejects or decodes those.
-                if ((c < 0x20 && c != (byte)'\t') || c >= 0x7F)
-                {
-                    return null;
-                }
             }
             var name = KestrelHeaderNames.Name(nameBytes);
             if (name.Equals(HeaderNames.ContentLength, StringComparison.OrdinalIgnoreCase)
@@ -177,9 +165,9 @@ internal sealed class LeanRequestHead
                 {
                     return null;
                 }
-                connectionUpgrade |= HeaderTokens.Contains(value, "upgrade");
-                keepAlive |= HeaderTokens.Contains(value, "keep-alive");
-                close |= HeaderTokens.Contains(value, "close");
+                connectionUpgrade |= HttpSyntax.ListContains(value, "upgrade");
+                keepAlive |= HttpSyntax.ListContains(value, "keep-alive");
+                close |= HttpSyntax.ListContains(value, "close");
             }
             fields[fieldCount++] = new KestrelHeaderNames.Field(KestrelHeaderNames.Rank(name), name, value);
         }
