@@ -14,7 +14,9 @@ internal static class CheckConfig
         try
         {
             // Build opens no socket: listeners and the admin port bind in StartAsync, which this never calls.
-            await using var app = GatewayApplication.Build(args.Where(arg => arg != Argument).ToArray());
+            // Warnings (a self-signed certificate in use...) are worth seeing here; the startup's information lines are not.
+            string[] quiet = [.. args.Where(arg => arg != Argument), "--Logging:LogLevel:Default=Warning"];
+            await using var app = GatewayApplication.Build(quiet);
             var file = app.Services.GetRequiredService<ConfigFile>();
             Console.Out.WriteLine($"gateway: {file.ShownPath}: configuration ok");
             return 0;
