@@ -161,8 +161,13 @@ for (const { file, object: deployment } of byKind("Deployment")) {
     continue;
   }
   const seconds = (value, fallback) => {
-    const m = /^(?:(\d+)\.)?(\d{1,2}):(\d{2}):(\d{2})(?:\.\d+)?$/.exec(value ?? fallback);
-    return m ? (+(m[1] ?? 0)) * 86400 + +m[2] * 3600 + +m[3] * 60 + +m[4] : NaN;
+    const text = value ?? fallback;
+    const m = /^(?:(\d+)\.)?(\d{1,2}):(\d{2}):(\d{2})(?:\.\d+)?$/.exec(text);
+    if (m) return (+(m[1] ?? 0)) * 86400 + +m[2] * 3600 + +m[3] * 60 + +m[4];
+    // The operator forms the gateway also reads (README "Durations"): 250ms, 30s, 5m, 1h, 1d and sums such as 1m30s.
+    if (!/^(\d+(\.\d+)?(ms|s|m|h|d))+$/.test(text)) return NaN;
+    const unit = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400 };
+    return [...text.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h|d)/g)].reduce((sum, [, n, u]) => sum + +n * unit[u], 0);
   };
   const delay = seconds(gateway.Drain?.Delay, "00:00:05");
   const period = seconds(gateway.Drain?.Period, "00:00:10");
@@ -179,6 +184,22 @@ for (const { file, object: deployment } of byKind("Deployment")) {
     if (!(delay > detection)) fail(where, `Drain:Delay (${delay} s) must exceed the readiness probe's periodSeconds x failureThreshold (${detection} s)`);
     if (readiness.httpGet?.path !== "/readyz") fail(where, "the readiness probe must GET /readyz");
   }
+  // Memory against the tunnels the policies admit (README "Kubernetes"): an idle wss tunnel holds about 52 KB of RSS
+  // (bench/RESULTS.md), the process and its bursts about 256 MiB; both must fit in 80 % of the container's limit.
+  const mebibytes = (quantity) => {
+    const m = /^(\d+(?:\.\d+)?)(Ki|Mi|Gi|K|M|G)?$/.exec(String(quantity ?? ""));
+    if (!m) return NaN;
+    const factor = { Ki: 1 / 1024, Mi: 1, Gi: 1024, K: 1e3 / 1048576, M: 1e6 / 1048576, G: 1e9 / 1048576 }[m[2]] ?? 1 / 1048576;
+    return +m[1] * factor;
+  };
+  const limit = mebibytes(gatewayContainer?.resources?.limits?.memory);
+  const policies = Object.entries(gateway.WebSocketPolicies ?? {});
+  const unbounded = policies.filter(([, policy]) => !(policy.Limits?.MaxConnections > 0)).map(([name]) => name);
+  const connections = policies.reduce((sum, [, policy]) => sum + (policy.Limits?.MaxConnections ?? 0), 0);
+  const needed = (connections * 52) / 1024 + 256;
+  if (!(limit > 0)) fail(where, "the gateway container needs resources.limits.memory");
+  else if (policies.length === 0 || unbounded.length > 0) fail(where, `every WebSocket policy needs Limits:MaxConnections, or the memory limit bounds nothing (${unbounded.join(", ") || "no policy"})`);
+  else if (!(needed <= 0.8 * limit)) fail(where, `MaxConnections ${connections} x 52 KB + 256 MiB = ${Math.round(needed)} MiB exceeds 80 % of the memory limit (${Math.round(limit)} MiB)`);
   if (gateway.Admin?.Address === undefined || ["127.0.0.1", "localhost", "::1"].includes(gateway.Admin.Address)) {
     fail(where, "Gateway:Admin:Address must not be loopback in a pod: the kubelet probes the pod IP");
   }

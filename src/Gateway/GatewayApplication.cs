@@ -80,6 +80,8 @@ public static class GatewayApplication
         try
         {
             options = GatewayOptionsLoader.Load(builder.Configuration, Path.GetDirectoryName(configFile)!);
+            // YARP ignores keys it does not know; a misspelt one must not run with its default.
+            ReverseProxyKeys.Check(builder.Configuration.GetSection(ReverseProxySection));
             certificates = builder.Services.AddTls(options, getEnvironment);
         }
         catch (GatewayConfigurationException ex)

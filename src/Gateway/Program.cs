@@ -11,6 +11,10 @@ public static class Program
         {
             return await HealthProbe.RunAsync(args);
         }
+        if (args.Contains(CheckConfig.Argument))
+        {
+            return await CheckConfig.RunAsync(args);
+        }
 
         try
         {

@@ -9,7 +9,8 @@ namespace Gateway.Configuration;
 
 /// <summary>
 /// Says in the log and in metrics what became of each edit of the configuration file: whether it parsed
-/// (<see cref="ReloadableJsonConfigurationSource"/>), whether YARP applied it (<see cref="IConfigChangeListener"/>) and
+/// (<see cref="ReloadableJsonConfigurationSource"/>) and passed <see cref="EditValidation"/>, both sections at once (an
+/// edit that fails anywhere applies nowhere, with one log line), whether YARP applied it (<see cref="IConfigChangeListener"/>) and
 /// what it changed, once; and hands the destinations it removed to <see cref="RemovedDestinationDrain"/>. An edit of the
 /// <c>Gateway</c> section, which is read at startup only, is said to wait for a restart.
 /// </summary>
@@ -24,12 +25,14 @@ public sealed class ConfigReloadReporter : IHostedService, IConfigChangeListener
     private readonly WebSocketPolicies _policies;
     private readonly TrustedForwarderSet _forwarders;
     private readonly Dictionary<string, string> _running;
+    private readonly EditValidation _validation;
     private IProxyConfig[]? _applied;
 
     public ConfigReloadReporter(ReloadableJsonConfigurationSource source, GatewayMeter meter, IConfiguration configuration,
         RemovedDestinationDrain removedDestinations, DestinationDrains drains, WebSocketPolicies policies, TrustedForwarderSet forwarders,
-        ILogger<ConfigReloadReporter> logger)
+        IConfigValidator validator, IEnumerable<IProxyConfigFilter> filters, ILogger<ConfigReloadReporter> logger)
     {
+        _validation = new EditValidation(source, configuration, validator, filters);
         _policies = policies;
         _forwarders = forwarders;
         _drains = drains;
@@ -44,6 +47,7 @@ public sealed class ConfigReloadReporter : IHostedService, IConfigChangeListener
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
+        _source.Validator = _validation.Validate;
         _source.Applying += OnApplying;
         _source.ReloadFailed += OnReloadFailed;
         return Task.CompletedTask;
@@ -51,6 +55,7 @@ public sealed class ConfigReloadReporter : IHostedService, IConfigChangeListener
 
     public Task StopAsync(CancellationToken cancellationToken)
     {
+        _source.Validator = null;
         _source.Applying -= OnApplying;
         _source.ReloadFailed -= OnReloadFailed;
         return Task.CompletedTask;
@@ -119,7 +124,7 @@ public sealed class ConfigReloadReporter : IHostedService, IConfigChangeListener
     private void OnReloadFailed(Exception ex)
     {
         Log.ReloadFailed(_logger, _source.FullPath, ex.Message);
-        Count("failure");
+        Count("failure", ex.Message.StartsWith(GatewayOptions.SectionName + ":", StringComparison.OrdinalIgnoreCase) ? GatewayPart : ProxyPart);
     }
 
     void IConfigChangeListener.ConfigurationLoadingFailed(IProxyConfigProvider configProvider, Exception exception) => Count("failure");

@@ -11,7 +11,7 @@ internal static partial class Log
     [LoggerMessage(EventId = 105, Level = LogLevel.Error, Message = "Configuration file {File}: the edit of the Gateway section cannot be used, the running one stays: {Reason}")]
     public static partial void GatewaySectionRefused(ILogger logger, string file, string reason);
 
-    [LoggerMessage(EventId = 101, Level = LogLevel.Error, Message = "Configuration file {File} changed but cannot be used, the running configuration stays: {Reason}")]
+    [LoggerMessage(EventId = 101, Level = LogLevel.Error, Message = "Configuration file {File} changed but cannot be used: nothing of the edit applied, the running configuration stays: {Reason}")]
     public static partial void ReloadFailed(ILogger logger, string file, string reason);
 
     [LoggerMessage(EventId = 102, Level = LogLevel.Warning, Message = "Configuration file {File} has no ReverseProxy:Routes: every request will get 404")]

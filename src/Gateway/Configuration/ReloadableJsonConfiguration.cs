@@ -33,6 +33,12 @@ public sealed class ReloadableJsonConfigurationSource : IConfigurationSource
     /// </summary>
     public event Action? Applying;
 
+    /// <summary>
+    /// Checks an edit whole before any of it is in place (<see cref="EditValidation"/>); throws with the reason. An edit
+    /// it refuses raises <see cref="ReloadFailed"/> and nothing of it applies.
+    /// </summary>
+    internal Action<IDictionary<string, string?>>? Validator { get; set; }
+
     /// <summary>Raised after a reload applied new data.</summary>
     public event Action? Reloaded;
 
@@ -48,6 +54,8 @@ public sealed class ReloadableJsonConfigurationSource : IConfigurationSource
     public void Reload() => _provider?.ReloadNow();
 
     private Provider? _provider;
+
+    internal bool IsProvider(IConfigurationProvider provider) => ReferenceEquals(provider, _provider);
 
     internal void OnApplying() => Applying?.Invoke();
 
@@ -114,6 +122,7 @@ public sealed class ReloadableJsonConfigurationSource : IConfigurationSource
                 try
                 {
                     data = Parse(_source.FullPath);
+                    _source.Validator?.Invoke(data);
                 }
                 catch (Exception ex)
                 {
@@ -155,7 +164,9 @@ public sealed class ReloadableJsonConfigurationSource : IConfigurationSource
                 // Duplicate keys and similar are reported by the framework as FormatException.
                 throw new InvalidDataException(ex.InnerException is JsonException json ? $"invalid JSON: {json.Message}" : ex.Message, ex);
             }
-            return parser.Values;
+            var values = parser.Values;
+            Durations.Normalize(values);
+            return values;
         }
 
         /// <summary>Reuses the framework's JSON-to-keys flattening (the same key names as AddJsonFile).</summary>

@@ -78,7 +78,7 @@ public static class UnknownKeys
             _ when type == typeof(string) => true,
             _ when type == typeof(int) => int.TryParse(value, invariant, out _),
             _ when type == typeof(bool) => bool.TryParse(value, out _),
-            _ when type == typeof(TimeSpan) => TimeSpan.TryParse(value, invariant, out _),
+            _ when type == typeof(TimeSpan) => Durations.TryParse(value, out _),
             _ when type.IsEnum => Enum.TryParse(type, value, ignoreCase: true, out _),
             _ => true,
         };
@@ -89,7 +89,7 @@ public static class UnknownKeys
         _ when type == typeof(string) => "text",
         _ when type == typeof(int) => "a whole number",
         _ when type == typeof(bool) => "true or false",
-        _ when type == typeof(TimeSpan) => "a duration (hh:mm:ss)",
+        _ when type == typeof(TimeSpan) => "a duration (30s, 5m, 250ms, 1m30s or hh:mm:ss)",
         _ => type.Name,
     };
 }

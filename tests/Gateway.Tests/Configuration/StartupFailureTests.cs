@@ -40,6 +40,12 @@ public sealed class StartupFailureTests : IDisposable
         { "bad-policy", "ReverseProxy: No matching ILoadBalancingPolicy found for the load balancing policy 'Fastest'" },
         { "bad-otlp-endpoint", "Gateway:Telemetry:Otlp:Endpoint: 'collector:4317' is not an absolute http:// or https:// URL" },
         { "bad-otlp-protocol", "Gateway:Telemetry:Otlp:Protocol: 'udp' is not grpc or http/protobuf" },
+        // YARP reads the keys it knows and ignores the rest: each of these ran with defaults before.
+        { "route-typo", "ReverseProxy:Routes:chat:Mtach: unknown key (expected one of: " },
+        { "cluster-typo", "ReverseProxy:Clusters:chat:LoadBalancingPolicyy: unknown key" },
+        { "health-typo", "ReverseProxy:Clusters:chat:HealthCheck:Active:Intervall: unknown key" },
+        { "destination-typo", "ReverseProxy:Clusters:chat:Destinations:one:Adress: unknown key" },
+        { "bad-duration", "Gateway:ShutdownTimeout: '30 seconds' is not a duration" },
     };
 
     [Theory]
@@ -77,6 +83,21 @@ public sealed class StartupFailureTests : IDisposable
                 break;
             case "bad-otlp-endpoint":
                 config["Gateway"]!["Telemetry"] = new JsonObject { ["Otlp"] = new JsonObject { ["Endpoint"] = "collector:4317" } };
+                break;
+            case "route-typo":
+                config["ReverseProxy"]!["Routes"]!["chat"]!["Mtach"] = new JsonObject { ["Path"] = "/other" };
+                break;
+            case "cluster-typo":
+                cluster["LoadBalancingPolicyy"] = "RoundRobin";
+                break;
+            case "health-typo":
+                cluster["HealthCheck"] = new JsonObject { ["Active"] = new JsonObject { ["Enabled"] = true, ["Intervall"] = "00:00:05" } };
+                break;
+            case "destination-typo":
+                cluster["Destinations"]!["one"]!["Adress"] = "http://127.0.0.1:5998/";
+                break;
+            case "bad-duration":
+                config["Gateway"]!["ShutdownTimeout"] = "30 seconds";
                 break;
             case "bad-otlp-protocol":
                 config["Gateway"]!["Telemetry"] = new JsonObject { ["Otlp"] = new JsonObject { ["Endpoint"] = "http://127.0.0.1:4318", ["Protocol"] = "udp" } };

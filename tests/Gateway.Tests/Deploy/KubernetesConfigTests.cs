@@ -45,6 +45,70 @@ public sealed class KubernetesConfigTests
         Assert.True(options.ShutdownTimeout < TimeSpan.FromSeconds(45));
         Assert.Equal("chat", configuration["ReverseProxy:Routes:chat:ClusterId"]);
         Assert.NotEmpty(configuration.GetSection("ReverseProxy:Clusters:chat:Destinations").GetChildren());
+        // YARP's section has no key YARP would ignore.
+        ReverseProxyKeys.Check(configuration.GetSection("ReverseProxy"));
+    }
+
+    /// <summary>An idle wss tunnel's RSS (bench/RESULTS.md) and what the process needs besides tunnels.</summary>
+    private const double KilobytesPerWssTunnel = 52;
+    private const double BaseMebibytes = 256;
+
+    /// <summary>
+    /// The example's memory limit holds the tunnels its policies admit: MaxConnections x 52 KB + 256 MiB within 80 %
+    /// of the limit. The old example (1 GiB against 50,000) ran out of memory near 15,000-20,000 tunnels.
+    /// </summary>
+    [Fact]
+    public void The_memory_limit_holds_MaxConnections_at_the_measured_KB_per_tunnel()
+    {
+        var root = RepositoryRoot();
+        var configuration = new ConfigurationBuilder()
+            .AddJsonStream(new MemoryStream(Encoding.UTF8.GetBytes(ExtractGatewayJson(File.ReadAllLines(Path.Combine(root, "deploy", "kubernetes", "configmap.yaml"))))))
+            .Build();
+        var policies = configuration.GetSection("Gateway:WebSocketPolicies").GetChildren().ToList();
+        Assert.NotEmpty(policies);
+        var connections = policies.Sum(policy => policy.GetValue<int?>("Limits:MaxConnections") ?? throw new Xunit.Sdk.XunitException($"policy {policy.Key} has no MaxConnections: memory unbounded"));
+
+        var deployment = File.ReadAllLines(Path.Combine(root, "deploy", "kubernetes", "deployment.yaml"));
+        var limits = Array.FindIndex(deployment, line => line.Trim() == "limits:");
+        Assert.True(limits >= 0, "deployment.yaml sets no resource limits");
+        var memory = deployment.Skip(limits + 1).TakeWhile(line => line.StartsWith(new string(' ', deployment[limits].IndexOf('l') + 2), StringComparison.Ordinal))
+            .Select(line => line.Trim()).Single(line => line.StartsWith("memory:", StringComparison.Ordinal))["memory:".Length..].Trim();
+        var limitMebibytes = memory.EndsWith("Gi", StringComparison.Ordinal) ? double.Parse(memory[..^2]) * 1024
+            : memory.EndsWith("Mi", StringComparison.Ordinal) ? double.Parse(memory[..^2])
+            : throw new Xunit.Sdk.XunitException($"memory limit '{memory}' is not in Mi or Gi");
+
+        var needed = connections * KilobytesPerWssTunnel / 1024 + BaseMebibytes;
+        Assert.True(needed <= 0.8 * limitMebibytes,
+            $"MaxConnections {connections} x {KilobytesPerWssTunnel} KB + {BaseMebibytes} MiB = {needed:F0} MiB exceeds 80 % of the {limitMebibytes} MiB limit");
+    }
+
+    /// <summary>
+    /// The example runs on a cluster without ReadWriteMany storage (kind, minikube): no RWX claim in the base, and an
+    /// affinity that needs no shared key ring (HashCookie).
+    /// </summary>
+    [Fact]
+    public void The_example_needs_no_shared_volume()
+    {
+        var directory = Path.Combine(RepositoryRoot(), "deploy", "kubernetes");
+        var listed = File.ReadAllLines(Path.Combine(directory, "kustomization.yaml"))
+            .Select(line => line.Trim()).Where(line => line.StartsWith("- ", StringComparison.Ordinal)).Select(line => line[2..].Trim()).ToList();
+        Assert.Contains("deployment.yaml", listed);
+        foreach (var file in listed)
+        {
+            var text = File.ReadAllText(Path.Combine(directory, file));
+            Assert.DoesNotContain("kind: PersistentVolumeClaim", text);
+            Assert.DoesNotContain("persistentVolumeClaim:", text);
+        }
+        var configuration = new ConfigurationBuilder()
+            .AddJsonStream(new MemoryStream(Encoding.UTF8.GetBytes(ExtractGatewayJson(File.ReadAllLines(Path.Combine(directory, "configmap.yaml"))))))
+            .Build();
+        foreach (var cluster in configuration.GetSection("ReverseProxy:Clusters").GetChildren())
+        {
+            if (cluster.GetValue("SessionAffinity:Enabled", true))
+            {
+                Assert.Equal("HashCookie", cluster["SessionAffinity:Policy"]);
+            }
+        }
     }
 
     [Fact]
