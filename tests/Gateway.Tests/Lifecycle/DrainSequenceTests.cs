@@ -77,7 +77,10 @@ public sealed class DrainSequenceTests(ITestOutputHelper output)
             output.WriteLine($"not ready at {unreadyAt.TotalMilliseconds:0} ms; Closes from {first.TotalMilliseconds:0} to {last.TotalMilliseconds:0} ms");
             Assert.True(unreadyAt < first, $"/readyz said 503 at {unreadyAt}, the first Close came at {first}");
             Assert.True(first >= Delay - TimeSpan.FromMilliseconds(100), $"the first Close came at {first}, before the delay ended");
-            Assert.True(last - first >= Period * 0.8, $"the Closes spanned {last - first}, not 80 % of {Period}");
+            // Spread, not all at once: the last Close comes near the period's end. Measured from the delay's end rather than
+            // from the first Close, which a loaded machine can make late (seen: 0.8 s late, the spread then 2.2 s of 3).
+            Assert.True(last >= Delay + Period * 0.8, $"the last Close came at {last}, before 80 % of the period {Period} after the delay");
+            Assert.True(last - first >= Period * 0.5, $"the Closes spanned {last - first}, not half of {Period}");
 
             using var exit = new CancellationTokenSource(TimeSpan.FromSeconds(15));
             await process.WaitForExitAsync(exit.Token);
