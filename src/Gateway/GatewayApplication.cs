@@ -171,4 +171,4 @@ public static class GatewayApplication
 }
 
 /// <summary>The configuration file in use, as a full path and as shown in messages.</summary>
-public sealed record ConfigFile(string FullPath, string ShownPath);
+internal sealed record ConfigFile(string FullPath, string ShownPath);

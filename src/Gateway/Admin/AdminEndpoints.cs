@@ -6,7 +6,7 @@ namespace Gateway.Admin;
 /// The operator's endpoints. They answer only on the admin listener, a server of its own (<see cref="AdminServer"/>):
 /// the public listeners never reach them, and the admin listener never reaches the proxy.
 /// </summary>
-public static class AdminEndpoints
+internal static class AdminEndpoints
 {
     /// <summary>Readiness, which the listeners, the warm-up and shutdown report to, and the admin API's token (if any).</summary>
     public static IServiceCollection AddAdmin(this IServiceCollection services, string? token)

@@ -4,7 +4,7 @@ namespace Gateway.Admin;
 /// <c>Gateway --health-check [URL]</c>: asks a running gateway's admin listener whether it is alive, exit 0 or 1.
 /// Container images of ASP.NET Core carry no curl, so the HEALTHCHECK uses the gateway's own binary.
 /// </summary>
-public static class HealthProbe
+internal static class HealthProbe
 {
     public const string Argument = "--health-check";
     public const string DefaultUrl = "http://127.0.0.1:9901/healthz";

@@ -4,7 +4,7 @@ namespace Gateway.Admin;
 /// Ready once the configuration is loaded, the listeners are bound and the startup warm-up (if any) has finished;
 /// not ready again once shutdown (drain) begins.
 /// </summary>
-public sealed class Readiness
+internal sealed class Readiness
 {
     private volatile bool _started;
     private volatile bool _stopping;

@@ -1,7 +1,7 @@
 namespace Gateway.Configuration;
 
 /// <summary>Finds the configuration file: <c>--config PATH</c>, then <c>GATEWAY_CONFIG</c>, then <c>config/gateway.json</c>.</summary>
-public static class ConfigFileLocator
+internal static class ConfigFileLocator
 {
     public const string EnvironmentVariable = "GATEWAY_CONFIG";
     public const string DefaultPath = "config/gateway.json";

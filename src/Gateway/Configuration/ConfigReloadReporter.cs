@@ -14,7 +14,7 @@ namespace Gateway.Configuration;
 /// what it changed, once; and hands the destinations it removed to <see cref="RemovedDestinationDrain"/>. An edit of the
 /// <c>Gateway</c> section, which is read at startup only, is said to wait for a restart.
 /// </summary>
-public sealed class ConfigReloadReporter : IHostedService, IConfigChangeListener
+internal sealed class ConfigReloadReporter : IHostedService, IConfigChangeListener
 {
     private readonly ReloadableJsonConfigurationSource _source;
     private readonly ILogger<ConfigReloadReporter> _logger;

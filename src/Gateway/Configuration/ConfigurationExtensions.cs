@@ -1,6 +1,6 @@
 namespace Gateway.Configuration;
 
-public static class ConfigurationExtensions
+internal static class ConfigurationExtensions
 {
     /// <summary>The validated options, the file they came from, the reporter that logs and counts its reloads, and SIGHUP.</summary>
     public static IServiceCollection AddGatewayConfiguration(this IServiceCollection services, GatewayOptions options, ConfigFile file,

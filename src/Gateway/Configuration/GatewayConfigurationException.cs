@@ -3,7 +3,7 @@ namespace Gateway.Configuration;
 /// <summary>
 /// A configuration mistake, reported as one line naming the file, the key and what is wrong.
 /// </summary>
-public sealed class GatewayConfigurationException : Exception
+internal sealed class GatewayConfigurationException : Exception
 {
     public GatewayConfigurationException(string key, string message, Exception? inner = null, bool consequence = false)
         : base($"{key}: {message}", inner)

@@ -4,7 +4,7 @@ using Microsoft.AspNetCore.Server.Kestrel.Core;
 namespace Gateway.Configuration;
 
 /// <summary>The <c>Gateway</c> section of the configuration file: everything that is not YARP's.</summary>
-public sealed class GatewayOptions
+internal sealed class GatewayOptions
 {
     public const string SectionName = "Gateway";
 
@@ -74,7 +74,7 @@ public sealed class GatewayOptions
 /// <see cref="Delay"/> (the balancer's health check notices meanwhile); then they stop, and the open tunnels get a
 /// Close 1001 spread evenly over <see cref="Period"/>, so that their clients do not all reconnect in one instant.
 /// </summary>
-public sealed class DrainOptions
+internal sealed class DrainOptions
 {
     public TimeSpan Delay { get; set; } = TimeSpan.FromSeconds(5);
 
@@ -86,7 +86,7 @@ public sealed class DrainOptions
 /// (bench/RESULTS.md: a cold gateway spent a quarter of its CPU in the JIT during a 9,000-connection burst). A gateway
 /// that joins a pool is exactly the one a reconnect storm hits, so it does that work before <c>/readyz</c> says ready.
 /// </summary>
-public sealed class WarmupOptions
+internal sealed class WarmupOptions
 {
     public bool Enabled { get; set; } = true;
 
@@ -94,7 +94,7 @@ public sealed class WarmupOptions
     public TimeSpan MaxDuration { get; set; } = TimeSpan.FromSeconds(15);
 }
 
-public sealed class ListenerOptions
+internal sealed class ListenerOptions
 {
     /// <summary><c>*</c> (every interface, IPv4 and IPv6), <c>localhost</c>, or an IP address.</summary>
     public string Address { get; set; } = "*";
@@ -121,7 +121,7 @@ public sealed class ListenerOptions
     public List<string> ProxyProtocolTrustedNetworks { get; set; } = new();
 }
 
-public sealed class TlsOptions
+internal sealed class TlsOptions
 {
     /// <summary>Server certificates; the one chosen for a connection is picked by SNI host name.</summary>
     public List<CertificateOptions> Certificates { get; set; } = new();
@@ -142,7 +142,7 @@ public sealed class TlsOptions
     public bool ReleaseIdleBuffers { get; set; } = true;
 }
 
-public sealed class CertificateOptions
+internal sealed class CertificateOptions
 {
     /// <summary>SNI host names this certificate serves (<c>*.example.com</c> matches one label). Empty: the default certificate.</summary>
     public List<string> Hosts { get; set; } = new();
@@ -157,7 +157,7 @@ public sealed class CertificateOptions
     public string? PasswordEnvironmentVariable { get; set; }
 }
 
-public sealed class AdminOptions
+internal sealed class AdminOptions
 {
     public bool Enabled { get; set; } = true;
 
@@ -180,7 +180,7 @@ public sealed class AdminOptions
     public bool AllowUnauthenticatedChanges { get; set; }
 }
 
-public sealed class DataProtectionOptions
+internal sealed class DataProtectionOptions
 {
     /// <summary>
     /// Where the key ring that encrypts affinity cookies is kept. Replicas that must honour each other's

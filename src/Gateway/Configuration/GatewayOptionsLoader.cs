@@ -4,7 +4,7 @@ using Microsoft.AspNetCore.Server.Kestrel.Core;
 namespace Gateway.Configuration;
 
 /// <summary>Binds and validates the <c>Gateway</c> section once, at startup (listeners and TLS do not reload).</summary>
-public static class GatewayOptionsLoader
+internal static class GatewayOptionsLoader
 {
     public static GatewayOptions Load(IConfiguration configuration, string configDirectory)
     {

@@ -6,7 +6,7 @@ namespace Gateway.Configuration;
 /// SIGHUP, the Unix daemon's "reload your files": reads the configuration file at once and tells the subscribers
 /// (the TLS certificates) to reload theirs. Without this handler SIGHUP would end the process.
 /// </summary>
-public sealed class ReloadSignal : IHostedService, IDisposable
+internal sealed class ReloadSignal : IHostedService, IDisposable
 {
     private readonly ReloadableJsonConfigurationSource _source;
     private readonly ILogger<ReloadSignal> _logger;

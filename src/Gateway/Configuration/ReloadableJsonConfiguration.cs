@@ -11,7 +11,7 @@ namespace Gateway.Configuration;
 /// (or when an editor briefly removes the file), and YARP would then apply "no routes" to a running gateway.
 /// Here a reload that fails keeps the last good data and reports why; the first load still throws.
 /// </summary>
-public sealed class ReloadableJsonConfigurationSource : IConfigurationSource
+internal sealed class ReloadableJsonConfigurationSource : IConfigurationSource
 {
     public ReloadableJsonConfigurationSource(string path) => FullPath = Path.GetFullPath(path);
 

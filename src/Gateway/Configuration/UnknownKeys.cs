@@ -6,7 +6,7 @@ namespace Gateway.Configuration;
 /// Finds keys in a configuration section that no options property reads, and names the full key.
 /// The binder's own ErrorOnUnknownConfiguration names only the property and the type, not where in the file it is.
 /// </summary>
-public static class UnknownKeys
+internal static class UnknownKeys
 {
     public static void Check(IConfigurationSection section, Type optionsType)
     {

@@ -12,7 +12,7 @@ namespace Gateway.Configuration;
 /// a copy that keeps the source's time (<c>cp -p</c>, rsync, .NET's File.Copy) over a file of the same size, which a
 /// renewed key of the same type always has.
 /// </summary>
-public sealed class WatchedFiles
+internal sealed class WatchedFiles
 {
     /// <summary>Linux gives up after 40 links (ELOOP); so does this.</summary>
     private const int MaxLinks = 40;
@@ -109,7 +109,7 @@ public sealed class WatchedFiles
 }
 
 /// <summary>What one configured file is on disk: the real file behind it, its size, modification time and content hash.</summary>
-public readonly record struct FileState(string? ResolvedPath, long Length, long LastWriteTicks, UInt128 ContentHash)
+internal readonly record struct FileState(string? ResolvedPath, long Length, long LastWriteTicks, UInt128 ContentHash)
 {
     public static FileState Missing => new(null, -1, 0, 0);
 }

@@ -2,7 +2,7 @@ using Microsoft.AspNetCore.Server.Kestrel.Core;
 
 namespace Gateway.Handshake;
 
-public static class HandshakeGateExtensions
+internal static class HandshakeGateExtensions
 {
     /// <summary>
     /// The gate's services and Kestrel's limits from the file. (The gate's check of the backend's answer runs among

@@ -8,7 +8,7 @@ namespace Gateway.Handshake;
 /// The handshake gate's instruments. Tag lists are built once per route and reused, so counting a refusal under a
 /// flood allocates nothing.
 /// </summary>
-public sealed class HandshakeMetrics
+internal sealed class HandshakeMetrics
 {
     public const string RefusedName = "gateway.handshake.refused";
 

@@ -38,7 +38,7 @@ internal sealed class HandshakeRules : IDisposable
 /// handshakes); one whose limits changed starts new counts, and its open tunnels count against the old ones until they
 /// close.
 /// </summary>
-public sealed class HandshakePolicies : IDisposable
+internal sealed class HandshakePolicies : IDisposable
 {
     private readonly WebSocketPolicies _policies;
     private readonly System.Collections.Concurrent.ConcurrentDictionary<WebSocketPolicy, HandshakeRules> _rules = new(ReferenceEqualityComparer.Instance);

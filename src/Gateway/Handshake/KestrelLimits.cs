@@ -8,7 +8,7 @@ namespace Gateway.Handshake;
 /// header sizes, the time a client may take to send its request headers, HTTP/2 limits...). ASP.NET Core binds only
 /// endpoints from <c>Kestrel</c>, not limits, so the gateway binds them, and checks them at load like its own keys.
 /// </summary>
-public static class KestrelLimits
+internal static class KestrelLimits
 {
     public const string SectionName = "Kestrel:Limits";
 

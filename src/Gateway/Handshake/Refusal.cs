@@ -4,7 +4,7 @@ using System.Text;
 namespace Gateway.Handshake;
 
 /// <summary>Why the gateway refused a handshake. Each has one status, one metric tag and one short text body.</summary>
-public enum RefusalReason
+internal enum RefusalReason
 {
     Method,
     HttpVersion,

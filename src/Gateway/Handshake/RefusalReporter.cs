@@ -9,7 +9,7 @@ namespace Gateway.Handshake;
 /// at most once per reason per interval. The throttle is hand-written: Microsoft.Extensions.Logging has no per-message
 /// rate limit, and a flood of bad handshakes must not turn into a flood of log lines.
 /// </summary>
-public sealed class RefusalReporter
+internal sealed class RefusalReporter
 {
     private const int MaxDetailLength = 200;
 

@@ -11,7 +11,7 @@ namespace Gateway.Handshake;
 /// against. Applied with ASP.NET Core's forwarded-headers middleware, so every per-client rule (and YARP's own
 /// X-Forwarded-For to the backends) sees the same client address.
 /// </summary>
-public static class TrustedForwarders
+internal static class TrustedForwarders
 {
     /// <summary>A CIDR network (<c>10.0.0.0/8</c>, <c>2001:db8::/32</c>) or a single address.</summary>
     public static bool TryParse(string text, out System.Net.IPNetwork network)
@@ -73,7 +73,7 @@ public static class TrustedForwarders
 }
 
 /// <summary>The forwarders trusted now: the framework's middleware for them, replaced when the file reloads.</summary>
-public sealed class TrustedForwarderSet(ILoggerFactory loggers)
+internal sealed class TrustedForwarderSet(ILoggerFactory loggers)
 {
     private volatile ForwardedHeadersMiddleware? _current;
 

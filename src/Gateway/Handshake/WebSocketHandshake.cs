@@ -9,7 +9,7 @@ namespace Gateway.Handshake;
 /// instead of detecting the handshake again or looking the policy up again. The gate sets it; the backend's answer
 /// (<see cref="Accept"/>) completes it.
 /// </summary>
-public sealed class WebSocketHandshake
+internal sealed class WebSocketHandshake
 {
     public const string Http11 = "HTTP/1.1";
     public const string Http2 = "HTTP/2";

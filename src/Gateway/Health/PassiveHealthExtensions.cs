@@ -2,7 +2,7 @@ using Yarp.ReverseProxy.Health;
 
 namespace Gateway.Health;
 
-public static class PassiveHealthExtensions
+internal static class PassiveHealthExtensions
 {
     /// <summary>
     /// Puts <see cref="FailureRatePolicy"/> in the place of YARP's <c>TransportFailureRate</c> policy, under the same

@@ -14,7 +14,7 @@ namespace Gateway.KeepAlive;
 /// clock call per read, precise to one sweep period, which is as precise as the pings it drives. Time comes from the
 /// injected <see cref="TimeProvider"/>, so tests run keepalive in virtual time.
 /// </remarks>
-public sealed class KeepAliveSweeper : BackgroundService
+internal sealed class KeepAliveSweeper : BackgroundService
 {
     /// <summary>How often the traffic of open tunnels reaches the counters.</summary>
     public static readonly TimeSpan TrafficReportPeriod = TimeSpan.FromSeconds(10);

@@ -1,6 +1,6 @@
 namespace Gateway.KeyRing;
 
-public static class KeyRingExtensions
+internal static class KeyRingExtensions
 {
     /// <summary>
     /// The first key of the shared key ring in <paramref name="keyDirectory"/> is created by one replica, under a lock,

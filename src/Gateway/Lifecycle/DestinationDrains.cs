@@ -12,7 +12,7 @@ namespace Gateway.Lifecycle;
 /// clients reconnect to the other destinations. A drain ends with <c>DELETE</c> on the same path, or when a reload
 /// adds the destination anew; its closes stop at once then (the tunnels not yet closed stay open).
 /// </summary>
-public sealed class DestinationDrains(KeepAliveSweeper tunnels, GatewayOptions options, TimeProvider time, ILogger<DestinationDrains> logger)
+internal sealed class DestinationDrains(KeepAliveSweeper tunnels, GatewayOptions options, TimeProvider time, ILogger<DestinationDrains> logger)
 {
     private readonly ConcurrentDictionary<string, DestinationDrain> _drains = new(StringComparer.OrdinalIgnoreCase);
     private volatile int _count;

@@ -1,6 +1,6 @@
 namespace Gateway.Lifecycle;
 
-public static class LifecycleExtensions
+internal static class LifecycleExtensions
 {
     /// <summary>
     /// What happens to open tunnels when things change: the drain on shutdown (it runs before any hosted service stops,

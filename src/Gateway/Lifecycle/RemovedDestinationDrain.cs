@@ -12,7 +12,7 @@ namespace Gateway.Lifecycle;
 /// <c>"Metadata": { "OnDestinationRemoved": "Keep" }</c>. A reload that brings the destination back (the edit reverted)
 /// stops its closes at once: the tunnels not yet closed stay open.
 /// </summary>
-public sealed class RemovedDestinationDrain(GatewayOptions options, KeepAliveSweeper tunnels, TimeProvider time,
+internal sealed class RemovedDestinationDrain(GatewayOptions options, KeepAliveSweeper tunnels, TimeProvider time,
     ILogger<RemovedDestinationDrain> logger)
 {
     public const string MetadataKey = "OnDestinationRemoved";

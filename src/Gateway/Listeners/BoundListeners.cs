@@ -7,7 +7,7 @@ namespace Gateway.Listeners;
 /// The listeners as Kestrel bound them (port 0 becomes the port the system chose), for the startup log
 /// and for whoever runs the gateway in-process.
 /// </summary>
-public sealed class BoundListeners
+internal sealed class BoundListeners
 {
     private readonly List<(GatewayListener Listener, ListenOptions Options)> _listeners = new();
 

@@ -8,7 +8,7 @@ namespace Gateway.Listeners;
 /// connection is opened. Running out instead fails accept() and connect() with EMFILE, which turns into a 502 and a
 /// stack trace per connection at best and, when the runtime itself needs a file (a lazily loaded assembly), worse.
 /// </summary>
-public sealed partial class FileDescriptorLimit
+internal sealed partial class FileDescriptorLimit
 {
     private readonly ILogger _logger;
     private int _open;

@@ -4,7 +4,7 @@ namespace Gateway.Listeners;
 /// Which configured listener accepted a connection. Set once per connection as a connection feature
 /// (Kestrel serves connection features through every request's feature collection).
 /// </summary>
-public sealed class GatewayListener
+internal sealed class GatewayListener
 {
     public GatewayListener(string name, string configKey, bool tls, bool isAdmin)
     {

@@ -10,7 +10,7 @@ using Microsoft.AspNetCore.Server.Kestrel.Https;
 namespace Gateway.Listeners;
 
 /// <summary>Turns the configured listeners into Kestrel endpoints, and Kestrel's bind failures into one clear line.</summary>
-public static class KestrelListeners
+internal static class KestrelListeners
 {
     public static void Configure(KestrelServerOptions kestrel, GatewayOptions options, CertificateStore? certificates, BoundListeners bound)
     {

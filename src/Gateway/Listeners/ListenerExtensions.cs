@@ -4,7 +4,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 
 namespace Gateway.Listeners;
 
-public static class ListenerExtensions
+internal static class ListenerExtensions
 {
     /// <summary>
     /// Kestrel's endpoints from the file (public listeners with their TLS, the admin listener), its socket transport

@@ -12,7 +12,7 @@ namespace Gateway.Listeners;
 /// build, or this one with <c>ReusePort</c> off) still fails to bind, as it should. The admin listener never shares
 /// its port: each process answers its own health checks and metrics.
 /// </summary>
-public sealed class ReusePortListenSockets
+internal sealed class ReusePortListenSockets
 {
     // <asm-generic/socket.h>: SOL_SOCKET 1, SO_REUSEPORT 15 (Linux 3.9+). Other systems number it differently.
     private const int SolSocket = 1;

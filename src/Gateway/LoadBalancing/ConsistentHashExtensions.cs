@@ -2,7 +2,7 @@ using Yarp.ReverseProxy.LoadBalancing;
 
 namespace Gateway.LoadBalancing;
 
-public static class ConsistentHashExtensions
+internal static class ConsistentHashExtensions
 {
     /// <summary>
     /// The <c>ConsistentHash</c> load-balancing policy, beside YARP's own (YARP finds a cluster's policy by name).

@@ -17,7 +17,7 @@ namespace Gateway.LoadBalancing;
 /// it and rebuilt only when its configuration or its set of destinations changes, once per change however many
 /// requests arrive at once. Picking allocates nothing without the bound; with it, one lease per keyed request.
 /// </remarks>
-public sealed class ConsistentHashPolicy : ILoadBalancingPolicy
+internal sealed class ConsistentHashPolicy : ILoadBalancingPolicy
 {
     private readonly ConditionalWeakTable<ClusterState, ClusterEntry> _clusters = new();
     private readonly ILogger _logger;

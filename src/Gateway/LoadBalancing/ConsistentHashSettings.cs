@@ -9,7 +9,7 @@ namespace Gateway.LoadBalancing;
 /// <c>HashBalanceFactor</c> (the load bound, off by default) and <c>HashSeed</c> (a secret mixed into the key's hash). Checked when the configuration loads, so a mistake is refused with its
 /// key at startup and on reload, and read again by the policy only when the cluster's configuration changes.
 /// </summary>
-public sealed class ConsistentHashSettings
+internal sealed class ConsistentHashSettings
 {
     public const string PolicyName = "ConsistentHash";
     public const string HashKeyMetadata = "HashKey";

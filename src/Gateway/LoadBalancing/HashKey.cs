@@ -3,7 +3,7 @@ using Gateway.Http;
 
 namespace Gateway.LoadBalancing;
 
-public enum HashKeySource
+internal enum HashKeySource
 {
     /// <summary>A value of the route's match, e.g. <c>{room}</c> in <c>/chat/{room}</c>.</summary>
     Route,
@@ -20,7 +20,7 @@ public enum HashKeySource
 /// <c>query:room</c>, <c>header:X-Room</c>, <c>cookie:room</c>. Reading a request's key allocates nothing: the
 /// key is hashed where it lies.
 /// </summary>
-public sealed class HashKey
+internal sealed class HashKey
 {
     private HashKey(HashKeySource source, string name)
     {

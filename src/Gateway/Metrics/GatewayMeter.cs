@@ -7,7 +7,7 @@ namespace Gateway.Metrics;
 /// tests and the exporter see exactly this process's instruments. Each feature keeps its own instruments in a
 /// class of its own folder and creates them from this meter.
 /// </summary>
-public sealed class GatewayMeter
+internal sealed class GatewayMeter
 {
     public const string Name = "Gateway";
 

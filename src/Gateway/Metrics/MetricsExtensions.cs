@@ -2,7 +2,7 @@ using OpenTelemetry.Metrics;
 
 namespace Gateway.Metrics;
 
-public static class MetricsExtensions
+internal static class MetricsExtensions
 {
     /// <summary>
     /// The gateway's meter, and the one OpenTelemetry meter provider that aggregates it with the framework's meters for

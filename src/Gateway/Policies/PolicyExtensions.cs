@@ -1,6 +1,6 @@
 namespace Gateway.Policies;
 
-public static class PolicyExtensions
+internal static class PolicyExtensions
 {
     /// <summary>The named WebSocket policies, which the handshake gate looks up once per handshake.</summary>
     public static IServiceCollection AddWebSocketPolicies(this IServiceCollection services) => services.AddSingleton<WebSocketPolicies>();

@@ -4,7 +4,7 @@ using Yarp.ReverseProxy.Model;
 namespace Gateway.Policies;
 
 /// <summary>A policy as the running gateway uses it: validated, named, immutable.</summary>
-public sealed class WebSocketPolicy
+internal sealed class WebSocketPolicy
 {
     public WebSocketPolicy(string name, WebSocketPolicyOptions options)
     {
@@ -24,7 +24,7 @@ public sealed class WebSocketPolicy
 /// (<see cref="Reload"/>): new handshakes get the new policies, open tunnels keep the one they started with (but for
 /// their keepalive timing, which they read again when <see cref="Version"/> changes).
 /// </summary>
-public sealed class WebSocketPolicies
+internal sealed class WebSocketPolicies
 {
     /// <summary>The route metadata key that names a policy.</summary>
     public const string MetadataKey = "WebSocketPolicy";

@@ -5,7 +5,7 @@ namespace Gateway.Policies;
 /// (<c>"Metadata": { "WebSocketPolicy": "chat" }</c>), the way YARP routes name an authorization policy;
 /// routes that name none use the policy called <c>default</c>, or the built-in defaults when there is none.
 /// </summary>
-public sealed class WebSocketPolicyOptions
+internal sealed class WebSocketPolicyOptions
 {
     /// <summary>What a handshake must satisfy before any backend is contacted.</summary>
     public HandshakeOptions Handshake { get; set; } = new();
@@ -20,7 +20,7 @@ public sealed class WebSocketPolicyOptions
     public FrameRuleOptions Frames { get; set; } = new();
 }
 
-public sealed class HandshakeOptions
+internal sealed class HandshakeOptions
 {
     /// <summary>
     /// Browser origins that may open WebSockets (RFC 6455 section 10.2): exact origins (<c>https://chat.example.com</c>,
@@ -49,7 +49,7 @@ public sealed class HandshakeOptions
     public bool RequireSubprotocol { get; set; }
 }
 
-public sealed class ConnectionLimitOptions
+internal sealed class ConnectionLimitOptions
 {
     /// <summary>Open WebSocket connections over all routes of this policy; 0 means no limit. Over it: 503.</summary>
     public int MaxConnections { get; set; }
@@ -78,7 +78,7 @@ public sealed class ConnectionLimitOptions
     public int IPv6PrefixLength { get; set; } = Handshake.ClientKey.DefaultIPv6PrefixLength;
 }
 
-public sealed class KeepAliveOptions
+internal sealed class KeepAliveOptions
 {
     /// <summary>
     /// Ping the client when nothing has been sent to it for this long. Below the idle cut of common
@@ -93,7 +93,7 @@ public sealed class KeepAliveOptions
     public bool Backend { get; set; } = true;
 }
 
-public sealed class FrameRuleOptions
+internal sealed class FrameRuleOptions
 {
     /// <summary>Largest message (all frames of it) a client may send; 0 means no limit. Over it: close 1009.</summary>
     public long MaxMessageBytes { get; set; }

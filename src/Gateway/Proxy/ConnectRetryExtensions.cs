@@ -2,7 +2,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 
 namespace Gateway.Proxy;
 
-public static class ConnectRetryExtensions
+internal static class ConnectRetryExtensions
 {
     /// <summary>The retry's bounds; <see cref="ProxyMetrics"/> and YARP's services must be registered too.</summary>
     public static IServiceCollection AddConnectRetry(this IServiceCollection services)

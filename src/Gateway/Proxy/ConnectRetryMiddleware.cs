@@ -20,7 +20,7 @@ namespace Gateway.Proxy;
 /// found it: YARP's forwarder refuses a response whose status is set, and leaves its error feature, a 502 and the
 /// affinity transform's Set-Cookie for the failed destination behind.
 /// </remarks>
-public sealed class ConnectRetryMiddleware
+internal sealed class ConnectRetryMiddleware
 {
     private const string Retrying = "trying another destination";
     private const string NoneLeft = "no other destination to try";

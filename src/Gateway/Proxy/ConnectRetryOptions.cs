@@ -1,7 +1,7 @@
 namespace Gateway.Proxy;
 
 /// <summary>How far <see cref="ConnectRetryMiddleware"/> goes: fixed bounds, not settings (see the README's proxy section).</summary>
-public sealed class ConnectRetryOptions
+internal sealed class ConnectRetryOptions
 {
     /// <summary>Attempts per request, the first included: two dead destinations in a row cost a client nothing.</summary>
     public int MaxAttempts { get; init; } = 3;

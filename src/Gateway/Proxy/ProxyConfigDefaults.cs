@@ -12,7 +12,7 @@ namespace Gateway.Proxy;
 /// hold at startup and on reload: fills in the gateway's defaults for long-lived WebSocket connections and
 /// refuses what YARP would accept but then fail on at request time.
 /// </summary>
-public sealed class ProxyConfigDefaults : IProxyConfigFilter
+internal sealed class ProxyConfigDefaults : IProxyConfigFilter
 {
     private readonly WebSocketPolicies _policies;
     private readonly ILogger _logger;

@@ -3,7 +3,7 @@ using Gateway.Configuration;
 namespace Gateway.Proxy;
 
 /// <summary>Turns YARP's "Unable to load or apply the proxy configuration" into the one line that matters.</summary>
-public static class ProxyConfigErrors
+internal static class ProxyConfigErrors
 {
     public static string Describe(Exception ex)
     {

@@ -9,7 +9,7 @@ using Microsoft.AspNetCore.DataProtection;
 
 namespace Gateway.Proxy;
 
-public static class ProxyExtensions
+internal static class ProxyExtensions
 {
     public const string ReverseProxySection = "ReverseProxy";
 

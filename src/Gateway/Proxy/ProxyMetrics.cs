@@ -7,7 +7,7 @@ using Yarp.ReverseProxy.Model;
 namespace Gateway.Proxy;
 
 /// <summary>What YARP knows and the gateway exports: failed forwards and connect retries by destination, and destination health.</summary>
-public sealed class ProxyMetrics
+internal sealed class ProxyMetrics
 {
     private readonly Counter<long> _errors;
     private readonly Counter<long> _connectRetries;
@@ -63,7 +63,7 @@ public sealed class ProxyMetrics
 }
 
 /// <summary>Counts YARP's forwarding failures, read from the error feature YARP leaves on the request.</summary>
-public sealed class ProxyErrorsMiddleware
+internal sealed class ProxyErrorsMiddleware
 {
     private readonly RequestDelegate _next;
     private readonly ProxyMetrics _metrics;

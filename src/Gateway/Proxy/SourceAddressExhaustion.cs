@@ -8,7 +8,7 @@ namespace Gateway.Proxy;
 /// from any source address, and says so at most once per 10 s (with how many since the last line), so a flood of
 /// them is one warning, not a line and a stack trace per connection.
 /// </summary>
-public sealed class SourceAddressExhaustion
+internal sealed class SourceAddressExhaustion
 {
     private static readonly TimeSpan WarningInterval = TimeSpan.FromSeconds(10);
 

@@ -10,7 +10,7 @@ namespace Gateway.Proxy;
 /// connected as without the setting (the kernel chooses), since destinations reload and host names may resolve to
 /// either family; the README says so.
 /// </summary>
-public sealed class SourceAddresses
+internal sealed class SourceAddresses
 {
     public static readonly SourceAddresses None = new([]);
 

@@ -1,7 +1,7 @@
 namespace Gateway.Proxy;
 
 /// <summary><c>Gateway:Upstream</c>: how the gateway opens its own connections to backends.</summary>
-public sealed class UpstreamOptions
+internal sealed class UpstreamOptions
 {
     /// <summary>
     /// Local addresses the backend leg of a WebSocket is opened from, in turn. Empty (the default): the kernel chooses.

@@ -5,7 +5,7 @@ using Yarp.ReverseProxy.Transforms.Builder;
 
 namespace Gateway.Relay;
 
-public static class RelayExtensions
+internal static class RelayExtensions
 {
     /// <summary>
     /// The relay's services: its metrics, the keepalive sweep, and the WebSocket response

@@ -9,7 +9,7 @@ namespace Gateway.Relay;
 /// every few seconds and when the tunnel closes, so relaying a frame touches no instrument; connection events, pings and reaps are counted as they happen
 /// with tag lists built once per tunnel.
 /// </summary>
-public sealed class RelayMetrics
+internal sealed class RelayMetrics
 {
     /// <summary>Who ended a tunnel, as the <c>closed_by</c> label says it.</summary>
     public static class ClosedBy

@@ -11,7 +11,7 @@ namespace Gateway.Relay;
 /// before YARP's forwarder, and afterwards tells passive health (which runs around it) what the tunnel's end was: a
 /// backend's fault counts against it, whatever the client did never does.
 /// </summary>
-public sealed class RelayMiddleware(RequestDelegate next, KeepAliveSweeper sweeper, RelayMetrics metrics, ILogger<RelayTunnel> logger,
+internal sealed class RelayMiddleware(RequestDelegate next, KeepAliveSweeper sweeper, RelayMetrics metrics, ILogger<RelayTunnel> logger,
     ILoggerFactory loggers)
 {
     private readonly ILogger _accessLog = loggers.CreateLogger(AccessLog.Category);

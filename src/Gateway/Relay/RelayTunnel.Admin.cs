@@ -1,7 +1,7 @@
 namespace Gateway.Relay;
 
 // What the admin API sees of a tunnel and may do to it.
-public sealed partial class RelayTunnel
+internal sealed partial class RelayTunnel
 {
     private static long s_lastId;
 

@@ -4,7 +4,7 @@ namespace Gateway.Relay;
 
 // The backend-to-client direction, read side: the relay's loop reads the backend through these, and gets only what
 // goes on to the client (the gateway's pongs are swallowed, a split frame header is held back until it is whole).
-public sealed partial class RelayTunnel
+internal sealed partial class RelayTunnel
 {
     private byte[]? _backendCarry;
     private int _backendCarryLength;

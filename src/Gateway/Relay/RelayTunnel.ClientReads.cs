@@ -5,7 +5,7 @@ namespace Gateway.Relay;
 
 // The client-to-backend direction, read side: the relay's loop reads the client through these, and gets only what goes on to the
 // backend (the gateway's pongs are swallowed, a split frame header is held back until it is whole).
-public sealed partial class RelayTunnel
+internal sealed partial class RelayTunnel
 {
     /// <summary>
     /// What the tunnel reads by itself while a pong is due: a pong to the gateway's ping is 14 bytes (RFC 6455 §5.5.3,

@@ -5,7 +5,7 @@ namespace Gateway.Relay;
 // How a tunnel ends. Who closed, with which code, and whether it counts against the backend is decided here, once
 // (the first to decide wins); every close the gateway makes is a Close frame with a registered code (RFC 6455 §7.4.1),
 // counted and logged. Whatever a client does may end its own tunnel and never counts against the backend.
-public sealed partial class RelayTunnel
+internal sealed partial class RelayTunnel
 {
     /// <summary>How long a close waits for the peers to finish, twice over, before it cuts both connections.</summary>
     private const long CloseGraceMs = 2000;

@@ -3,7 +3,7 @@ using Gateway.KeepAlive;
 namespace Gateway.Relay;
 
 // One pass over what was read from a peer, the same for both directions.
-public sealed partial class RelayTunnel
+internal sealed partial class RelayTunnel
 {
     /// <summary>
     /// Compacts <paramref name="data"/> in place: drops the pong that answers the gateway's ping to this peer, holds back

@@ -5,7 +5,7 @@ using Gateway.KeepAlive;
 namespace Gateway.Relay;
 
 // Keepalive, driven by the sweeper: pings into idle connections, pongs swallowed, silent or stalled peers given up on.
-public sealed partial class RelayTunnel
+internal sealed partial class RelayTunnel
 {
     private static readonly ulong PingSecret = BitConverter.ToUInt64(RandomNumberGenerator.GetBytes(8));
 

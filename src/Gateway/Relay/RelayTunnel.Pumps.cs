@@ -9,7 +9,7 @@ namespace Gateway.Relay;
 // write paths (scanning, pongs swallowed, gates for the gateway's own frames) that YARP's copy loops went through before.
 // What an idle tunnel then holds is its two streams and this object: no HttpForwarder call, no StreamCopier loops, no
 // request and response messages, no activity timer reset on every read and write.
-public sealed partial class RelayTunnel
+internal sealed partial class RelayTunnel
 {
     /// <summary>
     /// Each direction's read buffer, rented only while bytes flow (an idle direction waits with a zero-byte read and holds

@@ -5,7 +5,7 @@ namespace Gateway.Relay;
 // The write side of both directions: the loops' relayed writes and the gateway's own frames, each peer behind its gate.
 // A peer that has had the gateway's Close gets nothing more (RFC 6455 §5.5.1); a write that fails because the peer is
 // gone is dropped, and the read side of that peer sees the end and says what happened.
-public sealed partial class RelayTunnel
+internal sealed partial class RelayTunnel
 {
     // Nothing more is relayed to the peer (the gateway closed it, or it is gone).
     private volatile bool _stopRelayToClient;

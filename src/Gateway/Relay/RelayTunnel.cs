@@ -24,7 +24,7 @@ namespace Gateway.Relay;
 /// itself, so nothing is logged as a proxy error for it and passive health hears only what the relay says was the
 /// backend's fault.
 /// </remarks>
-public sealed partial class RelayTunnel : IHttpUpgradeFeature, IHttpExtendedConnectFeature
+internal sealed partial class RelayTunnel : IHttpUpgradeFeature, IHttpExtendedConnectFeature
 {
     private readonly HttpContext _context;
     private readonly WebSocketHandshake _handshake;

@@ -25,7 +25,7 @@ namespace Gateway.Telemetry;
 /// the <see cref="WebSocketHandshake"/> feature, and <see cref="TraceContextTransforms"/> puts its context on the backend
 /// request. With tracing off (the default) the source is not even created: nothing is done or allocated per handshake.
 /// </remarks>
-public sealed class HandshakeTracing : IDisposable
+internal sealed class HandshakeTracing : IDisposable
 {
     public const string SourceName = "Gateway";
 

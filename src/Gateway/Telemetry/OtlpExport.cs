@@ -11,7 +11,7 @@ namespace Gateway.Telemetry;
 /// one behind /metrics (<see cref="AddMetricsReader"/>), and a tracer provider for the handshake spans
 /// (<see cref="HandshakeTracing"/>). Both are disposed with the container, which flushes what is still queued.
 /// </summary>
-public sealed class OtlpExport : IDisposable
+internal sealed class OtlpExport : IDisposable
 {
     public const string MetricsPath = "v1/metrics";
     public const string TracesPath = "v1/traces";

@@ -4,7 +4,7 @@ namespace Gateway.Telemetry;
 /// The handshake span's attribute names: OpenTelemetry's semantic conventions where one exists (HTTP server spans,
 /// <c>error.type</c>), <c>gateway.*</c> for what is the gateway's own.
 /// </summary>
-public static class SpanAttributes
+internal static class SpanAttributes
 {
     public const string RequestMethod = "http.request.method";
     public const string StatusCode = "http.response.status_code";

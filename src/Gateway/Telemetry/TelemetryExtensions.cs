@@ -6,7 +6,7 @@ using Yarp.ReverseProxy.Transforms.Builder;
 
 namespace Gateway.Telemetry;
 
-public static class TelemetryExtensions
+internal static class TelemetryExtensions
 {
     /// <summary>
     /// OTLP export and handshake tracing (<c>Gateway:Telemetry</c>): the providers, the span source, and, while tracing

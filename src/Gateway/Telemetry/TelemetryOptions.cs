@@ -4,7 +4,7 @@ namespace Gateway.Telemetry;
 /// <c>Gateway:Telemetry</c>: what a fleet's collector receives besides the Prometheus scrape of each process. Off by
 /// default; read at startup.
 /// </summary>
-public sealed class TelemetryOptions
+internal sealed class TelemetryOptions
 {
     public OtlpOptions Otlp { get; set; } = new();
 
@@ -18,7 +18,7 @@ public sealed class TelemetryOptions
 }
 
 /// <summary><c>Gateway:Telemetry:Otlp</c>: the OpenTelemetry Protocol exporter.</summary>
-public sealed class OtlpOptions
+internal sealed class OtlpOptions
 {
     public const string Grpc = "grpc";
     public const string HttpProtobuf = "http/protobuf";
@@ -48,7 +48,7 @@ public sealed class OtlpOptions
 }
 
 /// <summary><c>Gateway:Telemetry:Tracing</c>: one span per WebSocket handshake.</summary>
-public sealed class TracingOptions
+internal sealed class TracingOptions
 {
     public bool Enabled { get; set; }
 

@@ -10,7 +10,7 @@ namespace Gateway.Telemetry;
 /// to read, and what the standard <c>OTEL_SERVICE_NAME</c> and <c>OTEL_RESOURCE_ATTRIBUTES</c> variables say, which
 /// win over all of these.
 /// </summary>
-public sealed class TelemetryResource
+internal sealed class TelemetryResource
 {
     public const string ServiceName = "gateway";
 

@@ -5,7 +5,7 @@ using Gateway.Configuration;
 namespace Gateway.Tls;
 
 /// <summary>Loads configured certificates (PEM or PFX) into ready-to-use TLS contexts, failing with the config key.</summary>
-public static class CertificateLoader
+internal static class CertificateLoader
 {
     /// <summary>Every configured certificate, in order; the first that cannot be loaded throws, naming its key and file.</summary>
     public static List<LoadedCertificate> LoadAll(IReadOnlyList<CertificateOptions> certificates, Func<string, string?> getEnvironment)
@@ -92,4 +92,4 @@ public static class CertificateLoader
 }
 
 /// <summary>A server certificate, the intermediates sent with it, and the SNI names it serves.</summary>
-public sealed record LoadedCertificate(X509Certificate2 Certificate, X509Certificate2Collection Intermediates, IReadOnlyList<string> Hosts);
+internal sealed record LoadedCertificate(X509Certificate2 Certificate, X509Certificate2Collection Intermediates, IReadOnlyList<string> Hosts);

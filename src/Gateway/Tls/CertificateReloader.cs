@@ -8,7 +8,7 @@ namespace Gateway.Tls;
 /// missing, half-written or unparsable, a key that does not match) keeps the running certificates and is logged once,
 /// naming the file and the cause; the files' state is remembered, so the next change of any of them is tried again.
 /// </summary>
-public sealed class CertificateReloader
+internal sealed class CertificateReloader
 {
     private readonly Lock _gate = new();
     private readonly CertificateStore _store;

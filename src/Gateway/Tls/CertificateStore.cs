@@ -9,7 +9,7 @@ namespace Gateway.Tls;
 /// reference write: each handshake reads it once, so it sees either the old set or the new one, never a mix, and
 /// connections that finished their handshake keep the certificate they were given.
 /// </summary>
-public sealed class CertificateStore
+internal sealed class CertificateStore
 {
     private volatile ServerCertificateSelector _current;
 

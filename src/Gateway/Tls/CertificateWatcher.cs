@@ -9,7 +9,7 @@ namespace Gateway.Tls;
 /// (links into other directories, network file systems, a full inotify queue), and SIGHUP for an immediate reload.
 /// A change is read once the files have been quiet for <see cref="SettleDelay"/>: a renewal writes several of them.
 /// </summary>
-public sealed class CertificateWatcher : IHostedService, IDisposable
+internal sealed class CertificateWatcher : IHostedService, IDisposable
 {
     /// <summary>How long the files must be quiet before they are read.</summary>
     public static readonly TimeSpan SettleDelay = TimeSpan.FromSeconds(1);

@@ -5,7 +5,7 @@ using System.Security.Cryptography.X509Certificates;
 namespace Gateway.Tls;
 
 /// <summary>A throwaway certificate for localhost so a TLS listener works before real certificates are configured.</summary>
-public static class SelfSignedCertificate
+internal static class SelfSignedCertificate
 {
     public static X509Certificate2 CreateForLocalhost(TimeProvider time)
     {

@@ -10,7 +10,7 @@ namespace Gateway.Tls;
 /// selector is, and so are the TLS options per certificate and ALPN list: a handshake allocates nothing here. A selector
 /// never changes; a certificate reload builds a new one (<see cref="CertificateStore"/>).
 /// </summary>
-public sealed class ServerCertificateSelector
+internal sealed class ServerCertificateSelector
 {
     /// <summary>TLS 1.2 and 1.3 only: older versions are broken and browsers dropped them.</summary>
     public const SslProtocols EnabledProtocols = SslProtocols.Tls12 | SslProtocols.Tls13;

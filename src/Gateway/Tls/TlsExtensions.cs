@@ -3,7 +3,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 
 namespace Gateway.Tls;
 
-public static class TlsExtensions
+internal static class TlsExtensions
 {
     private const string LogCategory = "Gateway.Tls";
 

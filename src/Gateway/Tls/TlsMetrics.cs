@@ -4,7 +4,7 @@ using Gateway.Metrics;
 namespace Gateway.Tls;
 
 /// <summary>Certificate reloads, and when each served certificate expires (so an alert can fire before it does).</summary>
-public sealed class TlsMetrics
+internal sealed class TlsMetrics
 {
     private readonly Counter<long> _reloads;
 

@@ -3,7 +3,7 @@ using Gateway.Metrics;
 
 namespace Gateway.Warmup;
 
-public static class WarmupExtensions
+internal static class WarmupExtensions
 {
     /// <summary>The startup warm-up (when on): its private route, in a provider of its own, and the service that runs it.</summary>
     public static IServiceCollection AddWarmup(this IServiceCollection services, WarmupOptions options)

@@ -9,7 +9,7 @@ namespace Gateway.Warmup;
 /// providers; this one is YARP's in-memory provider) only while the warm-up runs, under names and a path that carry
 /// a random token: no client can guess them, and no operator's route can collide with them.
 /// </summary>
-public sealed class WarmupRoute
+internal sealed class WarmupRoute
 {
     /// <summary>Marks the warm-up provider's revisions, so reload reporting can tell them from the file's.</summary>
     public const string RevisionPrefix = "gateway-warmup:";

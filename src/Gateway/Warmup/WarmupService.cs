@@ -18,7 +18,7 @@ namespace Gateway.Warmup;
 /// backend through a route that exists only meanwhile, so no operator's backend sees them and no client can reach
 /// them; the gateway's instruments and access log skip them at the source (<see cref="InternalTraffic"/>).
 /// </summary>
-public sealed class WarmupService : IHostedService, IDisposable
+internal sealed class WarmupService : IHostedService, IDisposable
 {
     private const int Concurrency = 16;
     private const int SessionsPerRound = 64;
@@ -295,4 +295,4 @@ public sealed class WarmupService : IHostedService, IDisposable
 }
 
 /// <summary>The warm-up's outcome, for tests and whoever embeds the gateway.</summary>
-public sealed record WarmupReport(int Sessions, int Failures, string[] Targets, string[] GaveUp, TimeSpan Duration, bool EndedByDeadline, int MethodsCompiled);
+internal sealed record WarmupReport(int Sessions, int Failures, string[] Targets, string[] GaveUp, TimeSpan Duration, bool EndedByDeadline, int MethodsCompiled);

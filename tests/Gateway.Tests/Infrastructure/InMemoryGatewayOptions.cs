@@ -4,7 +4,7 @@ using Microsoft.Extensions.Configuration;
 namespace Gateway.Tests.Infrastructure;
 
 /// <summary>Loads the Gateway section from key/value pairs, as if from a file in /etc/gateway.</summary>
-public static class InMemoryGatewayOptions
+internal static class InMemoryGatewayOptions
 {
     public static GatewayOptions Load(params (string Key, string Value)[] values)
     {

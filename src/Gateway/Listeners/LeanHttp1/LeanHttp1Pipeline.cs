@@ -1,7 +1,7 @@
 namespace Gateway.Listeners.LeanHttp1;
 
 /// <summary>The application's request pipeline, as Kestrel's requests run it, captured when the host builds it.</summary>
-public sealed class LeanHttp1Pipeline
+internal sealed class LeanHttp1Pipeline
 {
     public RequestDelegate? Application { get; set; }
 }

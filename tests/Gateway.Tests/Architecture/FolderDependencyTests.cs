@@ -1,0 +1,175 @@
+using System.Text.RegularExpressions;
+
+namespace Gateway.Tests.Architecture;
+
+/// <summary>
+/// The capability folders' references to each other (a <c>using Gateway.X</c> or a name qualified by <c>Gateway.X.</c>,
+/// comments and strings aside), checked against the list below. The target (shared/design.md, issue 21) is a graph
+/// without cycles in which <c>Configuration/</c> depends on no capability; until then the list is a ratchet: a new
+/// reference between folders fails here until it is argued for and added, and a reference that went away must be taken
+/// off the list, so the list only shrinks toward the target.
+/// </summary>
+public sealed partial class FolderDependencyTests
+{
+    /// <summary>Every reference between folders that exists today. Remove lines as cycles are broken; add none lightly.</summary>
+    private static readonly string[] Known =
+    [
+        "Admin -> Configuration",
+        "Admin -> KeepAlive",
+        "Admin -> Lifecycle",
+        "Admin -> Listeners",
+        "Admin -> Metrics",
+        "Admin -> Relay",
+        "Configuration -> Handshake",
+        "Configuration -> Lifecycle",
+        "Configuration -> Metrics",
+        "Configuration -> Policies",
+        "Configuration -> Proxy",
+        "Configuration -> Telemetry",
+        "Handshake -> Configuration",
+        "Handshake -> Http",
+        "Handshake -> Listeners",
+        "Handshake -> Metrics",
+        "Handshake -> Policies",
+        "Handshake -> Relay",
+        "Handshake -> Telemetry",
+        "Health -> Proxy",
+        "KeepAlive -> Policies",
+        "KeepAlive -> Relay",
+        "Lifecycle -> Configuration",
+        "Lifecycle -> KeepAlive",
+        "Lifecycle -> Relay",
+        "Listeners -> Configuration",
+        "Listeners -> Http",
+        "Listeners -> Metrics",
+        "Listeners -> Relay",
+        "Listeners -> Tls",
+        "LoadBalancing -> Configuration",
+        "LoadBalancing -> Http",
+        "Policies -> Configuration",
+        "Proxy -> Configuration",
+        "Proxy -> Handshake",
+        "Proxy -> Health",
+        "Proxy -> Http",
+        "Proxy -> KeyRing",
+        "Proxy -> Lifecycle",
+        "Proxy -> LoadBalancing",
+        "Proxy -> Metrics",
+        "Proxy -> Policies",
+        "Proxy -> Relay",
+        "Proxy -> Telemetry",
+        "Relay -> Handshake",
+        "Relay -> Http",
+        "Relay -> KeepAlive",
+        "Relay -> Metrics",
+        "Relay -> Proxy",
+        "Telemetry -> Configuration",
+        "Telemetry -> Handshake",
+        "Telemetry -> Http",
+        "Telemetry -> Warmup",
+        "Tls -> Configuration",
+        "Tls -> Metrics",
+        "Warmup -> Admin",
+        "Warmup -> Configuration",
+        "Warmup -> Listeners",
+        "Warmup -> Metrics",
+        "Warmup -> Policies",
+    ];
+
+    [Fact]
+    public void No_folder_references_another_that_the_list_does_not_know()
+    {
+        var unknown = Actual().Keys.Except(Known).Order().ToArray();
+        Assert.True(unknown.Length == 0,
+            "new references between capability folders (break the cycle instead, or argue for the edge and add it to Known): "
+            + string.Join(", ", unknown.Select(edge => $"{edge} ({string.Join(", ", Actual()[edge].Take(3))})")));
+    }
+
+    [Fact]
+    public void The_list_holds_no_reference_that_is_gone()
+    {
+        var gone = Known.Except(Actual().Keys).Order().ToArray();
+        Assert.True(gone.Length == 0, "references no longer in the code; take them off Known: " + string.Join(", ", gone));
+    }
+
+    [Fact]
+    public void The_shared_leaves_depend_on_no_capability()
+    {
+        // Metrics and HTTP syntax are leaves every capability may use; they use none.
+        var leaves = new[] { "Metrics", "Http" };
+        var offending = Actual().Keys.Where(edge => leaves.Contains(edge.Split(" -> ")[0])).ToArray();
+        Assert.Empty(offending);
+    }
+
+    [Fact]
+    public void The_scan_sees_references_in_code_and_ignores_them_in_comments_and_strings()
+    {
+        var found = References("""
+            using Gateway.Relay;
+            // using Gateway.Admin;
+            /* Gateway.Lifecycle.Drain */
+            var text = "Gateway.Tls.Store";
+            var x = Gateway.Metrics.GatewayMeter.Name;
+            """);
+        Assert.Equal(["Metrics", "Relay"], found.Order());
+    }
+
+    private static Dictionary<string, List<string>>? _actual;
+
+    /// <summary>"From -> To" for every pair of folders under src/Gateway, with the files that make the reference.</summary>
+    private static Dictionary<string, List<string>> Actual()
+    {
+        if (_actual is not null)
+        {
+            return _actual;
+        }
+        var source = Path.Combine(RepositoryRoot(), "src", "Gateway");
+        var folders = Directory.GetDirectories(source).Select(Path.GetFileName).Where(name => name is not ("obj" or "bin")).ToHashSet()!;
+        var edges = new Dictionary<string, List<string>>();
+        foreach (var folder in folders)
+        {
+            foreach (var file in Directory.EnumerateFiles(Path.Combine(source, folder!), "*.cs", SearchOption.AllDirectories))
+            {
+                foreach (var target in References(File.ReadAllText(file)))
+                {
+                    if (target != folder && folders.Contains(target))
+                    {
+                        var edge = $"{folder} -> {target}";
+                        if (!edges.TryGetValue(edge, out var files))
+                        {
+                            edges[edge] = files = [];
+                        }
+                        files.Add(Path.GetFileName(file));
+                    }
+                }
+            }
+        }
+        return _actual = edges;
+    }
+
+    /// <summary>The gateway namespaces a source text refers to, comments and string literals removed first.</summary>
+    private static HashSet<string> References(string text)
+    {
+        var code = CommentsAndStrings().Replace(text, " ");
+        return QualifiedName().Matches(code).Select(match => match.Groups[1].Value).ToHashSet();
+    }
+
+    private static string RepositoryRoot()
+    {
+        for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
+        {
+            if (File.Exists(Path.Combine(directory.FullName, "Gateway.sln")))
+            {
+                return directory.FullName;
+            }
+        }
+        throw new InvalidOperationException("Gateway.sln not found above " + AppContext.BaseDirectory);
+    }
+
+    // Line and block comments, verbatim/raw/regular strings and char literals (good enough for this code base's style).
+    [GeneratedRegex(@"//[^\n]*|/\*.*?\*/|""""""[\s\S]*?""""""|@""(?:[^""]|"""")*""|""(?:[^""\\\n]|\\.)*""|'(?:[^'\\\n]|\\.)+'", RegexOptions.Singleline)]
+    private static partial Regex CommentsAndStrings();
+
+    [GeneratedRegex(@"\bGateway\.([A-Z]\w*)\b")]
+    private static partial Regex QualifiedName();
+}
