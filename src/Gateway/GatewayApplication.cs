@@ -6,6 +6,7 @@ using Gateway.Listeners;
 using Gateway.Metrics;
 using Gateway.Policies;
 using Gateway.Proxy;
+using Gateway.Reload;
 using Gateway.Relay;
 using Gateway.Telemetry;
 using Gateway.Tls;
@@ -91,6 +92,7 @@ public static class GatewayApplication
 
         // The capabilities, each registering what it needs.
         builder.Services.AddGatewayConfiguration(options, new ConfigFile(configFile, shownFile), source);
+        builder.Services.AddConfigReload();
         builder.Services.AddAdmin(AdminTokenFrom(options, getEnvironment, shownFile));
         builder.Services.AddGatewayMetrics();
         builder.Services.AddGatewayTelemetry(options.Telemetry);

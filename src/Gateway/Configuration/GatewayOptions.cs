@@ -1,4 +1,3 @@
-using Gateway.Policies;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 
 namespace Gateway.Configuration;
@@ -66,7 +65,7 @@ internal sealed class GatewayOptions
     public DrainOptions Drain { get; set; } = new();
 
     /// <summary>OTLP export of the metrics and of one span per WebSocket handshake; off by default.</summary>
-    public Gateway.Telemetry.TelemetryOptions Telemetry { get; set; } = new();
+    public TelemetryOptions Telemetry { get; set; } = new();
 }
 
 /// <summary>

@@ -118,7 +118,7 @@ internal static class GatewayOptionsLoader
 
         Listeners.ReusePortListenSockets.Validate(options);
         Proxy.SourceAddresses.Validate(options.Upstream);
-        Gateway.Telemetry.TelemetryValidation.Validate(options.Telemetry);
+        TelemetryValidation.Validate(options.Telemetry);
 
         foreach (var (name, policy) in options.WebSocketPolicies)
         {

@@ -34,7 +34,7 @@ internal sealed class ReloadableJsonConfigurationSource : IConfigurationSource
     public event Action? Applying;
 
     /// <summary>
-    /// Checks an edit whole before any of it is in place (<see cref="EditValidation"/>); throws with the reason. An edit
+    /// Checks an edit whole before any of it is in place (<c>Reload/EditValidation</c>); throws with the reason. An edit
     /// it refuses raises <see cref="ReloadFailed"/> and nothing of it applies.
     /// </summary>
     internal Action<IDictionary<string, string?>>? Validator { get; set; }

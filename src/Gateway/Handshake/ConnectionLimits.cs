@@ -1,3 +1,4 @@
+using Gateway.Configuration;
 using System.Net;
 using System.Threading.RateLimiting;
 using Gateway.Policies;

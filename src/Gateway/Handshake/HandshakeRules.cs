@@ -83,7 +83,7 @@ internal sealed class HandshakePolicies : IDisposable
         }
     }
 
-    private static bool SameLimits(Policies.ConnectionLimitOptions a, Policies.ConnectionLimitOptions b) =>
+    private static bool SameLimits(Configuration.ConnectionLimitOptions a, Configuration.ConnectionLimitOptions b) =>
         a.MaxConnections == b.MaxConnections && a.MaxConnectionsPerClient == b.MaxConnectionsPerClient
         && a.HandshakesPerMinutePerClient == b.HandshakesPerMinutePerClient && a.IPv6PrefixLength == b.IPv6PrefixLength;
 

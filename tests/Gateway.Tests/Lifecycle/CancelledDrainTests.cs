@@ -89,7 +89,7 @@ public sealed class CancelledDrainTests(ITestOutputHelper output)
         await using var two = new RawBackend();
         var logs = new CapturingLoggerProvider();
         var config = Config(one, two, "00:00:10");
-        config["Logging"]!["LogLevel"]!["Gateway.Configuration"] = "Information";
+        config["Logging"]!["LogLevel"]!["Gateway.Reload"] = "Information";
         await using var gateway = await GatewayServer.StartAsync(config, services => services.AddSingleton<ILoggerProvider>(logs));
         var clients = await OpenAsync(gateway, two);
         try

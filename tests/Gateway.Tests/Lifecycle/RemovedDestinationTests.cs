@@ -35,7 +35,7 @@ public sealed class RemovedDestinationTests
         await using var two = new RawBackend();
         var logs = new CapturingLoggerProvider();
         var config = Config(one, two, keep, lean);
-        config["Logging"]!["LogLevel"]!["Gateway.Configuration"] = "Information";
+        config["Logging"]!["LogLevel"]!["Gateway.Reload"] = "Information";
         await using var gateway = await GatewayServer.StartAsync(config, services => services.AddSingleton<ILoggerProvider>(logs));
         var clients = new List<RawWebSocketClient>();
         try

@@ -28,7 +28,7 @@ public sealed class PolicyReloadTests
     private static JsonObject Config(Uri backend, JsonObject policy)
     {
         var config = RelayConfig.Build(backend, policy);
-        config["Logging"]!["LogLevel"]!["Gateway.Configuration"] = "Information";
+        config["Logging"]!["LogLevel"]!["Gateway.Reload"] = "Information";
         return config;
     }
 

@@ -1,3 +1,4 @@
+using Gateway.Configuration;
 using System.Diagnostics.Metrics;
 using Gateway.Handshake;
 using Gateway.Lifecycle;
@@ -5,7 +6,7 @@ using Gateway.Policies;
 using Gateway.Metrics;
 using Yarp.ReverseProxy.Configuration;
 
-namespace Gateway.Configuration;
+namespace Gateway.Reload;
 
 /// <summary>
 /// Says in the log and in metrics what became of each edit of the configuration file: whether it parsed

@@ -1,4 +1,4 @@
-namespace Gateway.Telemetry;
+namespace Gateway.Configuration;
 
 /// <summary>
 /// <c>Gateway:Telemetry</c>: what a fleet's collector receives besides the Prometheus scrape of each process. Off by

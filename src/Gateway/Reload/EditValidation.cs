@@ -1,9 +1,10 @@
+using Gateway.Configuration;
 using Gateway.Policies;
 using Gateway.Proxy;
 using Microsoft.Extensions.Primitives;
 using Yarp.ReverseProxy.Configuration;
 
-namespace Gateway.Configuration;
+namespace Gateway.Reload;
 
 /// <summary>
 /// Checks an edit of the configuration file whole, both sections, before any of it applies: the <c>Gateway</c>

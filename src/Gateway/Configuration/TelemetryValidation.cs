@@ -1,8 +1,7 @@
 using System.Globalization;
-using Gateway.Configuration;
 using Gateway.Http;
 
-namespace Gateway.Telemetry;
+namespace Gateway.Configuration;
 
 /// <summary>Checks <c>Gateway:Telemetry</c> at load, each mistake named by its key.</summary>
 internal static class TelemetryValidation

@@ -6,7 +6,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Yarp.ReverseProxy;
 
-namespace Gateway.Tests.Configuration;
+namespace Gateway.Tests.Reload;
 
 /// <summary>Serial: the reload counter is read from /metrics (see <see cref="SerialCollection"/>).</summary>
 [Collection(SerialCollection.Name)]

@@ -1,4 +1,4 @@
-namespace Gateway.Policies;
+namespace Gateway.Configuration;
 
 /// <summary>
 /// A named WebSocket policy (<c>Gateway:WebSocketPolicies:NAME</c>). Routes name one in their metadata
