@@ -119,6 +119,7 @@ public static class GatewayOptionsLoader
         Listeners.ReusePortListenSockets.Validate(options);
         Proxy.SourceAddresses.Validate(options.Upstream);
         Gateway.Telemetry.TelemetryValidation.Validate(options.Telemetry);
+        Relay.AccessLogOptions.Validate(options.AccessLog, $"{GatewayOptions.SectionName}:{nameof(GatewayOptions.AccessLog)}");
 
         foreach (var (name, policy) in options.WebSocketPolicies)
         {

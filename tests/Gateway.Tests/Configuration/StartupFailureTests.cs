@@ -40,6 +40,8 @@ public sealed class StartupFailureTests : IDisposable
         { "bad-policy", "ReverseProxy: No matching ILoadBalancingPolicy found for the load balancing policy 'Fastest'" },
         { "bad-otlp-endpoint", "Gateway:Telemetry:Otlp:Endpoint: 'collector:4317' is not an absolute http:// or https:// URL" },
         { "bad-otlp-protocol", "Gateway:Telemetry:Otlp:Protocol: 'udp' is not grpc or http/protobuf" },
+        { "bad-access-log-field", "Gateway:AccessLog:Fields:1: 'Room' is not an access log field (one of: Event, Start," },
+        { "bad-access-log-format", "Gateway:AccessLog:Format: 'xml' is not one of Text, Json" },
     };
 
     [Theory]
@@ -77,6 +79,12 @@ public sealed class StartupFailureTests : IDisposable
                 break;
             case "bad-otlp-endpoint":
                 config["Gateway"]!["Telemetry"] = new JsonObject { ["Otlp"] = new JsonObject { ["Endpoint"] = "collector:4317" } };
+                break;
+            case "bad-access-log-field":
+                config["Gateway"]!["AccessLog"] = new JsonObject { ["Fields"] = new JsonArray("Path", "Room") };
+                break;
+            case "bad-access-log-format":
+                config["Gateway"]!["AccessLog"] = new JsonObject { ["Format"] = "xml" };
                 break;
             case "bad-otlp-protocol":
                 config["Gateway"]!["Telemetry"] = new JsonObject { ["Otlp"] = new JsonObject { ["Endpoint"] = "http://127.0.0.1:4318", ["Protocol"] = "udp" } };
