@@ -214,6 +214,55 @@ public sealed class AccessLogTests : IDisposable
     }
 
     [Fact]
+    public async Task In_a_real_process_the_json_lines_on_stdout_are_valid_json_beside_the_console_loggers_text()
+    {
+        await using var backend = new RawBackend();
+        var directory = Directory.CreateTempSubdirectory("gateway-accesslog-").FullName;
+        try
+        {
+            var config = RelayConfig.Build(backend.Address, RelayConfig.KeepAlive("00:00:30", "00:00:15"));
+            config["Gateway"]!["Listeners"] = new JsonObject { ["ws"] = new JsonObject { ["Address"] = "127.0.0.1", ["Port"] = 0 } };
+            config["Gateway"]!["Warmup"] = new JsonObject { ["Enabled"] = false };
+            config["Gateway"]!["Admin"] = new JsonObject { ["Port"] = 0 };
+            config["Gateway"]!["DataProtection"] = new JsonObject { ["KeyDirectory"] = Path.Combine(directory, "keys") };
+            config["Gateway"]!["AccessLog"] = new JsonObject { ["Format"] = "Json" };
+            // The console logger writes its own (simple, two-line) text to the same stdout meanwhile.
+            config["Logging"]!["LogLevel"]!["Gateway"] = "Information";
+            var path = Path.Combine(directory, "gateway.json");
+            await File.WriteAllTextAsync(path, config.ToJsonString());
+
+            await using var process = GatewayProcess.Start(new Dictionary<string, string>(), "--config", path);
+            var bound = await process.WaitForLineAsync(new System.Text.RegularExpressions.Regex(@"Listener ws bound to 127\.0\.0\.1:(\d+) "), TimeSpan.FromSeconds(60));
+            var ws = new Uri($"ws://127.0.0.1:{bound.Groups[1].Value}/");
+            await using (var client = await RawWebSocketClient.ConnectAsync(ws, "/raw/room-7?token=secret-token"))
+            {
+                await client.SendAsync(RawFrames.CloseFrame(1000));
+                Assert.Equal(RawFrame.Close, (await client.ReceiveAsync(TimeSpan.FromSeconds(5)))!.Opcode);
+            }
+            var refused = await RawConnection.SendAsync(ws, RawRequest.Handshake("/raw/x?token=secret", edits: ["Origin: https://evil-example.com"]));
+            Assert.Equal(403, refused.Status);
+
+            await process.WaitForLineAsync(new System.Text.RegularExpressions.Regex("^\\{\"Event\":\"refused\""), TimeSpan.FromSeconds(10));
+            await process.WaitForLineAsync(new System.Text.RegularExpressions.Regex("^\\{\"Event\":\"tunnel\""), TimeSpan.FromSeconds(10));
+            var lines = process.Output.Split('\n').Where(l => l.StartsWith("{\"Event\":", StringComparison.Ordinal)).ToArray();
+            Assert.Equal(2, lines.Length);
+            Assert.DoesNotContain(lines, l => l.Contains("secret"));
+            foreach (var line in lines)
+            {
+                using var json = JsonDocument.Parse(line);
+                Assert.Equal("127.0.0.1", json.RootElement.GetProperty("Client").GetString());
+                Assert.StartsWith("/raw/", json.RootElement.GetProperty("Path").GetString());
+            }
+            process.Terminate();
+            Assert.Equal(0, await process.WaitForExitAsync(TimeSpan.FromSeconds(40)));
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task Enabled_false_writes_no_access_line()
     {
         await using var backend = new RawBackend();
