@@ -41,17 +41,20 @@ internal struct AccessLogEntry
     public static (SslProtocols Protocol, TlsCipherSuite? Cipher) TlsOf(HttpContext context) =>
         context.Features.Get<ITlsHandshakeFeature>() is { } tls ? (tls.Protocol, tls.NegotiatedCipherSuite) : (SslProtocols.None, null);
 
-    /// <summary>The field's value, or null when it is absent or does not apply to this line.</summary>
-    public readonly object? Value(AccessLogField field) => field switch
+    /// <summary>The field's value, or null when it is absent (empty) or does not apply to this line.</summary>
+    public readonly object? Value(AccessLogField field) => RawValue(field) is { } value && value is not string { Length: 0 } ? value : null;
+
+    private readonly object? RawValue(AccessLogField field) => field switch
     {
         AccessLogField.Event => Refused ? "refused" : "tunnel",
         AccessLogField.Start => Start.ToString("O", CultureInfo.InvariantCulture),
         AccessLogField.Client => Client is null ? null : (Client.IsIPv4MappedToIPv6 ? Client.MapToIPv4() : Client).ToString(),
-        AccessLogField.ClientPort => Client is null ? null : ClientPort,
+        // A forwarder's X-Forwarded-For may name an address without a port: 0 then.
+        AccessLogField.ClientPort => Client is null || ClientPort == 0 ? null : ClientPort,
         AccessLogField.Path => Path,
         AccessLogField.Route => Route,
-        AccessLogField.Cluster => Empty(Cluster),
-        AccessLogField.Destination => Empty(Destination),
+        AccessLogField.Cluster => Cluster,
+        AccessLogField.Destination => Destination,
         AccessLogField.Protocol => Protocol,
         AccessLogField.Subprotocol => Subprotocol,
         AccessLogField.TlsProtocol => TlsProtocol == SslProtocols.None ? null : TlsProtocol.ToString(),
@@ -67,8 +70,6 @@ internal struct AccessLogEntry
         AccessLogField.ClosedBy => Refused ? null : ClosedBy,
         _ => null,
     };
-
-    private static string? Empty(string? value) => string.IsNullOrEmpty(value) ? null : value;
 
     public static string Text(object? value) => value switch
     {
