@@ -66,6 +66,9 @@ internal sealed class GatewayOptions
 
     /// <summary>OTLP export of the metrics and of one span per WebSocket handshake; off by default.</summary>
     public TelemetryOptions Telemetry { get; set; } = new();
+
+    /// <summary>The access log: one line per tunnel and per refused handshake, its format and fields.</summary>
+    public AccessLogOptions AccessLog { get; set; } = new();
 }
 
 /// <summary>

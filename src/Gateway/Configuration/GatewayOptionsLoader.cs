@@ -119,6 +119,7 @@ internal static class GatewayOptionsLoader
         Listeners.ReusePortListenSockets.Validate(options);
         Proxy.SourceAddresses.Validate(options.Upstream);
         TelemetryValidation.Validate(options.Telemetry);
+        AccessLogOptions.Validate(options.AccessLog, $"{GatewayOptions.SectionName}:{nameof(GatewayOptions.AccessLog)}");
 
         foreach (var (name, policy) in options.WebSocketPolicies)
         {

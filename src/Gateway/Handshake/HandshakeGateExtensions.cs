@@ -18,7 +18,8 @@ internal static class HandshakeGateExtensions
             provider.GetRequiredService<HandshakeMetrics>(),
             provider.GetRequiredService<ILoggerFactory>().CreateLogger(RefusalReporter.LogCategory),
             TimeProvider.System,
-            logInterval: TimeSpan.FromSeconds(1)));
+            logInterval: TimeSpan.FromSeconds(1),
+            provider.GetService<Relay.AccessLogWriter>()));
         services.Configure<KestrelServerOptions>(kestrel => KestrelLimits.Apply(kestrel.Limits, configuration));
         return services;
     }

@@ -19,9 +19,12 @@ internal sealed class RefusalReporter
     private readonly long _interval;
     private readonly long[] _nextLogAt;
     private readonly int[] _suppressed;
+    private readonly Relay.AccessLogWriter? _accessLog;
 
-    public RefusalReporter(HandshakeMetrics metrics, ILogger logger, TimeProvider time, TimeSpan logInterval)
+    /// <param name="accessLog">Gets one access line per refusal, unthrottled (the warning above is the throttled one).</param>
+    public RefusalReporter(HandshakeMetrics metrics, ILogger logger, TimeProvider time, TimeSpan logInterval, Relay.AccessLogWriter? accessLog = null)
     {
+        _accessLog = accessLog;
         _metrics = metrics;
         _logger = logger;
         _time = time;
@@ -74,7 +77,31 @@ internal sealed class RefusalReporter
 
         _metrics.Refused(reason, route);
         LogThrottled(refusal, route, context.Connection.RemoteIpAddress, detail);
+        WriteAccessLine(context, refusal, route);
         return response.Body.WriteAsync(refusal.Body, context.RequestAborted).AsTask();
+    }
+
+    private void WriteAccessLine(HttpContext context, Refusal refusal, string route)
+    {
+        if (_accessLog is not { Enabled: true })
+        {
+            return;
+        }
+        var (tlsProtocol, tlsCipher) = Relay.AccessLogEntry.TlsOf(context);
+        _accessLog.Write(new Relay.AccessLogEntry
+        {
+            Refused = true,
+            Start = _time.GetUtcNow(),
+            Client = context.Connection.RemoteIpAddress,
+            ClientPort = context.Connection.RemotePort,
+            Path = Relay.AccessLogEntry.PathOf(context.Request),
+            Route = route,
+            Protocol = context.Request.Protocol,
+            TlsProtocol = tlsProtocol,
+            TlsCipher = tlsCipher,
+            Status = refusal.Status,
+            Reason = refusal.Tag,
+        });
     }
 
     private void LogThrottled(Refusal refusal, string route, IPAddress? client, string? detail)

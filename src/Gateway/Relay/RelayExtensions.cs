@@ -15,6 +15,8 @@ internal static class RelayExtensions
     {
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton<RelayMetrics>();
+        services.AddSingleton(provider => new AccessLogWriter(
+            provider.GetRequiredService<Configuration.GatewayOptions>(), provider.GetRequiredService<ILoggerFactory>()));
         services.AddSingleton<KeepAliveSweeper>();
         services.AddHostedService(provider => provider.GetRequiredService<KeepAliveSweeper>());
         services.AddSingleton<ITransformProvider, WebSocketResponseTransforms>();

@@ -1,7 +1,6 @@
 using Gateway.Handshake;
 using Gateway.KeepAlive;
 using Microsoft.AspNetCore.Http.Features;
-using Microsoft.Extensions.Logging.Abstractions;
 using Yarp.ReverseProxy.Forwarder;
 
 namespace Gateway.Relay;
@@ -12,9 +11,8 @@ namespace Gateway.Relay;
 /// backend's fault counts against it, whatever the client did never does.
 /// </summary>
 internal sealed class RelayMiddleware(RequestDelegate next, KeepAliveSweeper sweeper, RelayMetrics metrics, ILogger<RelayTunnel> logger,
-    ILoggerFactory loggers)
+    AccessLogWriter accessLog)
 {
-    private readonly ILogger _accessLog = loggers.CreateLogger(AccessLog.Category);
 
     public async Task InvokeAsync(HttpContext context)
     {
@@ -34,7 +32,7 @@ internal sealed class RelayMiddleware(RequestDelegate next, KeepAliveSweeper swe
             hostingMetrics.MetricsDisabled = true;
         }
         var tunnel = new RelayTunnel(context, handshake, upgrade, connect, sweeper, metrics.For(handshake.RouteId), logger,
-            recorded ? _accessLog : NullLogger.Instance);
+            recorded && accessLog.Enabled ? accessLog : null);
         if (upgrade is not null)
         {
             context.Features.Set<IHttpUpgradeFeature>(tunnel);

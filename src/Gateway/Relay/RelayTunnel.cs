@@ -33,7 +33,7 @@ internal sealed partial class RelayTunnel : IHttpUpgradeFeature, IHttpExtendedCo
     private readonly KeepAliveSweeper _sweeper;
     private readonly RelayMetrics _metrics;
     private readonly ILogger _logger;
-    private readonly ILogger _accessLog;
+    private readonly AccessLogWriter? _accessLog;
 
     private Stream? _client;
     private Stream? _backend;
@@ -53,8 +53,14 @@ internal sealed partial class RelayTunnel : IHttpUpgradeFeature, IHttpExtendedCo
     private string _destination = string.Empty;
     private System.Net.IPAddress? _clientAddress; // for the admin API, which must not read a context that may be finished
 
+    // For the access line, taken at the handshake: the line is written when the context may be gone.
+    private string? _path;
+    private int _clientPort;
+    private System.Security.Authentication.SslProtocols _tlsProtocol;
+    private System.Net.Security.TlsCipherSuite? _tlsCipher;
+
     internal RelayTunnel(HttpContext context, WebSocketHandshake handshake, IHttpUpgradeFeature? upgrade, IHttpExtendedConnectFeature? connect,
-        KeepAliveSweeper sweeper, RelayMetrics metrics, ILogger logger, ILogger accessLog)
+        KeepAliveSweeper sweeper, RelayMetrics metrics, ILogger logger, AccessLogWriter? accessLog)
     {
         _context = context;
         _handshake = handshake;
@@ -134,6 +140,12 @@ internal sealed partial class RelayTunnel : IHttpUpgradeFeature, IHttpExtendedCo
         _cluster = proxy.Cluster?.Config.ClusterId ?? string.Empty;
         _destination = proxy.ProxiedDestination?.DestinationId ?? string.Empty;
         _clientAddress = _context.Connection.RemoteIpAddress;
+        if (_accessLog is not null)
+        {
+            _path = AccessLogEntry.PathOf(_context.Request);
+            _clientPort = _context.Connection.RemotePort;
+            (_tlsProtocol, _tlsCipher) = AccessLogEntry.TlsOf(_context);
+        }
         _tags = RelayMetrics.ConnectionTags(RouteId, _cluster, _destination, _handshake.Protocol, _handshake.Scheme);
         var maxLifetime = (long)_handshake.Policy.Options.Limits.MaxLifetime.TotalMilliseconds;
         if (maxLifetime > 0)
@@ -176,14 +188,34 @@ internal sealed partial class RelayTunnel : IHttpUpgradeFeature, IHttpExtendedCo
         var (closedBy, code) = Outcome();
         var lifetime = _sweeper.Time.GetElapsedTime(_openedTimestamp);
         _metrics.Closed(_tags, RouteId, _cluster, closedBy, code, lifetime);
-        if (_accessLog.IsEnabled(LogLevel.Information))
+        if (_accessLog is not null)
         {
-            var start = (_sweeper.Time.GetUtcNow() - lifetime).ToString("O", System.Globalization.CultureInfo.InvariantCulture);
-            AccessLog.TunnelEnded(_accessLog, start, _clientAddress?.ToString() ?? "-", RouteId,
-                _cluster, _destination, _handshake.Protocol, _handshake.Subprotocol ?? "-", lifetime.TotalSeconds,
-                _fromClient.Messages, _fromClient.PayloadBytes, _fromBackend.Messages, _fromBackend.PayloadBytes, code, closedBy);
+            WriteAccessLine(lifetime, code, closedBy);
         }
     }
+
+    private void WriteAccessLine(TimeSpan lifetime, ushort code, string closedBy) => _accessLog!.Write(new AccessLogEntry
+    {
+        Start = _sweeper.Time.GetUtcNow() - lifetime,
+        Client = _clientAddress,
+        ClientPort = _clientPort,
+        Path = _path,
+        Route = RouteId,
+        Cluster = _cluster,
+        Destination = _destination,
+        Protocol = _handshake.Protocol,
+        Subprotocol = _handshake.Subprotocol,
+        TlsProtocol = _tlsProtocol,
+        TlsCipher = _tlsCipher,
+        Status = _handshake.IsHttp2 ? StatusCodes.Status200OK : StatusCodes.Status101SwitchingProtocols,
+        DurationSeconds = lifetime.TotalSeconds,
+        MessagesFromClient = _fromClient.Messages,
+        BytesFromClient = _fromClient.PayloadBytes,
+        MessagesFromBackend = _fromBackend.Messages,
+        BytesFromBackend = _fromBackend.PayloadBytes,
+        CloseCode = code,
+        ClosedBy = closedBy,
+    });
 
     /// <summary>
     /// Adds what was relayed since the last report to the counters: from the sweep while the tunnel is open, and once

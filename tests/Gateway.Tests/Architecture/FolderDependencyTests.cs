@@ -53,6 +53,7 @@ public sealed partial class FolderDependencyTests
         "Proxy -> Policies",
         "Proxy -> Relay",
         "Proxy -> Telemetry",
+        "Relay -> Configuration",
         "Relay -> Handshake",
         "Relay -> Http",
         "Relay -> KeepAlive",

@@ -46,6 +46,8 @@ public sealed class StartupFailureTests : IDisposable
         { "health-typo", "ReverseProxy:Clusters:chat:HealthCheck:Active:Intervall: unknown key" },
         { "destination-typo", "ReverseProxy:Clusters:chat:Destinations:one:Adress: unknown key" },
         { "bad-duration", "Gateway:ShutdownTimeout: '30 seconds' is not a duration" },
+        { "bad-access-log-field", "Gateway:AccessLog:Fields:1: 'Room' is not an access log field (one of: Event, Start," },
+        { "bad-access-log-format", "Gateway:AccessLog:Format: 'xml' is not one of Text, Json" },
     };
 
     [Theory]
@@ -98,6 +100,12 @@ public sealed class StartupFailureTests : IDisposable
                 break;
             case "bad-duration":
                 config["Gateway"]!["ShutdownTimeout"] = "30 seconds";
+                break;
+            case "bad-access-log-field":
+                config["Gateway"]!["AccessLog"] = new JsonObject { ["Fields"] = new JsonArray("Path", "Room") };
+                break;
+            case "bad-access-log-format":
+                config["Gateway"]!["AccessLog"] = new JsonObject { ["Format"] = "xml" };
                 break;
             case "bad-otlp-protocol":
                 config["Gateway"]!["Telemetry"] = new JsonObject { ["Otlp"] = new JsonObject { ["Endpoint"] = "http://127.0.0.1:4318", ["Protocol"] = "udp" } };
