@@ -80,7 +80,7 @@ public static class GatewayApplication
         CertificateStore? certificates;
         try
         {
-            options = GatewayOptionsLoader.Load(builder.Configuration, Path.GetDirectoryName(configFile)!);
+            options = GatewayConfiguration.Load(builder.Configuration, Path.GetDirectoryName(configFile)!);
             // YARP ignores keys it does not know; a misspelt one must not run with its default.
             ReverseProxyKeys.Check(builder.Configuration.GetSection(ReverseProxySection));
             certificates = builder.Services.AddTls(options, getEnvironment);

@@ -14,7 +14,7 @@ internal static class Durations
     private static readonly (string Prefix, Type Shape)[] Roots =
     [
         (GatewayOptions.SectionName, typeof(GatewayOptions)),
-        (Proxy.ProxyExtensions.ReverseProxySection, typeof(ReverseProxyShape)),
+        (GatewayOptions.ReverseProxySectionName, typeof(ReverseProxyShape)),
         ("Kestrel:Limits", typeof(Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerLimits)),
     ];
 

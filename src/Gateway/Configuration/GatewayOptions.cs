@@ -7,6 +7,9 @@ internal sealed class GatewayOptions
 {
     public const string SectionName = "Gateway";
 
+    /// <summary>YARP's own section beside it, routes and clusters.</summary>
+    public const string ReverseProxySectionName = "ReverseProxy";
+
     /// <summary>Public listeners by name. When the section is absent: <c>ws</c> on *:80 and <c>wss</c> on *:443.</summary>
     public Dictionary<string, ListenerOptions> Listeners { get; set; } = new(StringComparer.OrdinalIgnoreCase);
 
@@ -59,7 +62,7 @@ internal sealed class GatewayOptions
     public bool ReusePort { get; set; }
 
     /// <summary>The gateway's own connections to backends.</summary>
-    public Proxy.UpstreamOptions Upstream { get; set; } = new();
+    public UpstreamOptions Upstream { get; set; } = new();
 
     /// <summary>What shutdown does with the listeners and the open tunnels, so that a load balancer can follow.</summary>
     public DrainOptions Drain { get; set; } = new();

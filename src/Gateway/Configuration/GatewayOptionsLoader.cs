@@ -6,6 +6,10 @@ namespace Gateway.Configuration;
 /// <summary>Binds and validates the <c>Gateway</c> section once, at startup (listeners and TLS do not reload).</summary>
 internal static class GatewayOptionsLoader
 {
+    /// <summary>
+    /// The section bound and checked as options; what only a capability can judge (policies, networks, Kestrel's limits,
+    /// source addresses) is checked by <c>GatewayConfiguration</c>, which calls this.
+    /// </summary>
     public static GatewayOptions Load(IConfiguration configuration, string configDirectory)
     {
         var section = configuration.GetSection(GatewayOptions.SectionName);
@@ -29,7 +33,6 @@ internal static class GatewayOptionsLoader
         }
 
         Validate(options);
-        Handshake.KestrelLimits.Validate(configuration);
         ResolvePaths(options, configDirectory);
         return options;
     }
@@ -67,17 +70,9 @@ internal static class GatewayOptionsLoader
                 // The header travels on TCP connections; HTTP/3 runs over QUIC, which would reach the gateway without one.
                 throw new GatewayConfigurationException($"{key}:Protocols", "HTTP/3 (QUIC) carries no PROXY protocol header: use Http1AndHttp2 on a listener with ProxyProtocol");
             }
-            for (var i = 0; i < listener.ProxyProtocolTrustedNetworks.Count; i++)
+            if (listener.ProxyProtocolTrustedNetworks.Count > 0 && !listener.ProxyProtocol)
             {
-                if (!listener.ProxyProtocol)
-                {
-                    throw new GatewayConfigurationException($"{key}:ProxyProtocolTrustedNetworks", "applies only with ProxyProtocol: true");
-                }
-                if (!Handshake.TrustedForwarders.TryParse(listener.ProxyProtocolTrustedNetworks[i], out _))
-                {
-                    throw new GatewayConfigurationException($"{key}:ProxyProtocolTrustedNetworks:{i}",
-                        $"'{listener.ProxyProtocolTrustedNetworks[i]}' is not a network (10.0.0.0/8, 2001:db8::/32) or an IP address");
-                }
+                throw new GatewayConfigurationException($"{key}:ProxyProtocolTrustedNetworks", "applies only with ProxyProtocol: true");
             }
             if (port != 0 && !seen.TryAdd((listener.Address.ToLowerInvariant(), port), name))
             {
@@ -116,23 +111,8 @@ internal static class GatewayOptionsLoader
             }
         }
 
-        Listeners.ReusePortListenSockets.Validate(options);
-        Proxy.SourceAddresses.Validate(options.Upstream);
         TelemetryValidation.Validate(options.Telemetry);
         AccessLogOptions.Validate(options.AccessLog, $"{GatewayOptions.SectionName}:{nameof(GatewayOptions.AccessLog)}");
-
-        foreach (var (name, policy) in options.WebSocketPolicies)
-        {
-            Policies.WebSocketPolicies.Validate(name, policy);
-        }
-        for (var i = 0; i < options.TrustedForwarders.Count; i++)
-        {
-            if (!Handshake.TrustedForwarders.TryParse(options.TrustedForwarders[i], out _))
-            {
-                throw new GatewayConfigurationException($"{GatewayOptions.SectionName}:TrustedForwarders:{i}",
-                    $"'{options.TrustedForwarders[i]}' is not a network (10.0.0.0/8, 2001:db8::/32) or an IP address");
-            }
-        }
 
         if (options.Tls.HandshakeTimeout <= TimeSpan.Zero)
         {

@@ -75,7 +75,10 @@ internal sealed class ConnectionLimitOptions
     /// usually given a /64 and can use any address in it. IPv4 clients (also IPv4-mapped, and the well-known
     /// NAT64 prefix 64:ff9b::/96) always count per address.
     /// </summary>
-    public int IPv6PrefixLength { get; set; } = Handshake.ClientKey.DefaultIPv6PrefixLength;
+    public int IPv6PrefixLength { get; set; } = DefaultIPv6PrefixLength;
+
+    /// <summary>A /64 is what one subscriber usually gets (RFC 6177): its addresses are one client.</summary>
+    public const int DefaultIPv6PrefixLength = 64;
 }
 
 internal sealed class KeepAliveOptions

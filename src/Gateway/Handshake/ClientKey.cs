@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
+using Gateway.Configuration;
 
 namespace Gateway.Handshake;
 
@@ -12,7 +13,7 @@ namespace Gateway.Handshake;
 /// </summary>
 internal readonly record struct ClientKey(UInt128 Bits)
 {
-    public const int DefaultIPv6PrefixLength = 64;
+    public const int DefaultIPv6PrefixLength = ConnectionLimitOptions.DefaultIPv6PrefixLength;
 
     // ::ffff:0:0/96 (RFC 4291 section 2.5.5.2): IPv4 keys are written in this form, so an IPv4 client counts the
     // same whether it reached an IPv4 or a dual-stack listener.

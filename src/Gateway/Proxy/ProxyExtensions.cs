@@ -11,7 +11,7 @@ namespace Gateway.Proxy;
 
 internal static class ProxyExtensions
 {
-    public const string ReverseProxySection = "ReverseProxy";
+    public const string ReverseProxySection = GatewayOptions.ReverseProxySectionName;
 
     /// <summary>
     /// YARP from the file's <c>ReverseProxy</c> section with the gateway's defaults, the backend connector for WebSocket

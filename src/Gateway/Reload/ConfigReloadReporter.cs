@@ -81,7 +81,7 @@ internal sealed class ConfigReloadReporter : IHostedService, IConfigChangeListen
         GatewayOptions fresh;
         try
         {
-            fresh = GatewayOptionsLoader.Load(_configuration, Path.GetDirectoryName(_source.FullPath)!);
+            fresh = GatewayConfiguration.Load(_configuration, Path.GetDirectoryName(_source.FullPath)!);
         }
         catch (GatewayConfigurationException ex)
         {

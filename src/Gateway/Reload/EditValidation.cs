@@ -33,7 +33,7 @@ internal sealed class EditValidation
     {
         using var candidate = Candidate(fileData);
         ReverseProxyKeys.Check(candidate.GetSection(ProxyExtensions.ReverseProxySection));
-        var options = GatewayOptionsLoader.Load(candidate, Path.GetDirectoryName(_source.FullPath)!);
+        var options = GatewayConfiguration.Load(candidate, Path.GetDirectoryName(_source.FullPath)!);
         ValidateProxy(candidate.GetSection(ProxyExtensions.ReverseProxySection), new WebSocketPolicies(options));
     }
 

@@ -27,7 +27,7 @@ public sealed class KubernetesConfigTests
                 ["Gateway:Listeners:wss:Port"] = "8443",
             })
             .Build();
-        var options = GatewayOptionsLoader.Load(configuration, "/etc/gateway/config");
+        var options = GatewayConfiguration.Load(configuration, "/etc/gateway/config");
 
         Assert.Equal(8080, options.Listeners["ws"].Port);
         Assert.Equal(8443, options.Listeners["wss"].Port);
@@ -125,7 +125,7 @@ public sealed class KubernetesConfigTests
         ];
         using var stream = new MemoryStream(Encoding.UTF8.GetBytes(ExtractGatewayJson(yaml)));
         var configuration = new ConfigurationBuilder().AddJsonStream(stream).Build();
-        var error = Assert.Throws<GatewayConfigurationException>(() => GatewayOptionsLoader.Load(configuration, "/etc/gateway/config"));
+        var error = Assert.Throws<GatewayConfigurationException>(() => GatewayConfiguration.Load(configuration, "/etc/gateway/config"));
         Assert.Equal("Gateway:Admin:Adress", error.Key);
     }
 

@@ -11,6 +11,6 @@ internal static class InMemoryGatewayOptions
         var configuration = new ConfigurationBuilder()
             .AddInMemoryCollection(values.Select(v => new KeyValuePair<string, string?>(v.Key, v.Value)))
             .Build();
-        return GatewayOptionsLoader.Load(configuration, "/etc/gateway");
+        return GatewayConfiguration.Load(configuration, "/etc/gateway");
     }
 }

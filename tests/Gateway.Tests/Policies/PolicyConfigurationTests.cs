@@ -70,7 +70,7 @@ public sealed class PolicyConfigurationTests
         }
         var path = Path.Combine(directory, "config", file);
         var configuration = new ConfigurationBuilder().AddJsonFile(path).Build();
-        var options = GatewayOptionsLoader.Load(configuration, Path.GetDirectoryName(path)!);
+        var options = GatewayConfiguration.Load(configuration, Path.GetDirectoryName(path)!);
         var chat = options.WebSocketPolicies["chat"];
         Assert.False(chat.Handshake.AllowPlainHttp);
         Assert.Equal(["chat.v2", "chat.v1"], chat.Handshake.Subprotocols);

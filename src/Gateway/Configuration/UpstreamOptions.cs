@@ -1,4 +1,4 @@
-namespace Gateway.Proxy;
+namespace Gateway.Configuration;
 
 /// <summary><c>Gateway:Upstream</c>: how the gateway opens its own connections to backends.</summary>
 internal sealed class UpstreamOptions

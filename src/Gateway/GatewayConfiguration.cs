@@ -1,0 +1,44 @@
+using Gateway.Configuration;
+using Gateway.Handshake;
+using Gateway.Listeners;
+using Gateway.Policies;
+using Gateway.Proxy;
+
+namespace Gateway;
+
+/// <summary>
+/// The <c>Gateway</c> section as the gateway runs it: bound and checked as options by <see cref="GatewayOptionsLoader"/>
+/// (Configuration/, which depends on no capability), then judged by the capabilities that read each part. Startup, the
+/// reload and <c>--check-config</c> all load it here, so they refuse the same things.
+/// </summary>
+internal static class GatewayConfiguration
+{
+    public static GatewayOptions Load(IConfiguration configuration, string configDirectory)
+    {
+        var options = GatewayOptionsLoader.Load(configuration, configDirectory);
+        ReusePortListenSockets.Validate(options);
+        SourceAddresses.Validate(options.Upstream);
+        foreach (var (name, policy) in options.WebSocketPolicies)
+        {
+            WebSocketPolicies.Validate(name, policy);
+        }
+        CheckNetworks(options.TrustedForwarders, $"{GatewayOptions.SectionName}:TrustedForwarders");
+        foreach (var (name, listener) in options.Listeners)
+        {
+            CheckNetworks(listener.ProxyProtocolTrustedNetworks, $"{GatewayOptions.SectionName}:Listeners:{name}:ProxyProtocolTrustedNetworks");
+        }
+        KestrelLimits.Validate(configuration);
+        return options;
+    }
+
+    private static void CheckNetworks(List<string> networks, string key)
+    {
+        for (var i = 0; i < networks.Count; i++)
+        {
+            if (!TrustedForwarders.TryParse(networks[i], out _))
+            {
+                throw new GatewayConfigurationException($"{key}:{i}", $"'{networks[i]}' is not a network (10.0.0.0/8, 2001:db8::/32) or an IP address");
+            }
+        }
+    }
+}
