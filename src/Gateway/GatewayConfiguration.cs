@@ -22,23 +22,8 @@ internal static class GatewayConfiguration
         {
             WebSocketPolicies.Validate(name, policy);
         }
-        CheckNetworks(options.TrustedForwarders, $"{GatewayOptions.SectionName}:TrustedForwarders");
-        foreach (var (name, listener) in options.Listeners)
-        {
-            CheckNetworks(listener.ProxyProtocolTrustedNetworks, $"{GatewayOptions.SectionName}:Listeners:{name}:ProxyProtocolTrustedNetworks");
-        }
         KestrelLimits.Validate(configuration);
         return options;
     }
 
-    private static void CheckNetworks(List<string> networks, string key)
-    {
-        for (var i = 0; i < networks.Count; i++)
-        {
-            if (!TrustedForwarders.TryParse(networks[i], out _))
-            {
-                throw new GatewayConfigurationException($"{key}:{i}", $"'{networks[i]}' is not a network (10.0.0.0/8, 2001:db8::/32) or an IP address");
-            }
-        }
-    }
 }

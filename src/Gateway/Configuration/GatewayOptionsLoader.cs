@@ -74,6 +74,7 @@ internal static class GatewayOptionsLoader
             {
                 throw new GatewayConfigurationException($"{key}:ProxyProtocolTrustedNetworks", "applies only with ProxyProtocol: true");
             }
+            CheckNetworks(listener.ProxyProtocolTrustedNetworks, $"{key}:ProxyProtocolTrustedNetworks");
             if (port != 0 && !seen.TryAdd((listener.Address.ToLowerInvariant(), port), name))
             {
                 throw new GatewayConfigurationException($"{key}:Port", $"port {port} is already used by listener '{seen[(listener.Address.ToLowerInvariant(), port)]}'");
@@ -112,6 +113,7 @@ internal static class GatewayOptionsLoader
         }
 
         TelemetryValidation.Validate(options.Telemetry);
+        CheckNetworks(options.TrustedForwarders, $"{GatewayOptions.SectionName}:TrustedForwarders");
         AccessLogOptions.Validate(options.AccessLog, $"{GatewayOptions.SectionName}:{nameof(GatewayOptions.AccessLog)}");
 
         if (options.Tls.HandshakeTimeout <= TimeSpan.Zero)
@@ -174,5 +176,16 @@ internal static class GatewayOptionsLoader
             message += ": " + inner.Message.TrimEnd('.');
         }
         return message;
+    }
+
+    private static void CheckNetworks(List<string> networks, string key)
+    {
+        for (var i = 0; i < networks.Count; i++)
+        {
+            if (!NetworkSyntax.TryParse(networks[i], out _))
+            {
+                throw new GatewayConfigurationException($"{key}:{i}", $"'{networks[i]}' is not a network (10.0.0.0/8, 2001:db8::/32) or an IP address");
+            }
+        }
     }
 }

@@ -19,7 +19,7 @@ internal static class HandshakeGateExtensions
             provider.GetRequiredService<ILoggerFactory>().CreateLogger(RefusalReporter.LogCategory),
             TimeProvider.System,
             logInterval: TimeSpan.FromSeconds(1),
-            provider.GetService<Relay.AccessLogWriter>()));
+            provider.GetService<AccessLogging.AccessLogWriter>()));
         services.Configure<KestrelServerOptions>(kestrel => KestrelLimits.Apply(kestrel.Limits, configuration));
         return services;
     }

@@ -19,10 +19,10 @@ internal sealed class RefusalReporter
     private readonly long _interval;
     private readonly long[] _nextLogAt;
     private readonly int[] _suppressed;
-    private readonly Relay.AccessLogWriter? _accessLog;
+    private readonly AccessLogging.AccessLogWriter? _accessLog;
 
     /// <param name="accessLog">Gets one access line per refusal, unthrottled (the warning above is the throttled one).</param>
-    public RefusalReporter(HandshakeMetrics metrics, ILogger logger, TimeProvider time, TimeSpan logInterval, Relay.AccessLogWriter? accessLog = null)
+    public RefusalReporter(HandshakeMetrics metrics, ILogger logger, TimeProvider time, TimeSpan logInterval, AccessLogging.AccessLogWriter? accessLog = null)
     {
         _accessLog = accessLog;
         _metrics = metrics;
@@ -87,14 +87,14 @@ internal sealed class RefusalReporter
         {
             return;
         }
-        var (tlsProtocol, tlsCipher) = Relay.AccessLogEntry.TlsOf(context);
-        _accessLog.Write(new Relay.AccessLogEntry
+        var (tlsProtocol, tlsCipher) = AccessLogging.AccessLogEntry.TlsOf(context);
+        _accessLog.Write(new AccessLogging.AccessLogEntry
         {
             Refused = true,
             Start = _time.GetUtcNow(),
             Client = context.Connection.RemoteIpAddress,
             ClientPort = context.Connection.RemotePort,
-            Path = Relay.AccessLogEntry.PathOf(context.Request),
+            Path = AccessLogging.AccessLogEntry.PathOf(context.Request),
             Route = route,
             Protocol = context.Request.Protocol,
             TlsProtocol = tlsProtocol,

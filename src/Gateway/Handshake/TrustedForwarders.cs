@@ -13,23 +13,6 @@ namespace Gateway.Handshake;
 /// </summary>
 internal static class TrustedForwarders
 {
-    /// <summary>A CIDR network (<c>10.0.0.0/8</c>, <c>2001:db8::/32</c>) or a single address.</summary>
-    public static bool TryParse(string text, out System.Net.IPNetwork network)
-    {
-        text = text.Trim();
-        if (text.Contains('/'))
-        {
-            return System.Net.IPNetwork.TryParse(text, out network);
-        }
-        if (IPAddress.TryParse(text, out var address))
-        {
-            network = new System.Net.IPNetwork(address, address.AddressFamily == AddressFamily.InterNetwork ? 32 : 128);
-            return true;
-        }
-        network = default;
-        return false;
-    }
-
     /// <summary>
     /// Adds ASP.NET Core's forwarded-headers middleware for the configured networks. It is in the pipeline even when none
     /// are configured (then it only passes requests on), so that a reload can start or stop trusting a forwarder.
@@ -60,7 +43,7 @@ internal static class TrustedForwarders
         options.KnownIPNetworks.Clear();
         foreach (var entry in configured)
         {
-            TryParse(entry, out var network);
+            NetworkSyntax.TryParse(entry, out var network);
             options.KnownIPNetworks.Add(network);
             if (network.BaseAddress.AddressFamily == AddressFamily.InterNetwork)
             {

@@ -57,6 +57,6 @@ internal sealed class WebSocketHandshake
     {
         Subprotocol = subprotocol;
         Extensions = extensions;
-        ClientReservedBits = Relay.WebSocketExtensions.AllowedReservedBits(extensions);
+        ClientReservedBits = WebSocketExtensions.AllowedReservedBits(extensions);
     }
 }

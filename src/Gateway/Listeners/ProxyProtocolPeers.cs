@@ -1,3 +1,4 @@
+using Gateway.Configuration;
 using System.Net;
 
 namespace Gateway.Listeners;
@@ -47,7 +48,7 @@ internal sealed class ProxyProtocolPeers
         var networks = new List<IPNetwork>();
         foreach (var entry in configured)
         {
-            Handshake.TrustedForwarders.TryParse(entry, out var network);
+            NetworkSyntax.TryParse(entry, out var network);
             networks.Add(network);
         }
         if (networks.Count == 0)

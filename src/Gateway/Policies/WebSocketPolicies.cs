@@ -130,7 +130,7 @@ internal sealed class WebSocketPolicies
     {
         for (var i = 0; i < handshake.AllowedOrigins.Count; i++)
         {
-            if (!Handshake.OriginAllowList.TryParseEntry(handshake.AllowedOrigins[i] ?? string.Empty, out _, out var error))
+            if (!OriginAllowList.TryParseEntry(handshake.AllowedOrigins[i] ?? string.Empty, out _, out var error))
             {
                 throw new GatewayConfigurationException($"{key}:AllowedOrigins:{i}", error!);
             }

@@ -1,3 +1,4 @@
+using Gateway.AccessLogging;
 using Gateway.Handshake;
 using Gateway.KeepAlive;
 using Microsoft.AspNetCore.Http.Features;

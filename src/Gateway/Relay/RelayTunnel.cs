@@ -1,3 +1,5 @@
+using Gateway.Listeners;
+using Gateway.AccessLogging;
 using System.Diagnostics;
 using Gateway.Handshake;
 using Gateway.KeepAlive;

@@ -2,7 +2,7 @@ using System.Buffers;
 using System.IO.Pipelines;
 using System.Runtime.CompilerServices;
 
-namespace Gateway.Relay;
+namespace Gateway.Listeners;
 
 /// <summary>
 /// An upgraded HTTP/1.1 client connection read and written at Kestrel's transport pipe (TLS already removed), under its

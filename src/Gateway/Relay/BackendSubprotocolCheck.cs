@@ -1,8 +1,8 @@
+using Gateway.Handshake;
 using Gateway.Http;
-using Gateway.Relay;
 using Yarp.ReverseProxy.Transforms;
 
-namespace Gateway.Handshake;
+namespace Gateway.Relay;
 
 /// <summary>
 /// A YARP response transform on every route: a backend that accepts a WebSocket with a subprotocol the client did not
@@ -45,12 +45,4 @@ internal static class BackendSubprotocolCheck
         http.Features.Set(new BackendSubprotocolRefusal($"backend chose '{selectedValues}', client offered '{offered}'"));
         return ValueTask.CompletedTask;
     }
-}
-
-/// <summary>Left by <see cref="BackendSubprotocolCheck"/> for the gate, which answers the client once YARP returns.</summary>
-internal sealed class BackendSubprotocolRefusal
-{
-    public BackendSubprotocolRefusal(string detail) => Detail = detail;
-
-    public string Detail { get; }
 }

@@ -1,4 +1,4 @@
-namespace Gateway.Relay;
+namespace Gateway.AccessLogging;
 
 /// <summary>
 /// The text format's lines, under a category of their own (<see cref="Category"/>) so that they can be routed or

@@ -1,7 +1,9 @@
+using Gateway.Tests.Relay;
+using Gateway.Handshake;
 using Gateway.Relay;
 using Microsoft.Extensions.Primitives;
 
-namespace Gateway.Tests.Relay;
+namespace Gateway.Tests.Handshake;
 
 public sealed class WebSocketExtensionsTests
 {

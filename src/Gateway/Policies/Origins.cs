@@ -1,4 +1,4 @@
-namespace Gateway.Handshake;
+namespace Gateway.Policies;
 
 /// <summary>
 /// Which browser origins may open WebSockets on a route: the defence against Cross-Site WebSocket Hijacking,

@@ -1,9 +1,11 @@
+using Gateway.Tests.Relay;
+using Gateway.Listeners;
 using System.Buffers;
 using System.IO.Pipelines;
 using System.Text;
 using Gateway.Relay;
 
-namespace Gateway.Tests.Relay;
+namespace Gateway.Tests.Listeners;
 
 /// <summary>
 /// The relay's view of an upgraded HTTP/1.1 connection at Kestrel's transport pipe: the relay's idle wait (a zero-byte

@@ -1,3 +1,5 @@
+using Gateway.Tests.Relay;
+using Gateway.AccessLogging;
 using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
@@ -12,7 +14,7 @@ using Gateway.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
-namespace Gateway.Tests.Relay;
+namespace Gateway.Tests.AccessLogging;
 
 [Collection(SerialCollection.Name)]
 public sealed class AccessLogTests : IDisposable

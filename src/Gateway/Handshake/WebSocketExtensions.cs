@@ -1,12 +1,15 @@
 using Gateway.Http;
 using Microsoft.Extensions.Primitives;
 
-namespace Gateway.Relay;
+namespace Gateway.Handshake;
 
 /// <summary>What the extensions agreed in a handshake allow on the wire.</summary>
 internal static class WebSocketExtensions
 {
     private const string PermessageDeflate = "permessage-deflate";
+
+    /// <summary>The first reserved bit of a frame's first byte (RFC 6455 §5.2), as the relay's frame scanner reads it.</summary>
+    private const byte Rsv1 = 0x40;
 
     /// <summary>
     /// The RSV bits the extensions in a 101's <c>Sec-WebSocket-Extensions</c> values define: RSV1 when
@@ -19,7 +22,7 @@ internal static class WebSocketExtensions
         {
             if (value is not null && NamesExtension(value, PermessageDeflate))
             {
-                return WebSocketFrame.Rsv1;
+                return Rsv1;
             }
         }
         return 0;

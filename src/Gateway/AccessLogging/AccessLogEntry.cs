@@ -5,7 +5,7 @@ using System.Net.Security;
 using System.Security.Authentication;
 using Microsoft.AspNetCore.Connections.Features;
 
-namespace Gateway.Relay;
+namespace Gateway.AccessLogging;
 
 /// <summary>The values of one access line, gathered when the tunnel ends or the handshake is refused.</summary>
 internal struct AccessLogEntry

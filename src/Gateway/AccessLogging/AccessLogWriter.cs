@@ -4,7 +4,7 @@ using System.Text.Json;
 using System.Threading.Channels;
 using Gateway.Configuration;
 
-namespace Gateway.Relay;
+namespace Gateway.AccessLogging;
 
 /// <summary>
 /// Writes the access lines (<see cref="AccessLogOptions"/>): text through the logging pipeline, as today's line or as
