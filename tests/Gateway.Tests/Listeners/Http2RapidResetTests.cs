@@ -1,7 +1,10 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using System.Net;
+using System.Net.Sockets;
 using System.Net.WebSockets;
+using System.Security.Authentication;
 using System.Text.Json.Nodes;
 using Gateway.Handshake;
 using Gateway.KeepAlive;
@@ -31,36 +34,77 @@ public sealed class Http2RapidResetTests
     public async Task Thousands_of_streams_reset_after_headers_leave_nothing_held_and_new_clients_are_served()
     {
         await using var setup = await RapidResetGateway.StartAsync();
-        var (sent, connections, goAways) = await RapidResetAsync(setup, streams: 4000);
-        _output.WriteLine($"{sent} streams reset over {connections} connections ({goAways} ended by GOAWAY); backend requests {setup.Backend.Requests}");
+        var result = await AttackAsync(setup, new Attack(Streams: 4000));
+        _output.WriteLine($"{result}; backend requests {setup.Backend.Requests}");
+        Assert.Equal(4000, result.Sent);
 
         await setup.AssertNothingHeldAsync(_output);
         await setup.AssertServedAsync(RapidResetGateway.PolicyLimit);
     }
 
     [Fact]
-    public async Task With_MaxConcurrentConnections_set_a_new_client_is_still_served_after_rapid_resets()
+    public async Task With_MaxConcurrentConnections_set_a_new_client_is_served_after_rapid_resets_over_many_connections()
     {
-        await using var setup = await RapidResetGateway.StartAsync(config =>
-            config["Kestrel"] = new JsonObject { ["Limits"] = new JsonObject { ["MaxConcurrentConnections"] = 8 } });
-        var (sent, connections, goAways) = await RapidResetAsync(setup, streams: int.Parse(Environment.GetEnvironmentVariable("RR_STREAMS") ?? "4000"));
-        _output.WriteLine($"MaxConcurrentConnections 8: {sent} streams reset over {connections} connections ({goAways} ended by GOAWAY)");
+        await using var setup = await RapidResetGateway.StartAsync(config => config["Kestrel"] = Limits(maxConnections: 4));
+        var result = await AttackAsync(setup, new Attack(Streams: 20_000, PerConnection: 500));
+        _output.WriteLine($"MaxConcurrentConnections 4: {result}; backend requests {setup.Backend.Requests}");
+        Assert.Equal(20_000, result.Sent);
+        Assert.True(result.Connections >= 40, $"{result.Connections} connections");
 
         await setup.AssertNothingHeldAsync(_output);
         await setup.AssertServedAsync(1);
     }
 
     /// <summary>
-    /// Four attackers at once, each opening and resetting streams on one connection, and on a new one whenever the
-    /// gateway closes it, until <paramref name="streams"/> resets in all have been sent (or 20 s have passed).
+    /// The attacker paced by PINGs, so Kestrel reads every stream, and then holding its connections open: Kestrel's
+    /// KeepAliveTimeout (2 s here) closes each, which is what bounds them under MaxConcurrentConnections.
     /// </summary>
-    private static async Task<(int Sent, int Connections, int GoAways)> RapidResetAsync(RapidResetGateway setup, int streams)
+    [Fact]
+    public async Task Connections_held_open_after_paced_resets_are_closed_by_the_KeepAliveTimeout()
     {
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(int.Parse(Environment.GetEnvironmentVariable("RR_SECONDS") ?? "10")));
-        int sent = 0, connections = 0, goAways = 0;
-        await Parallel.ForAsync(0, 4, async (_, _) =>
+        await using var setup = await RapidResetGateway.StartAsync(config => config["Kestrel"] = Limits(maxConnections: 4, keepAlive: "00:00:02"));
+        var result = await AttackAsync(setup, new Attack(Streams: 8000, PerConnection: 2000, PingEvery: 20, Hold: TimeSpan.FromSeconds(10)));
+        _output.WriteLine($"MaxConcurrentConnections 4, KeepAliveTimeout 2 s: {result}; backend requests {setup.Backend.Requests}");
+        Assert.Equal(8000, result.Sent);
+        Assert.Equal(result.Connections - result.Refused, result.ClosedByServer);
+        Assert.True(result.LongestHold < TimeSpan.FromSeconds(8), $"held {result.LongestHold}");
+
+        await setup.AssertNothingHeldAsync(_output);
+        await setup.AssertServedAsync(1);
+    }
+
+    private static JsonObject Limits(int maxConnections, string? keepAlive = null)
+    {
+        var limits = new JsonObject { ["MaxConcurrentConnections"] = maxConnections };
+        if (keepAlive is not null)
         {
-            while (Volatile.Read(ref sent) < streams && !timeout.IsCancellationRequested)
+            limits["KeepAliveTimeout"] = keepAlive;
+        }
+        return new JsonObject { ["Limits"] = limits };
+    }
+
+    /// <param name="Streams">Resets to send in all.</param>
+    /// <param name="PerConnection">Streams per connection before the attacker moves to a new one.</param>
+    /// <param name="PingEvery">Every this many streams, a PING and its ACK awaited (0: no pacing).</param>
+    /// <param name="Hold">How long the attacker keeps each connection open afterwards, waiting for the server to close it.</param>
+    private sealed record Attack(int Streams, int PerConnection = int.MaxValue, int PingEvery = 0, TimeSpan Hold = default);
+
+    private sealed record AttackResult(int Sent, int Connections, int Refused, int GoAways, int ClosedByServer, TimeSpan LongestHold);
+
+    /// <summary>
+    /// Four attackers at once, each opening extended-CONNECT streams and resetting them in the same write, moving to a new
+    /// connection when the gateway closes one (or after <see cref="Attack.PerConnection"/>), until the attack's resets
+    /// are all sent (or 20 s have passed).
+    /// </summary>
+    private static async Task<AttackResult> AttackAsync(RapidResetGateway setup, Attack attack)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        var authority = $"localhost:{setup.Gateway.Https.Port}";
+        int sent = 0, connections = 0, refused = 0, goAways = 0, closedByServer = 0;
+        long longestHold = 0;
+        await Parallel.ForAsync(0, 4, new ParallelOptions { MaxDegreeOfParallelism = 4 }, async (_, _) =>
+        {
+            while (Volatile.Read(ref sent) < attack.Streams && !timeout.IsCancellationRequested)
             {
                 Interlocked.Increment(ref connections);
                 RawHttp2Client client;
@@ -68,22 +112,42 @@ public sealed class Http2RapidResetTests
                 {
                     client = await RawHttp2Client.ConnectAsync(setup.Gateway.Https, setup.Certificates.Validate, timeout.Token);
                 }
-                catch (Exception ex) when (ex is IOException or System.Security.Authentication.AuthenticationException or System.Net.Sockets.SocketException)
+                catch (Exception ex) when (ex is IOException or AuthenticationException or SocketException)
                 {
-                    continue; // refused by Kestrel's connection limit: the attacker tries again
+                    Interlocked.Increment(ref refused); // Kestrel's connection limit: the attacker tries again
+                    continue;
                 }
                 await using (client)
                 {
                     try
                     {
-                        while (!client.Closed.IsCompleted && Interlocked.Increment(ref sent) <= streams)
+                        for (var n = 1; n <= attack.PerConnection && !client.Closed.IsCompleted; n++)
                         {
-                            await client.OpenWebSocketAsync($"localhost:{setup.Gateway.Https.Port}", "/ws/echo", Origin, resetAtOnce: true, timeout.Token);
+                            if (Interlocked.Increment(ref sent) > attack.Streams)
+                            {
+                                Interlocked.Decrement(ref sent);
+                                break;
+                            }
+                            await client.OpenWebSocketAsync(authority, "/ws/echo", Origin, resetAtOnce: true, timeout.Token);
+                            if (attack.PingEvery > 0 && n % attack.PingEvery == 0)
+                            {
+                                await client.PingAsync(timeout.Token);
+                            }
                         }
                     }
                     catch (IOException)
                     {
                         // the gateway closed the connection mid-write
+                    }
+                    if (attack.Hold > TimeSpan.Zero)
+                    {
+                        var held = Stopwatch.StartNew();
+                        await Task.WhenAny(client.Closed, Task.Delay(attack.Hold, timeout.Token));
+                        InterlockedMax(ref longestHold, held.Elapsed.Ticks);
+                    }
+                    if (client.Closed.IsCompleted)
+                    {
+                        Interlocked.Increment(ref closedByServer);
                     }
                     if (client.GoAwayError is not null)
                     {
@@ -92,7 +156,16 @@ public sealed class Http2RapidResetTests
                 }
             }
         });
-        return (Math.Min(sent, streams), connections, goAways);
+        return new AttackResult(sent, connections, refused, goAways, closedByServer, TimeSpan.FromTicks(longestHold));
+    }
+
+    private static void InterlockedMax(ref long target, long value)
+    {
+        var current = Volatile.Read(ref target);
+        while (value > current && Interlocked.CompareExchange(ref target, value, current) is var seen && seen != current)
+        {
+            current = seen;
+        }
     }
 
     [Fact]
@@ -119,7 +192,7 @@ public sealed class Http2RapidResetTests
             {
                 await client.ResetAsync(id, timeout.Token);
             }
-            await setup.AssertNothingHeldAsync(_output);
+            await setup.AssertNothingHeldAsync(_output, kestrelConnections: 1);
         }
         await setup.AssertServedAsync(RapidResetGateway.PolicyLimit);
     }
@@ -190,8 +263,11 @@ public sealed class Http2RapidResetTests
             _listener.Start();
         }
 
-        /// <summary>Within a few seconds of the last reset: no tunnel, no descriptor reservation, no Kestrel connection.</summary>
-        public async Task AssertNothingHeldAsync(ITestOutputHelper output)
+        /// <summary>
+        /// Within a few seconds of the last reset: no tunnel, no descriptor reservation, and no Kestrel connection but
+        /// the <paramref name="kestrelConnections"/> the test itself still holds open.
+        /// </summary>
+        public async Task AssertNothingHeldAsync(ITestOutputHelper output, int kestrelConnections = 0)
         {
             try
             {
@@ -200,7 +276,7 @@ public sealed class Http2RapidResetTests
                     Assert.Equal(0, Sweeper.OpenTunnels);
                     Assert.Equal(0, Descriptors.Open);
                     Assert.Equal(0, OpenTunnelsGauge);
-                    Assert.Equal(0, KestrelConnections);
+                    Assert.Equal(kestrelConnections, KestrelConnections);
                     return Task.CompletedTask;
                 }, TimeSpan.FromSeconds(10));
             }

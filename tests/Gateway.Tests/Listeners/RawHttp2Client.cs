@@ -25,6 +25,7 @@ public sealed class RawHttp2Client : IAsyncDisposable
     private readonly TaskCompletionSource _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Dictionary<int, TaskCompletionSource<int>> _responses = [];
     private int _nextStream = 1;
+    private TaskCompletionSource? _pingAck;
 
     private RawHttp2Client(TcpClient tcp, SslStream tls)
     {
@@ -106,6 +107,18 @@ public sealed class RawHttp2Client : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// A PING, answered once the server has read everything sent before it: paces an attacker to the server's own
+    /// speed, so the streams reach the application rather than overflowing Kestrel's output queue first.
+    /// </summary>
+    public async Task PingAsync(CancellationToken cancellationToken)
+    {
+        var ack = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Volatile.Write(ref _pingAck, ack);
+        await WriteAsync(Frame(Ping, 0, 0, new byte[8]), cancellationToken);
+        await Task.WhenAny(ack.Task, Closed).WaitAsync(cancellationToken);
+    }
+
     /// <summary>RST_STREAM(CANCEL) for an open stream.</summary>
     public Task ResetAsync(int id, CancellationToken cancellationToken) => WriteAsync(Frame(RstStream, 0, id, Code(0x8)), cancellationToken);
 
@@ -144,6 +157,10 @@ public sealed class RawHttp2Client : IAsyncDisposable
                 else if (type == Ping && (flags & Ack) == 0)
                 {
                     await WriteAsync(Frame(Ping, Ack, 0, payload), CancellationToken.None);
+                }
+                else if (type == Ping)
+                {
+                    Volatile.Read(ref _pingAck)?.TrySetResult();
                 }
                 else if (type == GoAway)
                 {
