@@ -197,6 +197,41 @@ public sealed class Http2RapidResetTests
         await setup.AssertServedAsync(RapidResetGateway.PolicyLimit);
     }
 
+    [Fact]
+    public async Task Streams_reset_while_their_handshake_is_in_flight_give_back_what_they_held()
+    {
+        await using var setup = await RapidResetGateway.StartAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        await using var client = await RawHttp2Client.ConnectAsync(setup.Gateway.Https, setup.Certificates.Validate, timeout.Token);
+        var authority = $"localhost:{setup.Gateway.Https.Port}";
+        // Rounds of the policy's limit, each reset without waiting for an answer: the resets land while the gate holds
+        // the permits, while YARP connects to the backend, or once the tunnel is open.
+        for (var round = 0; round < 50 && !client.Closed.IsCompleted; round++)
+        {
+            var ids = new List<int>();
+            for (var i = 0; i < RapidResetGateway.PolicyLimit; i++)
+            {
+                ids.Add(await client.OpenWebSocketAsync(authority, "/ws/echo", Origin, resetAtOnce: false, timeout.Token));
+            }
+            if (round % 2 == 0)
+            {
+                // Kestrel has read the HEADERS once it answers the PING: the handshakes have started.
+                await client.PingAsync(timeout.Token);
+                await Task.Delay(round % 10, timeout.Token);
+            }
+            foreach (var id in ids)
+            {
+                await client.ResetAsync(id, timeout.Token);
+            }
+        }
+        Assert.False(client.Closed.IsCompleted);
+        _output.WriteLine($"1000 streams; the backend saw {setup.Backend.Requests} handshakes");
+        Assert.InRange(setup.Backend.Requests, 1, 1000);
+
+        await setup.AssertNothingHeldAsync(_output, kestrelConnections: 1);
+        await setup.AssertServedAsync(RapidResetGateway.PolicyLimit);
+    }
+
     /// <summary>A gateway with a strict policy whose total and per-client limits are small, so a leaked permit shows.</summary>
     private sealed class RapidResetGateway : IAsyncDisposable
     {
