@@ -124,6 +124,7 @@ public static class GatewayApplication
 
         // Counted now: what the process holds before the first connection is part of the budget.
         app.Services.GetRequiredService<Listeners.FileDescriptorLimit>().LogStartup();
+        Listeners.RapidResetWarning.Check(builder.Configuration, options, app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Gateway.Listeners"));
         app.UseTrustedForwarders();
         try
         {
