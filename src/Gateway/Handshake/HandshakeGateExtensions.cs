@@ -1,3 +1,4 @@
+using Gateway.Listeners;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 
 namespace Gateway.Handshake;

@@ -1,5 +1,4 @@
 using Gateway.Configuration;
-using Gateway.Handshake;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 
 namespace Gateway.Listeners;

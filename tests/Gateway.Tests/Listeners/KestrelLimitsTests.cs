@@ -1,3 +1,5 @@
+using Gateway.Tests.Handshake;
+using Gateway.Listeners;
 using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Gateway.Handshake;
@@ -7,7 +9,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 
-namespace Gateway.Tests.Handshake;
+namespace Gateway.Tests.Listeners;
 
 /// <summary>Kestrel's request limits come from the file's Kestrel:Limits, so garbage or slow clients cannot hold resources.</summary>
 public sealed class KestrelLimitsTests : IAsyncLifetime

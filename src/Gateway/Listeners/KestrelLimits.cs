@@ -1,7 +1,7 @@
 using Gateway.Configuration;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 
-namespace Gateway.Handshake;
+namespace Gateway.Listeners;
 
 /// <summary>
 /// Kestrel's own limits, from the file's <c>Kestrel:Limits</c> section under Kestrel's own names (request line and
