@@ -122,27 +122,15 @@ public sealed class RawBackend : IAsyncDisposable
         }
     }
 
-    private async Task AcceptLoopAsync()
+    private Task AcceptLoopAsync() => AcceptLoop.RunAsync(_listener, _stop.Token, client =>
     {
-        while (!_stop.IsCancellationRequested)
+        lock (_connections)
         {
-            TcpClient client;
-            try
-            {
-                client = await _listener.AcceptTcpClientAsync(_stop.Token);
-            }
-            catch (Exception) when (_stop.IsCancellationRequested)
-            {
-                return;
-            }
-            lock (_connections)
-            {
-                _connections.Add(client);
-            }
-            _peers.Enqueue((IPEndPoint)client.Client.RemoteEndPoint!);
-            _ = ServeAsync(client);
+            _connections.Add(client);
         }
-    }
+        _peers.Enqueue((IPEndPoint)client.Client.RemoteEndPoint!);
+        _ = ServeAsync(client);
+    });
 
     private async Task ServeAsync(TcpClient client)
     {

@@ -194,26 +194,14 @@ public sealed class UpgradePathTests
         /// <summary>One task per connection, completed when the gateway closed it.</summary>
         public Task[] Closed => [.. _closed];
 
-        private async Task AcceptAsync()
+        private Task AcceptAsync() => AcceptLoop.RunAsync(_listener, _stop.Token, client =>
         {
-            while (!_stop.IsCancellationRequested)
-            {
-                TcpClient client;
-                try
-                {
-                    client = await _listener.AcceptTcpClientAsync(_stop.Token);
-                }
-                catch (Exception) when (_stop.IsCancellationRequested)
-                {
-                    return;
-                }
-                _clients.Add(client);
-                Interlocked.Increment(ref _accepted);
-                var closed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-                _closed.Enqueue(closed.Task);
-                _ = ServeAsync(client, closed);
-            }
-        }
+            _clients.Add(client);
+            Interlocked.Increment(ref _accepted);
+            var closed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            _closed.Enqueue(closed.Task);
+            _ = ServeAsync(client, closed);
+        });
 
         private async Task ServeAsync(TcpClient client, TaskCompletionSource closed)
         {

@@ -33,23 +33,11 @@ internal sealed class FuzzBackend : IAsyncDisposable
     /// <summary>What arrived for one case, in order, and forgets it.</summary>
     public List<string> Take(string id) => _received.TryRemove(id, out var requests) ? requests.ToList() : [];
 
-    private async Task AcceptAsync()
+    private Task AcceptAsync() => AcceptLoop.RunAsync(_listener, _stop.Token, client =>
     {
-        while (!_stop.IsCancellationRequested)
-        {
-            TcpClient client;
-            try
-            {
-                client = await _listener.AcceptTcpClientAsync(_stop.Token);
-            }
-            catch (Exception) when (_stop.IsCancellationRequested)
-            {
-                return;
-            }
-            _clients.Add(client);
-            _ = ServeAsync(client);
-        }
-    }
+        _clients.Add(client);
+        _ = ServeAsync(client);
+    });
 
     private async Task ServeAsync(TcpClient client)
     {
