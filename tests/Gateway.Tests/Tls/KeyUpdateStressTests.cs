@@ -24,7 +24,7 @@ public sealed class KeyUpdateStressTests(ITestOutputHelper output)
     // is taken as a command): the 7-bit, 16-bit and 64-bit length forms.
     private static readonly int[] Sizes = [1, 7, 125, 126, 144, 254, 1000, 8336, 16_272, 32_896, 39_578, 70_000];
 
-    [Fact]
+    [OpensslFact]
     public async Task Every_echoed_byte_is_right_while_the_client_updates_its_keys_during_traffic()
     {
         await using var backend = new RawBackend();
