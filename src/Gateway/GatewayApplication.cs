@@ -17,7 +17,7 @@ namespace Gateway;
 /// <summary>Builds the gateway from its configuration file: listeners, TLS, YARP, admin endpoints.</summary>
 public static class GatewayApplication
 {
-    public const string ReverseProxySection = ProxyExtensions.ReverseProxySection;
+    public const string ReverseProxySection = GatewayOptions.ReverseProxySectionName;
 
     private const string HostingDiagnosticsCategory = "Microsoft.AspNetCore.Hosting.Diagnostics";
 

@@ -1,3 +1,4 @@
+using Gateway.Lifecycle;
 using Gateway.Metrics;
 
 namespace Gateway.Admin;

@@ -8,7 +8,7 @@ namespace Gateway.Lifecycle;
 /// <summary>
 /// The drain a load balancer can follow, as one sequence on SIGTERM (or any stop of the host):
 /// <list type="number">
-/// <item><c>/readyz</c> says 503 at once (<see cref="Admin.Readiness"/> hears the host stopping);</item>
+/// <item><c>/readyz</c> says 503 at once (<see cref="Readiness"/> hears the host stopping);</item>
 /// <item>the listeners keep accepting for <c>Drain:Delay</c>, while the balancer's health checks notice;</item>
 /// <item>then they stop (Kestrel unbinds and waits for the open connections); the admin listener, a server of its own
 /// (<see cref="Admin.AdminServer"/>), keeps answering health, readiness (503) and metrics until the process exits;</item>
@@ -23,7 +23,7 @@ namespace Gateway.Lifecycle;
 /// whatever the order they were registered in). Stopping Kestrel here and again from the host is safe: its StopAsync
 /// runs once, and a second call awaits the first.
 /// </remarks>
-internal sealed class GracefulShutdown(GatewayOptions options, KeepAliveSweeper tunnels, IServer server, Admin.Readiness readiness,
+internal sealed class GracefulShutdown(GatewayOptions options, KeepAliveSweeper tunnels, IServer server, Readiness readiness,
     TimeProvider time, ILogger<GracefulShutdown> logger) : IHostedLifecycleService
 {
     /// <summary>How often the drain looks at the clock while it spreads its closes, and while it waits for the peers.</summary>

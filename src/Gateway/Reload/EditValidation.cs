@@ -32,9 +32,9 @@ internal sealed class EditValidation
     public void Validate(IDictionary<string, string?> fileData)
     {
         using var candidate = Candidate(fileData);
-        ReverseProxyKeys.Check(candidate.GetSection(ProxyExtensions.ReverseProxySection));
+        ReverseProxyKeys.Check(candidate.GetSection(GatewayOptions.ReverseProxySectionName));
         var options = GatewayConfiguration.Load(candidate, Path.GetDirectoryName(_source.FullPath)!);
-        ValidateProxy(candidate.GetSection(ProxyExtensions.ReverseProxySection), new WebSocketPolicies(options));
+        ValidateProxy(candidate.GetSection(GatewayOptions.ReverseProxySectionName), new WebSocketPolicies(options));
     }
 
     /// <summary>The configuration as it would read with the edit: every other source as it is now, the file replaced.</summary>
@@ -63,7 +63,7 @@ internal sealed class EditValidation
         }
         catch (Exception ex)
         {
-            throw new InvalidDataException($"{ProxyExtensions.ReverseProxySection}: {ex.Message.TrimEnd('.')}", ex);
+            throw new InvalidDataException($"{GatewayOptions.ReverseProxySectionName}: {ex.Message.TrimEnd('.')}", ex);
         }
 
         // Then what ProxyConfigManager does on apply: the filters, the gateway's with the edit's policies, and the validator.

@@ -1,3 +1,4 @@
+using Gateway.Metrics;
 using System.Diagnostics;
 using System.Net;
 using System.Reflection;
@@ -33,12 +34,12 @@ internal sealed class HandshakeTracing : IDisposable
     public const string SpanName = "WebSocket handshake";
 
     private readonly ActivitySource? _source;
-    private readonly string? _untracedRoute;
+    private readonly InternalTraffic? _internal;
 
-    /// <param name="untracedRoute">A route whose handshakes are not traced (the startup warm-up's).</param>
-    public HandshakeTracing(GatewayOptions options, string? untracedRoute = null)
+    /// <param name="internalTraffic">The gateway's own traffic (the warm-up), which gets no span.</param>
+    public HandshakeTracing(GatewayOptions options, InternalTraffic? internalTraffic = null)
     {
-        _untracedRoute = untracedRoute;
+        _internal = internalTraffic;
         if (options.Telemetry.ExportsTraces)
         {
             _source = new ActivitySource(SourceName, typeof(HandshakeTracing).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion);
@@ -53,7 +54,7 @@ internal sealed class HandshakeTracing : IDisposable
     /// </summary>
     public Activity? Start(HttpContext context, RouteModel route)
     {
-        if (_source is not { } source || !source.HasListeners() || string.Equals(route.Config.RouteId, _untracedRoute, StringComparison.Ordinal))
+        if (_source is not { } source || !source.HasListeners() || _internal?.Is(route.Config.RouteId) == true)
         {
             return null;
         }

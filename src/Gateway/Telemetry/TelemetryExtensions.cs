@@ -1,5 +1,5 @@
+using Gateway.Metrics;
 using Gateway.Configuration;
-using Gateway.Warmup;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using OpenTelemetry.Metrics;
 using Yarp.ReverseProxy.Transforms.Builder;
@@ -25,7 +25,7 @@ internal static class TelemetryExtensions
             OtlpExport.AddMetricsReader(services, options.Otlp);
         }
         // The warm-up's sessions are the gateway's own, not traffic: they make no spans.
-        services.AddSingleton(provider => new HandshakeTracing(provider.GetRequiredService<GatewayOptions>(), provider.GetService<WarmupRoute>()?.RouteId));
+        services.AddSingleton(provider => new HandshakeTracing(provider.GetRequiredService<GatewayOptions>(), provider.GetService<GatewayMeter>()?.InternalTraffic));
         if (options.Otlp.IsEnabled)
         {
             services.AddSingleton<OtlpExportProblems>();

@@ -1,3 +1,4 @@
+using Gateway.Lifecycle;
 using System.Diagnostics;
 using System.Net;
 using System.Net.WebSockets;

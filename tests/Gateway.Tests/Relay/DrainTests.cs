@@ -1,3 +1,4 @@
+using Gateway.Lifecycle;
 using Gateway.Admin;
 using Gateway.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;

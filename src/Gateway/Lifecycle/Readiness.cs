@@ -1,4 +1,4 @@
-namespace Gateway.Admin;
+namespace Gateway.Lifecycle;
 
 /// <summary>
 /// Ready once the configuration is loaded, the listeners are bound and the startup warm-up (if any) has finished;

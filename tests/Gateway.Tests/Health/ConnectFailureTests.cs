@@ -1,3 +1,4 @@
+using Gateway.Health;
 using System.Net;
 using System.Net.Sockets;
 using Gateway.Proxy;
@@ -6,7 +7,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Yarp.ReverseProxy.Forwarder;
 
-namespace Gateway.Tests.Proxy;
+namespace Gateway.Tests.Health;
 
 /// <summary>
 /// What YARP's forwarder leaves in its error feature for real failures against loopback peers, and which of them

@@ -4,15 +4,19 @@ using Gateway.Health;
 using Gateway.KeyRing;
 using Gateway.Lifecycle;
 using Gateway.LoadBalancing;
+using Gateway.Proxy;
 using Gateway.Relay;
 using Microsoft.AspNetCore.DataProtection;
 
-namespace Gateway.Proxy;
+namespace Gateway;
 
-internal static class ProxyExtensions
+/// <summary>
+/// YARP and the gateway's parts around it, wired in the one order they work in: the table of contents of a handshake's
+/// way through the proxy, beside <see cref="GatewayApplication"/>. It lives outside every capability folder because it
+/// names them all (the gate, drains, affinity, balancing, health, the relay), which no folder may.
+/// </summary>
+internal static class GatewayProxy
 {
-    public const string ReverseProxySection = GatewayOptions.ReverseProxySectionName;
-
     /// <summary>
     /// YARP from the file's <c>ReverseProxy</c> section with the gateway's defaults, the backend connector for WebSocket
     /// upgrades, the key ring that encrypts affinity cookies, the <c>ConsistentHash</c> load-balancing policy, and the
@@ -33,7 +37,7 @@ internal static class ProxyExtensions
         builder.Services.AddSingleton(SourceAddresses.From(options.Upstream));
         builder.Services.AddSingleton<SourceAddressExhaustion>();
         builder.Services.AddReverseProxy()
-            .LoadFromConfig(builder.Configuration.GetSection(ReverseProxySection))
+            .LoadFromConfig(builder.Configuration.GetSection(GatewayOptions.ReverseProxySectionName))
             .AddConfigFilter<ProxyConfigDefaults>();
         // After AddReverseProxy: the relay takes each tunnel over from YARP's forwarder at the 101.
         builder.Services.AddRelayForwarder();

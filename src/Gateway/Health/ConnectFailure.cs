@@ -2,7 +2,7 @@ using System.Net.Http;
 using System.Net.Sockets;
 using Yarp.ReverseProxy.Forwarder;
 
-namespace Gateway.Proxy;
+namespace Gateway.Health;
 
 /// <summary>
 /// Tells a failure to open the connection to a destination (nothing was sent to it) from every other forwarding error,
