@@ -3,7 +3,6 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Gateway.Configuration;
-using Gateway.KeepAlive;
 using Gateway.Lifecycle;
 using Gateway.Relay;
 using Yarp.ReverseProxy;

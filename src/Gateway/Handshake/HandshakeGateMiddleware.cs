@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using Gateway.Listeners;
-using Gateway.Telemetry;
 
 namespace Gateway.Handshake;
 

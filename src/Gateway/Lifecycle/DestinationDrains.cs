@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using Gateway.Configuration;
-using Gateway.KeepAlive;
 using Gateway.Relay;
 using Yarp.ReverseProxy.Model;
 

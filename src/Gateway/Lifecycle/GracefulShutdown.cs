@@ -1,5 +1,4 @@
 using Gateway.Configuration;
-using Gateway.KeepAlive;
 using Gateway.Relay;
 using Microsoft.AspNetCore.Hosting.Server;
 

@@ -1,3 +1,4 @@
+using Gateway.Handshake;
 using System.Diagnostics;
 using Gateway.Telemetry;
 using Yarp.ReverseProxy.Forwarder;

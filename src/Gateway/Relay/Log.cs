@@ -34,4 +34,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 311, Level = LogLevel.Error, Message = "Route {Route}: the relay loop failed")]
     public static partial void RelayFailed(ILogger logger, string route, Exception exception);
+
+    [LoggerMessage(EventId = 400, Level = LogLevel.Error, Message = "Keepalive sweep failed for a tunnel")]
+    public static partial void SweepFailed(ILogger logger, Exception exception);
 }

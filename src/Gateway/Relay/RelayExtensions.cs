@@ -1,5 +1,4 @@
 using Gateway.AccessLogging;
-using Gateway.KeepAlive;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.Transforms.Builder;

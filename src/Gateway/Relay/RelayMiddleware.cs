@@ -1,6 +1,5 @@
 using Gateway.AccessLogging;
 using Gateway.Handshake;
-using Gateway.KeepAlive;
 using Microsoft.AspNetCore.Http.Features;
 using Yarp.ReverseProxy.Forwarder;
 

@@ -1,4 +1,3 @@
-using Gateway.KeepAlive;
 
 namespace Gateway.Relay;
 

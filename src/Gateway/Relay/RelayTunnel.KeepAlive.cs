@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Security.Cryptography;
-using Gateway.KeepAlive;
 
 namespace Gateway.Relay;
 

@@ -2,7 +2,6 @@ using Gateway.Listeners;
 using Gateway.AccessLogging;
 using System.Diagnostics;
 using Gateway.Handshake;
-using Gateway.KeepAlive;
 using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Http.Features;
 using Yarp.ReverseProxy.Model;
@@ -161,7 +160,7 @@ internal sealed partial class RelayTunnel : IHttpUpgradeFeature, IHttpExtendedCo
         {
             // The client has its 101: the handshake's span ends here, not with the tunnel, which does not keep it.
             _handshake.Span = null;
-            Telemetry.HandshakeTracing.Upgraded(span, _context, _destination, _handshake.Subprotocol);
+            Handshake.HandshakeTracing.Upgraded(span, _context, _destination, _handshake.Subprotocol);
         }
         _slot = _sweeper.Register(this);
     }

@@ -1,3 +1,4 @@
+using Gateway.Handshake;
 using Gateway.Configuration;
 using OpenTelemetry;
 using OpenTelemetry.Exporter;

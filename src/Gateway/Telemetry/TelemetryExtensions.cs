@@ -1,3 +1,4 @@
+using Gateway.Handshake;
 using Gateway.Metrics;
 using Gateway.Configuration;
 using Microsoft.Extensions.DependencyInjection.Extensions;

@@ -5,7 +5,6 @@ using System.Net.Security;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json.Nodes;
-using Gateway.KeepAlive;
 using Gateway.Relay;
 using Gateway.Tests.Infrastructure;
 using Gateway.Tests.Relay;

@@ -1,5 +1,5 @@
 using System.Text;
-using Gateway.KeepAlive;
+using Gateway.Relay;
 using Gateway.Tests.Infrastructure;
 using Gateway.Tests.Relay;
 using Microsoft.Extensions.DependencyInjection;

@@ -7,7 +7,7 @@ using System.Net.WebSockets;
 using System.Security.Authentication;
 using System.Text.Json.Nodes;
 using Gateway.Handshake;
-using Gateway.KeepAlive;
+using Gateway.Relay;
 using Gateway.Listeners;
 using Gateway.Tests.Handshake;
 using Gateway.Tests.Infrastructure;

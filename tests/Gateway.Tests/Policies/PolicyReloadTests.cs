@@ -1,6 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using Gateway.KeepAlive;
+using Gateway.Relay;
 using Gateway.Tests.Handshake;
 using Gateway.Tests.Infrastructure;
 using Gateway.Tests.Relay;

@@ -1,4 +1,4 @@
-using Gateway.KeepAlive;
+using Gateway.Relay;
 using Gateway.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
 

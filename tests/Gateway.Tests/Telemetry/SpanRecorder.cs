@@ -1,3 +1,4 @@
+using Gateway.Handshake;
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using Gateway.Telemetry;

@@ -1,3 +1,4 @@
+using Gateway.Handshake;
 using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Gateway.Telemetry;

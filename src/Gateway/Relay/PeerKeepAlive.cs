@@ -1,4 +1,4 @@
-namespace Gateway.KeepAlive;
+namespace Gateway.Relay;
 
 /// <summary>
 /// One peer's keepalive state inside a tunnel: when the gateway last sent it something and heard from it, and the ping

@@ -1,7 +1,6 @@
 using Gateway.Policies;
-using Gateway.Relay;
 
-namespace Gateway.KeepAlive;
+namespace Gateway.Relay;
 
 /// <summary>
 /// One periodic sweep drives keepalive for every open tunnel: no timer per connection. Each sweep asks every

@@ -1,4 +1,4 @@
-namespace Gateway.Telemetry;
+namespace Gateway.Handshake;
 
 /// <summary>
 /// The handshake span's attribute names: OpenTelemetry's semantic conventions where one exists (HTTP server spans,

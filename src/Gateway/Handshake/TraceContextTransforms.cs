@@ -1,8 +1,7 @@
-using Gateway.Handshake;
 using Yarp.ReverseProxy.Transforms;
 using Yarp.ReverseProxy.Transforms.Builder;
 
-namespace Gateway.Telemetry;
+namespace Gateway.Handshake;
 
 /// <summary>
 /// Puts the handshake span's W3C trace context (<c>traceparent</c>, <c>tracestate</c>) on the backend's handshake

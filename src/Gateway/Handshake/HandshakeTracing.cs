@@ -3,12 +3,11 @@ using System.Diagnostics;
 using System.Net;
 using System.Reflection;
 using Gateway.Configuration;
-using Gateway.Handshake;
 using Microsoft.AspNetCore.Http.Features;
 using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.Model;
 
-namespace Gateway.Telemetry;
+namespace Gateway.Handshake;
 
 /// <summary>
 /// One span per WebSocket handshake (<c>Gateway:Telemetry:Tracing</c>), of kind Server, from the handshake gate until
