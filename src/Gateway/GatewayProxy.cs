@@ -39,8 +39,6 @@ internal static class GatewayProxy
         builder.Services.AddReverseProxy()
             .LoadFromConfig(builder.Configuration.GetSection(GatewayOptions.ReverseProxySectionName))
             .AddConfigFilter<ProxyConfigDefaults>();
-        // After AddReverseProxy: the relay takes each tunnel over from YARP's forwarder at the 101.
-        builder.Services.AddRelayForwarder();
         builder.Services.AddConsistentHash();
         // After AddReverseProxy: takes the place of YARP's TransportFailureRate passive health policy.
         builder.Services.AddGatewayPassiveHealth();
@@ -55,9 +53,10 @@ internal static class GatewayProxy
     /// <summary>
     /// YARP's proxy pipeline, in one place because its order matters: the gateway's gate first (before any backend is
     /// chosen); the connect retry, which runs everything after it again on another destination when a connect fails;
-    /// the operator's destination drains (before affinity, whose failure policy then redirects a client); YARP's affinity, load balancing and passive health; and the relay last, right before the forwarder and inside
-    /// passive health, which so hears the relay's verdict on each tunnel. The error count is outermost, so a handshake
-    /// that a retry saved is not an error.
+    /// the operator's destination drains (before affinity, whose failure policy then redirects a client); YARP's affinity
+    /// and load balancing; then the gateway's tunnel forwarder, where every WebSocket handshake ends (it reports to passive
+    /// health itself, once the tunnel is over); plain HTTP goes on to passive health and YARP's forwarder. The error count
+    /// is outermost, so a handshake that a retry saved is not an error.
     /// </summary>
     public static WebApplication MapGatewayProxy(this WebApplication app)
     {
@@ -73,8 +72,8 @@ internal static class GatewayProxy
             proxy.UseDestinationDrains();
             proxy.UseSessionAffinity();
             proxy.UseLoadBalancing();
+            proxy.UseTunnelForwarder();
             proxy.UsePassiveHealthChecks();
-            proxy.UseWebSocketRelay();
         });
         return app;
     }

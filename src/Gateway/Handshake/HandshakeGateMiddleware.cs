@@ -107,19 +107,16 @@ internal sealed class HandshakeGateMiddleware
             await RefuseAsync(context, handshake.Span, RefusalReason.UpgradedConnectionLimit, route);
             return;
         }
+        // A proxied WebSocket holds its permits for its whole life: until the request ends, or later when the tunnel
+        // outlives it (WebSocketHandshake.OutliveRequest).
+        handshake.Hold(permit, _descriptors, upgrade ? _upgraded : null);
         try
         {
-            // A proxied WebSocket is one request for the tunnel's whole life: the permit is held until it closes.
             await _next(context);
         }
         finally
         {
-            if (upgrade)
-            {
-                _upgraded.Exit();
-            }
-            _descriptors.Exit();
-            permit.Dispose();
+            handshake.Release();
         }
 
         if (context.Features.Get<BackendSubprotocolRefusal>() is { } refusal && !context.Response.HasStarted)

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Gateway.Listeners;
 using Gateway.Policies;
 using Microsoft.Extensions.Primitives;
 
@@ -58,5 +59,38 @@ internal sealed class WebSocketHandshake
         Subprotocol = subprotocol;
         Extensions = extensions;
         ClientReservedBits = WebSocketExtensions.AllowedReservedBits(extensions);
+    }
+
+    // ---- What the gate holds for the tunnel's whole life ----
+
+    private ConnectionLimits.Permit _permit;
+    private FileDescriptorLimit? _descriptors;
+    private UpgradedConnectionLimit? _upgraded;
+    private int _holders = 1;
+
+    /// <summary>The gate's permits, given back by <see cref="Release"/> once the request and the tunnel are both over.</summary>
+    internal void Hold(ConnectionLimits.Permit permit, FileDescriptorLimit descriptors, UpgradedConnectionLimit? upgraded)
+    {
+        _permit = permit;
+        _descriptors = descriptors;
+        _upgraded = upgraded;
+    }
+
+    /// <summary>
+    /// The tunnel goes on after its request has ended (the lean HTTP/1.1 path ends it at the 101): the permits stay taken
+    /// until the tunnel's own <see cref="Release"/> too.
+    /// </summary>
+    internal void OutliveRequest() => Interlocked.Increment(ref _holders);
+
+    /// <summary>One holder (the gate's request, or a tunnel that outlived it) is done; the last gives the permits back.</summary>
+    internal void Release()
+    {
+        if (Interlocked.Decrement(ref _holders) != 0)
+        {
+            return;
+        }
+        _upgraded?.Exit();
+        _descriptors?.Exit();
+        _permit.Dispose();
     }
 }

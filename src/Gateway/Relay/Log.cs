@@ -35,6 +35,15 @@ internal static partial class Log
     [LoggerMessage(EventId = 311, Level = LogLevel.Error, Message = "Route {Route}: the relay loop failed")]
     public static partial void RelayFailed(ILogger logger, string route, Exception exception);
 
+    [LoggerMessage(EventId = 312, Level = LogLevel.Warning, Message = "Cluster {Cluster}: no destination is available for a WebSocket handshake; answered 503")]
+    public static partial void NoAvailableDestinations(ILogger logger, string cluster);
+
+    [LoggerMessage(EventId = 313, Level = LogLevel.Warning, Message = "WebSocket handshake failed ({Error}): {Message}")]
+    public static partial void HandshakeFailed(ILogger logger, Yarp.ReverseProxy.Forwarder.ForwarderError error, string message, Exception? exception);
+
+    [LoggerMessage(EventId = 314, Level = LogLevel.Debug, Message = "Destination {Destination} takes no WebSockets over HTTP/2 ({Reason}); trying HTTP/1.1")]
+    public static partial void Http2WebSocketsRefused(ILogger logger, string destination, string reason);
+
     [LoggerMessage(EventId = 400, Level = LogLevel.Error, Message = "Keepalive sweep failed for a tunnel")]
     public static partial void SweepFailed(ILogger logger, Exception exception);
 }

@@ -236,5 +236,5 @@ internal sealed partial class RelayTunnel
     /// </summary>
     private bool IsPeerFailure(Exception exception, CancellationToken cancellationToken) =>
         exception is IOException or OperationCanceledException or ObjectDisposedException or System.Net.Sockets.SocketException or InvalidOperationException
-        && (!cancellationToken.IsCancellationRequested || _context.RequestAborted.IsCancellationRequested);
+        && (!cancellationToken.IsCancellationRequested || _clientGone.IsCancellationRequested);
 }

@@ -100,7 +100,14 @@ internal sealed partial class RelayTunnel
         {
             if (!_contextReleased)
             {
-                _context.Abort();
+                if (_request is { } request)
+                {
+                    request.Abort();
+                }
+                else
+                {
+                    _connection?.Abort();
+                }
             }
         }
     }

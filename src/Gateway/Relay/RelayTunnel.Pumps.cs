@@ -4,11 +4,10 @@ using Yarp.ReverseProxy.Forwarder;
 
 namespace Gateway.Relay;
 
-// After the 101 the tunnel is the relay's alone: YARP's forwarder has sent the handshake and returned, and one loop per
-// direction moves bytes between the client's upgraded stream and the backend's connection, through the same read and
-// write paths (scanning, pongs swallowed, gates for the gateway's own frames) that YARP's copy loops went through before.
-// What an idle tunnel then holds is its two streams and this object: no HttpForwarder call, no StreamCopier loops, no
-// request and response messages, no activity timer reset on every read and write.
+// After the 101 the tunnel is the relay's alone: one loop per direction moves bytes between the client's upgraded stream
+// and the backend's connection, through the read and write paths (scanning, pongs swallowed, gates for the gateway's own
+// frames). What an idle tunnel then holds is its two streams and this object: no request and response messages, no
+// copy loops of YARP's, no activity timer reset on every read and write.
 internal sealed partial class RelayTunnel
 {
     /// <summary>
@@ -23,15 +22,6 @@ internal sealed partial class RelayTunnel
     private long _activityTimeoutMs;
     private bool _flushBackend;
 
-    /// <summary>The client's connection is upgraded and the backend's attached: the relay can take the tunnel over.</summary>
-    /// <summary>The backend accepted and its connection is the tunnel's.</summary>
-    internal bool BackendAttached => _backend is not null;
-
-    /// <summary>The client's connection was upgraded (its 101, or its 200 on HTTP/2, is sent).</summary>
-    internal bool ClientUpgraded => _client is not null;
-
-    internal bool ReadyToRelay => _client is not null && _backend is not null && _slot >= 0;
-
     /// <summary>
     /// Relays until both directions have ended, as YARP's forwarder did: the first to fail cancels the other; when the
     /// backend's side ends first the client's pending read is cancelled (nothing more can reach the backend); when the
@@ -43,7 +33,7 @@ internal sealed partial class RelayTunnel
     {
         var timeout = activityTimeout ?? DefaultActivityTimeout;
         Volatile.Write(ref _activityTimeoutMs, timeout > TimeSpan.Zero ? Math.Max(1, (long)timeout.TotalMilliseconds) : 0);
-        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(_context.RequestAborted);
+        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(_clientGone);
         try
         {
             var toBackend = PumpAsync(fromClient: true, cancel.Token);

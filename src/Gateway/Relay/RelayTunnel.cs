@@ -1,19 +1,15 @@
-using Gateway.Listeners;
 using Gateway.AccessLogging;
 using System.Diagnostics;
 using Gateway.Handshake;
 using Microsoft.AspNetCore.Connections.Features;
-using Microsoft.AspNetCore.Http.Features;
-using Yarp.ReverseProxy.Model;
 
 namespace Gateway.Relay;
 
 /// <summary>
-/// One proxied WebSocket as the gateway sees it. It stands in for the request's upgrade feature (HTTP/1.1) or
-/// extended-CONNECT feature (HTTP/2, RFC 8441) and for the backend's 101 content, so that YARP forwards the handshake
-/// as usual and then finds nothing to copy: the tunnel keeps both connections and relays them itself
-/// (<c>.Pumps.cs</c>), one loop per direction, until both have ended. Both directions are followed frame by frame on
-/// the way in (headers scanned, payloads passed by count); the gateway's own frames go out through one
+/// One proxied WebSocket as the gateway sees it, from the client's 101 (or HTTP/2 200) on: the
+/// <see cref="TunnelForwarder"/> hands it the backend's connection and the client's upgraded one, and it relays them
+/// itself (<c>.Pumps.cs</c>), one loop per direction, until both have ended. Both directions are followed frame by
+/// frame on the way in (headers scanned, payloads passed by count); the gateway's own frames go out through one
 /// <see cref="FrameGate"/> per peer.
 /// </summary>
 /// <remarks>
@@ -23,14 +19,13 @@ namespace Gateway.Relay;
 /// (<c>.Closing.cs</c>).
 /// A peer that vanished ends its direction (a read returns 0, a write is dropped) and the tunnel records the outcome
 /// itself, so nothing is logged as a proxy error for it and passive health hears only what the relay says was the
-/// backend's fault.
+/// backend's fault. Nothing of the request is kept: what the access line and the admin API show is copied at the 101,
+/// and the client's connection is reached through its request only while the request runs (Kestrel's paths), or
+/// through the connection itself once the request has ended at the 101 (the lean HTTP/1.1 path).
 /// </remarks>
-internal sealed partial class RelayTunnel : IHttpUpgradeFeature, IHttpExtendedConnectFeature
+internal sealed partial class RelayTunnel
 {
-    private readonly HttpContext _context;
     private readonly WebSocketHandshake _handshake;
-    private readonly IHttpUpgradeFeature? _upgrade;
-    private readonly IHttpExtendedConnectFeature? _connect;
     private readonly KeepAliveSweeper _sweeper;
     private readonly RelayMetrics _metrics;
     private readonly ILogger _logger;
@@ -40,6 +35,12 @@ internal sealed partial class RelayTunnel : IHttpUpgradeFeature, IHttpExtendedCo
     private Stream? _backend;
     private int _slot = -1;
     private int _completed;
+
+    // How the client's connection is cut and seen to go: through its running request, or through the connection itself
+    // once the request has ended (then _request is null).
+    private HttpContext? _request;
+    private IConnectionLifetimeFeature? _connection;
+    private CancellationToken _clientGone;
 
     private FrameScanner _fromClient;
     private FrameScanner _fromBackend;
@@ -60,92 +61,75 @@ internal sealed partial class RelayTunnel : IHttpUpgradeFeature, IHttpExtendedCo
     private System.Security.Authentication.SslProtocols _tlsProtocol;
     private System.Net.Security.TlsCipherSuite? _tlsCipher;
 
-    internal RelayTunnel(HttpContext context, WebSocketHandshake handshake, IHttpUpgradeFeature? upgrade, IHttpExtendedConnectFeature? connect,
-        KeepAliveSweeper sweeper, RelayMetrics metrics, ILogger logger, AccessLogWriter? accessLog)
+    /// <param name="createdTimestamp">When the handshake reached the forwarder (<see cref="TimeProvider.GetTimestamp"/>), for the handshake's duration.</param>
+    internal RelayTunnel(WebSocketHandshake handshake, KeepAliveSweeper sweeper, RelayMetrics metrics, ILogger logger, AccessLogWriter? accessLog,
+        long createdTimestamp)
     {
-        _context = context;
         _handshake = handshake;
-        _upgrade = upgrade;
-        _connect = connect;
         _sweeper = sweeper;
         _metrics = metrics;
         _logger = logger;
         _accessLog = accessLog;
-        _createdTimestamp = sweeper.Time.GetTimestamp();
-        var options = handshake.Policy.Options;
+        _createdTimestamp = createdTimestamp;
         _policyVersion = sweeper.Policies.Version;
         SetKeepAlive(handshake.Policy);
         // The backend direction is passed as it is (any RSV bit, any opcode): the gateway protects the backend from
         // clients, and what the backend sends is between it and its client.
         _fromBackend.Configure(fromClient: false, maxFrameBytes: 0, maxMessageBytes: 0, allowedReservedBits: WebSocketFrame.ReservedBits);
-        // No RSV bit until the backend's answer says which extensions were agreed (AttachBackend).
-        _fromClient.Configure(fromClient: true, options.Frames.MaxFrameBytes, options.Frames.MaxMessageBytes, allowedReservedBits: 0);
     }
 
     /// <summary>The route the tunnel belongs to.</summary>
     public string RouteId => _handshake.RouteId;
 
-    /// <summary>The cluster and destination it was proxied to (empty until the backend accepted).</summary>
+    /// <summary>The cluster and destination it was proxied to.</summary>
     public string ClusterId => _cluster;
 
     public string DestinationId => _destination;
 
-    // ---- The features YARP's forwarder calls to upgrade the client connection ----
-
-    bool IHttpUpgradeFeature.IsUpgradableRequest => _upgrade?.IsUpgradableRequest ?? false;
-
-    async Task<Stream> IHttpUpgradeFeature.UpgradeAsync()
-    {
-        var upgraded = await _upgrade!.UpgradeAsync().ConfigureAwait(false);
-        // Kestrel has flushed the 101: from here its HTTP/1.1 layer only passes bytes, so the relay reads and writes the
-        // connection's transport (TLS included) itself when the server exposes it.
-        _client = _context.Features.Get<IConnectionTransportFeature>()?.Transport is { } transport
-            ? new ClientTransportStream(transport)
-            : upgraded;
-        OnUpgraded();
-        return FinishedStream.Instance;
-    }
-
-    bool IHttpExtendedConnectFeature.IsExtendedConnect => _connect?.IsExtendedConnect ?? false;
-
-    string? IHttpExtendedConnectFeature.Protocol => _connect?.Protocol;
-
-    async ValueTask<Stream> IHttpExtendedConnectFeature.AcceptAsync()
-    {
-        _client = await _connect!.AcceptAsync().ConfigureAwait(false);
-        OnUpgraded();
-        return FinishedStream.Instance;
-    }
-
     /// <summary>
-    /// Called by the response transform when the backend accepted, with the backend's connection: the tunnel keeps it,
-    /// and YARP gets a stream with nothing to copy. The client's frame rules are set now, when the agreed extensions are
-    /// known.
+    /// The backend accepted: the tunnel keeps its connection. The client's frame rules are set now, when the agreed
+    /// extensions are known (RFC 6455 section 5.2: no RSV bit without an extension that defines it).
     /// </summary>
     /// <param name="flushWrites">The backend leg is an HTTP/2 stream, which buffers writes until flushed.</param>
-    internal Stream AttachBackend(Stream backend, bool flushWrites)
+    internal void AttachBackend(Stream backend, bool flushWrites)
     {
         var frames = _handshake.Policy.Options.Frames;
         _fromClient.Configure(fromClient: true, frames.MaxFrameBytes, frames.MaxMessageBytes, _handshake.ClientReservedBits);
         _backend = backend;
         _flushBackend = flushWrites;
-        return FinishedStream.Instance;
     }
 
-    private void OnUpgraded()
+    /// <summary>
+    /// The client has its 101 (or its 200 on HTTP/2): what the tunnel shows is copied from the request now, and the tunnel
+    /// joins the keepalive sweep.
+    /// </summary>
+    /// <param name="connection">The client's connection when the request ends at the 101 (the tunnel then reaches the
+    /// client through it alone); null while the request runs as long as the tunnel.</param>
+    internal void Upgraded(Stream client, HttpContext context, IConnectionLifetimeFeature? connection)
     {
+        _client = client;
+        if (connection is null)
+        {
+            _request = context;
+            _clientGone = context.RequestAborted;
+        }
+        else
+        {
+            _connection = connection;
+            _clientGone = connection.ConnectionClosed;
+        }
         var now = _sweeper.Now;
         _clientAlive.Start(now);
         _backendAlive.Start(now);
-        var proxy = _context.GetReverseProxyFeature();
+        var proxy = context.GetReverseProxyFeature();
         _cluster = proxy.Cluster?.Config.ClusterId ?? string.Empty;
         _destination = proxy.ProxiedDestination?.DestinationId ?? string.Empty;
-        _clientAddress = _context.Connection.RemoteIpAddress;
+        _clientAddress = context.Connection.RemoteIpAddress;
         if (_accessLog is not null)
         {
-            _path = AccessLogEntry.PathOf(_context.Request);
-            _clientPort = _context.Connection.RemotePort;
-            (_tlsProtocol, _tlsCipher) = AccessLogEntry.TlsOf(_context);
+            _path = AccessLogEntry.PathOf(context.Request);
+            _clientPort = context.Connection.RemotePort;
+            (_tlsProtocol, _tlsCipher) = AccessLogEntry.TlsOf(context);
         }
         _tags = RelayMetrics.ConnectionTags(RouteId, _cluster, _destination, _handshake.Protocol, _handshake.Scheme);
         var maxLifetime = (long)_handshake.Policy.Options.Limits.MaxLifetime.TotalMilliseconds;
@@ -160,7 +144,7 @@ internal sealed partial class RelayTunnel : IHttpUpgradeFeature, IHttpExtendedCo
         {
             // The client has its 101: the handshake's span ends here, not with the tunnel, which does not keep it.
             _handshake.Span = null;
-            Handshake.HandshakeTracing.Upgraded(span, _context, _destination, _handshake.Subprotocol);
+            Handshake.HandshakeTracing.Upgraded(span, context, _destination, _handshake.Subprotocol);
         }
         _slot = _sweeper.Register(this);
     }

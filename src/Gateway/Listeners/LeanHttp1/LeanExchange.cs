@@ -18,7 +18,7 @@ namespace Gateway.Listeners.LeanHttp1;
 /// </summary>
 internal sealed partial class LeanExchange : IFeatureCollection, IHttpRequestFeature, IHttpResponseFeature, IHttpResponseBodyFeature,
     IHttpUpgradeFeature, IHttpConnectionFeature, IHttpRequestLifetimeFeature, IHttpRequestBodyDetectionFeature, IEndpointFeature,
-    IRouteValuesFeature, IHttpRequestIdentifierFeature
+    IRouteValuesFeature, IHttpRequestIdentifierFeature, ITunnelHandover
 {
     private readonly ConnectionContext _connection;
     private readonly ILogger _logger;
@@ -89,7 +89,7 @@ internal sealed partial class LeanExchange : IFeatureCollection, IHttpRequestFea
         key == typeof(IHttpRequestFeature) || key == typeof(IHttpResponseFeature) || key == typeof(IHttpResponseBodyFeature)
         || key == typeof(IHttpUpgradeFeature) || key == typeof(IHttpConnectionFeature) || key == typeof(IHttpRequestLifetimeFeature)
         || key == typeof(IHttpRequestBodyDetectionFeature) || key == typeof(IEndpointFeature) || key == typeof(IRouteValuesFeature)
-        || key == typeof(IHttpRequestIdentifierFeature);
+        || key == typeof(IHttpRequestIdentifierFeature) || key == typeof(ITunnelHandover);
 
     public TFeature? Get<TFeature>() => (TFeature?)this[typeof(TFeature)];
 
@@ -99,7 +99,8 @@ internal sealed partial class LeanExchange : IFeatureCollection, IHttpRequestFea
     {
         foreach (var type in (Type[])[typeof(IHttpRequestFeature), typeof(IHttpResponseFeature), typeof(IHttpResponseBodyFeature),
             typeof(IHttpUpgradeFeature), typeof(IHttpConnectionFeature), typeof(IHttpRequestLifetimeFeature),
-            typeof(IHttpRequestBodyDetectionFeature), typeof(IEndpointFeature), typeof(IRouteValuesFeature), typeof(IHttpRequestIdentifierFeature)])
+            typeof(IHttpRequestBodyDetectionFeature), typeof(IEndpointFeature), typeof(IRouteValuesFeature), typeof(IHttpRequestIdentifierFeature),
+            typeof(ITunnelHandover)])
         {
             if (this[type] is { } feature)
             {
@@ -175,6 +176,20 @@ internal sealed partial class LeanExchange : IFeatureCollection, IHttpRequestFea
     }
 
     public void Abort() => _connection.Abort(new ConnectionAbortedException("The request was aborted by the application."));
+
+    // ---- ITunnelHandover: the tunnel that owns the connection once the request has ended at the 101 ----
+
+    /// <summary>What the connection waits for after the request, once upgraded; null when nobody took it over.</summary>
+    public Task? Held { get; private set; }
+
+    public void Hold(Task tunnel)
+    {
+        if (!Upgraded || Held is not null)
+        {
+            throw new InvalidOperationException("only an upgraded connection is handed over, and once");
+        }
+        Held = tunnel;
+    }
 
     // ---- the rest ----
 

@@ -64,8 +64,28 @@ internal sealed class LeanHttp1Connections(ConnectionDelegate next, IServiceProv
         input.AdvanceTo(headEnd);
         Log.Taken(_logger, connection.RemoteEndPoint);
 
-        var exchange = new LeanExchange(connection, head, tls, _logger);
-        var context = new DefaultHttpContext(exchange) { ServiceScopeFactory = _scopes };
+        // The request runs in a method of its own, so that this frame, which lives as long as the connection, holds
+        // nothing of it while a tunnel that took the connection over at the 101 relays.
+        var (handBack, tunnel) = await RunRequestAsync(connection, head, application).ConfigureAwait(false);
+        if (tunnel is not null)
+        {
+            await tunnel.ConfigureAwait(false);
+        }
+        else if (handBack)
+        {
+            // A refusal: the connection still speaks HTTP/1.1, and Kestrel takes it over for any further request.
+            await next(connection).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Runs the application for the one request and writes its answer. Returns whether Kestrel takes the connection over
+    /// for further requests, and the task that owns the connection when the request ended at a 101 and handed it over.
+    /// </summary>
+    private async Task<(bool HandBack, Task? Tunnel)> RunRequestAsync(ConnectionContext connection, LeanRequestHead head, RequestDelegate application)
+    {
+        var exchange = new LeanExchange(connection, head, tls, _logger!);
+        var context = new DefaultHttpContext(exchange) { ServiceScopeFactory = _scopes! };
         try
         {
             await application(context).ConfigureAwait(false);
@@ -73,7 +93,7 @@ internal sealed class LeanHttp1Connections(ConnectionDelegate next, IServiceProv
         catch (Exception ex)
         {
             // As Kestrel: a 500 when nothing was sent yet, the connection cut otherwise.
-            Log.PipelineFailed(_logger, ex);
+            Log.PipelineFailed(_logger!, ex);
             exchange.Fail();
         }
         try
@@ -83,7 +103,7 @@ internal sealed class LeanHttp1Connections(ConnectionDelegate next, IServiceProv
         catch (Exception ex) when (ex is IOException or OperationCanceledException or InvalidOperationException)
         {
             connection.Abort(new ConnectionAbortedException("the answer could not be written", ex));
-            return;
+            return (false, exchange.Held);
         }
         finally
         {
@@ -92,11 +112,7 @@ internal sealed class LeanHttp1Connections(ConnectionDelegate next, IServiceProv
                 await scope.DisposeAsync().ConfigureAwait(false);
             }
         }
-        if (!exchange.Upgraded && !exchange.CloseAfterResponse)
-        {
-            // A refusal: the connection still speaks HTTP/1.1, and Kestrel takes it over for any further request.
-            await next(connection).ConfigureAwait(false);
-        }
+        return (!exchange.Upgraded && !exchange.CloseAfterResponse, exchange.Held);
     }
 
     /// <summary>Plain HTTP/1.1, or TLS that agreed on HTTP/1.1 (or on nothing): an h2 connection is Kestrel's.</summary>
