@@ -42,6 +42,7 @@ internal static class GatewayProxy
         // After AddReverseProxy: the relay takes each tunnel over from YARP's forwarder at the 101.
         builder.Services.AddRelayForwarder();
         builder.Services.AddConsistentHash();
+        builder.Services.AddTunnelAwareBalancing();
         // After AddReverseProxy: takes the place of YARP's TransportFailureRate passive health policy.
         builder.Services.AddGatewayPassiveHealth();
         // YARP's route Timeout and TimeoutPolicy are ASP.NET Core request timeouts: without the middleware every request on
