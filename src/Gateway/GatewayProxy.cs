@@ -40,6 +40,7 @@ internal static class GatewayProxy
             .LoadFromConfig(builder.Configuration.GetSection(GatewayOptions.ReverseProxySectionName))
             .AddConfigFilter<ProxyConfigDefaults>();
         builder.Services.AddConsistentHash();
+        builder.Services.AddTunnelAwareBalancing();
         // After AddReverseProxy: takes the place of YARP's TransportFailureRate passive health policy.
         builder.Services.AddGatewayPassiveHealth();
         // YARP's route Timeout and TimeoutPolicy are ASP.NET Core request timeouts: without the middleware every request on

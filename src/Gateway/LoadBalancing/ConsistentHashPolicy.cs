@@ -9,8 +9,8 @@ namespace Gateway.LoadBalancing;
 /// <c>HashKey</c> metadata, hashed after the cluster's <c>HashSeed</c> if it has one) go to the same destination, on
 /// every replica of the gateway, as long as that destination is available. With the load bound on
 /// (<c>HashBalanceFactor</c>), a key with live requests on an available destination follows them, and only a key
-/// with none is placed by the bound. A request without the key goes to the destination with the fewest requests in
-/// flight, as YARP's <c>LeastRequests</c> would send it.
+/// with none is placed by the bound. A request without the key goes to the least loaded destination (open tunnels
+/// plus requests in flight), as the gateway's <c>LeastRequests</c> would send it.
 /// </summary>
 /// <remarks>
 /// One instance serves every cluster; each cluster's parsed metadata and ring are kept beside YARP's own state for
@@ -53,22 +53,8 @@ internal sealed class ConsistentHashPolicy : ILoadBalancingPolicy
         return chosen;
     }
 
-    /// <summary>YARP's LeastRequests: the fewest in-flight requests, the first of equals.</summary>
-    internal static DestinationState LeastRequests(IReadOnlyList<DestinationState> destinations)
-    {
-        var least = destinations[0];
-        var leastCount = DestinationLoad.Of(least);
-        for (var i = 1; i < destinations.Count; i++)
-        {
-            var count = DestinationLoad.Of(destinations[i]);
-            if (count < leastCount)
-            {
-                least = destinations[i];
-                leastCount = count;
-            }
-        }
-        return least;
-    }
+    /// <summary>The gateway's LeastRequests: the least loaded, tunnels counted, the first of equals.</summary>
+    private static DestinationState LeastRequests(IReadOnlyList<DestinationState> destinations) => LeastRequestsPolicy.Least(destinations);
 
     /// <summary>What the policy keeps per cluster; replaced wholesale, so readers on other threads see either version.</summary>
     private sealed class ClusterEntry

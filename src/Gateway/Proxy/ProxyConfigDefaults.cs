@@ -23,7 +23,7 @@ internal sealed class ProxyConfigDefaults : IProxyConfigFilter
         _logger = logger ?? (ILogger)Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
     }
 
-    /// <summary>LeastRequests counts in-flight requests, and a proxied WebSocket is in flight for its whole life: least connections.</summary>
+    /// <summary>The gateway's LeastRequests counts open WebSocket tunnels for their whole life, and plain requests in flight: least connections.</summary>
     public const string DefaultLoadBalancingPolicy = "LeastRequests";
     public const string DefaultAffinityKeyName = "gateway-affinity";
 
