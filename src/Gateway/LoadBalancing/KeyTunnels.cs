@@ -78,8 +78,9 @@ internal sealed class KeyTunnels
 /// <summary>
 /// A request's place in <see cref="KeyTunnels"/>: taken when the policy picks its destination, moved when the connect
 /// retry picks again, given up when the request ends. The end is ASP.NET Core's
-/// <see cref="HttpResponse.RegisterForDispose"/>, which runs once the request is over: for a WebSocket, once the relay's
-/// tunnel has ended, on Kestrel's HTTP/1.1 and HTTP/2 and on the lean HTTP/1.1 path alike.
+/// <see cref="HttpResponse.RegisterForDispose"/>, which runs once the request is over: for a WebSocket on Kestrel's
+/// HTTP/1.1 and HTTP/2, once its tunnel has ended. On the lean HTTP/1.1 path the request ends at the 101 and the tunnel
+/// goes on: the tunnel forwarder then holds the lease too (<see cref="OutliveRequest"/>) and disposes it at the tunnel's end.
 /// </summary>
 internal sealed class KeyLease : IDisposable
 {
@@ -87,6 +88,7 @@ internal sealed class KeyLease : IDisposable
     private readonly ulong _key;
     private readonly Lock _lock = new();
     private DestinationState? _destination;
+    private int _holders = 1;
 
     private KeyLease(KeyTunnels tunnels, ulong key, DestinationState destination)
     {
@@ -131,8 +133,16 @@ internal sealed class KeyLease : IDisposable
         }
     }
 
+    /// <summary>The tunnel outlives its request: the count stays until the tunnel's own <see cref="Dispose"/> too.</summary>
+    public void OutliveRequest() => Interlocked.Increment(ref _holders);
+
+    /// <summary>One holder is done; the last gives the count up.</summary>
     public void Dispose()
     {
+        if (Interlocked.Decrement(ref _holders) > 0)
+        {
+            return;
+        }
         lock (_lock)
         {
             if (_destination is { } current)

@@ -76,7 +76,10 @@ internal sealed partial class TunnelForwarder
         if (handover is not null && connection is not null)
         {
             handshake.OutliveRequest();
-            handover.Hold(RelayHandedOverAsync(tunnel, handshake, proxy.Route.Cluster!, destination, activityTimeout));
+            // The room's count on its destination (ConsistentHash) lasts as long as the tunnel, not its request.
+            var keyLease = context.Features.Get<LoadBalancing.KeyLease>();
+            keyLease?.OutliveRequest();
+            handover.Hold(RelayHandedOverAsync(tunnel, handshake, keyLease, proxy.Route.Cluster!, destination, activityTimeout));
             return true;
         }
         await tunnel.RelayAsync(activityTimeout);

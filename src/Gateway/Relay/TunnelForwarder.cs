@@ -103,8 +103,8 @@ internal sealed partial class TunnelForwarder
     /// The tunnel goes on after the request ended at the 101 (the lean HTTP/1.1 path): it owns the connection, and its end
     /// gives back what the request held for it: the destination's count, the gate's permits, passive health's verdict.
     /// </summary>
-    private async Task RelayHandedOverAsync(RelayTunnel tunnel, WebSocketHandshake handshake, ClusterState cluster, DestinationState destination,
-        TimeSpan activityTimeout)
+    private async Task RelayHandedOverAsync(RelayTunnel tunnel, WebSocketHandshake handshake, IDisposable? keyLease, ClusterState cluster,
+        DestinationState destination, TimeSpan activityTimeout)
     {
         try
         {
@@ -119,6 +119,7 @@ internal sealed partial class TunnelForwarder
         {
             tunnel.Complete();
             DestinationLoad.TunnelClosed(destination);
+            keyLease?.Dispose();
             handshake.Release();
             // The request is gone: passive health reads the verdict from a context of its own, as it would from the request's.
             var outcome = new DefaultHttpContext();

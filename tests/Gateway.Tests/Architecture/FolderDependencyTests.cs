@@ -50,6 +50,7 @@ public sealed partial class FolderDependencyTests
         "Relay -> Handshake",
         "Relay -> Http",
         "Relay -> Listeners",
+        "Relay -> LoadBalancing",
         "Relay -> Metrics",
         "Relay -> Policies",
         "Relay -> Proxy",
