@@ -51,6 +51,9 @@ public sealed class RawBackend : IAsyncDisposable
     /// <summary>What the backend's 101 says in <c>Sec-WebSocket-Extensions</c> (null: no header).</summary>
     public string? Extensions { get; set; }
 
+    /// <summary>When set, the 101 proves a key other than the one sent (RFC 6455 section 4.1: the client must fail it).</summary>
+    public volatile bool WrongAccept;
+
     /// <summary>The upgraded connections, in the order their handshakes arrived.</summary>
     public int Connections
     {
@@ -143,7 +146,7 @@ public sealed class RawBackend : IAsyncDisposable
             var key = head.Split("\r\n").First(l => l.StartsWith("Sec-WebSocket-Key:", StringComparison.OrdinalIgnoreCase))[18..].Trim();
             Interlocked.Increment(ref Handshakes);
             var extensions = Extensions is { } agreed ? $"Sec-WebSocket-Extensions: {agreed}\r\n" : string.Empty;
-            var response = $"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {RawFrames.AcceptFor(key)}\r\n{extensions}\r\n";
+            var response = $"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {RawFrames.AcceptFor(WrongAccept ? "dGhlIHNhbXBsZSBub25jZQ==" : key)}\r\n{extensions}\r\n";
             var connection = new Connection(client, stream);
             lock (_served)
             {

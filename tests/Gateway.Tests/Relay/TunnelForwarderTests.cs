@@ -1,0 +1,106 @@
+using System.Net;
+using System.Net.WebSockets;
+using System.Text.Json.Nodes;
+using Gateway.LoadBalancing;
+using Gateway.Tests.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
+using Yarp.ReverseProxy;
+
+namespace Gateway.Tests.Relay;
+
+/// <summary>
+/// The gateway's tunnel forwarder on every client path (ws and wss over the lean HTTP/1.1 path, the same over Kestrel's
+/// HTTP/1.1, wss over HTTP/2): each open tunnel counts on its destination until it closes, and an HTTP/2 client's
+/// handshake goes to an HTTP/1.1 backend with a key of the gateway's, whose proof is checked.
+/// </summary>
+public sealed class TunnelForwarderTests : IAsyncLifetime
+{
+    private readonly TestCertificates _certificates = new();
+    private RawBackend _backend = null!;
+
+    public Task InitializeAsync()
+    {
+        _backend = new RawBackend();
+        return Task.CompletedTask;
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _backend.DisposeAsync();
+        _certificates.Dispose();
+    }
+
+    private async Task<GatewayServer> StartAsync(bool leanUpgrades)
+    {
+        var (certificate, key, _) = _certificates.IssueServer("server", "localhost");
+        var proxy = new JsonObject
+        {
+            ["Routes"] = new JsonObject { ["raw"] = new JsonObject { ["ClusterId"] = "raw", ["Match"] = new JsonObject { ["Path"] = "/raw/{**rest}" } } },
+            ["Clusters"] = new JsonObject
+            {
+                ["raw"] = new JsonObject { ["Destinations"] = new JsonObject { ["d1"] = new JsonObject { ["Address"] = _backend.Address.ToString() } } },
+            },
+        };
+        var config = GatewayServer.Config(proxy, [new JsonObject { ["Path"] = certificate, ["KeyPath"] = key }]);
+        config["Gateway"]!["LeanUpgrades"] = leanUpgrades;
+        return await GatewayServer.StartAsync(config);
+    }
+
+    [Theory]
+    [InlineData(Transport.Ws, true)]
+    [InlineData(Transport.WssHttp11, true)]
+    [InlineData(Transport.Ws, false)]
+    [InlineData(Transport.WssHttp11, false)]
+    [InlineData(Transport.WssHttp2, true)]
+    public async Task Each_open_tunnel_counts_on_its_destination_until_it_closes(Transport transport, bool leanUpgrades)
+    {
+        await using var gateway = await StartAsync(leanUpgrades);
+        Assert.True(gateway.Services.GetRequiredService<IProxyStateLookup>().TryGetCluster("raw", out var cluster));
+        var destination = cluster.Destinations["d1"];
+        var clients = new List<ClientWebSocket>();
+        try
+        {
+            for (var i = 0; i < 3; i++)
+            {
+                clients.Add(await WebSocketClient.ConnectAsync(gateway, transport, $"/raw/{i}", _certificates));
+            }
+            Assert.Equal(3, DestinationLoad.Tunnels(destination));
+            // YARP's own count is for its forwarder's plain requests: the tunnels never pass it.
+            Assert.Equal(0, destination.ConcurrentRequestCount);
+
+            Assert.Equal(WebSocketCloseStatus.NormalClosure, await WebSocketClient.CloseAsync(clients[0]));
+            await Retry.Eventually(() => Assert.Equal(2, DestinationLoad.Tunnels(destination)), TimeSpan.FromSeconds(5));
+        }
+        finally
+        {
+            foreach (var client in clients)
+            {
+                client.Abort();
+                client.Dispose();
+            }
+        }
+        await Retry.Eventually(() => Assert.Equal(0, DestinationLoad.Tunnels(destination)), TimeSpan.FromSeconds(5));
+    }
+
+    [Fact]
+    public async Task An_http2_client_reaches_an_http11_backend_with_a_key_of_the_gateways_and_a_wrong_proof_is_refused()
+    {
+        await using var gateway = await StartAsync(leanUpgrades: true);
+
+        using (var client = await WebSocketClient.ConnectAsync(gateway, Transport.WssHttp2, "/raw/a", _certificates))
+        {
+            Assert.Equal(HttpStatusCode.OK, client.HttpStatusCode);
+            Assert.True(_backend.Heads.TryDequeue(out var head));
+            // RFC 6455 section 4.1: an HTTP/1.1 upgrade with a 16-byte nonce, which the HTTP/2 client never sent (RFC 8441).
+            var key = head.Split("\r\n").Single(line => line.StartsWith("Sec-WebSocket-Key:", StringComparison.OrdinalIgnoreCase))[18..].Trim();
+            Assert.Equal(16, Convert.FromBase64String(key).Length);
+            Assert.StartsWith("GET /raw/a HTTP/1.1\r\n", head);
+            Assert.Contains("\r\nUpgrade: websocket\r\n", head, StringComparison.OrdinalIgnoreCase);
+            client.Abort();
+        }
+
+        _backend.WrongAccept = true;
+        var refused = await Assert.ThrowsAsync<WebSocketException>(() => WebSocketClient.ConnectAsync(gateway, Transport.WssHttp2, "/raw/b", _certificates));
+        Assert.Contains("502", refused.Message);
+    }
+}
