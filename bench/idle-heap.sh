@@ -133,8 +133,8 @@ print_rows() { # diff.tsv rows from stdin
                { printf "%10d %12d %10s %12s  %s\n", $1, $2, $3, $4, $5 }'
 }
 # Sums per tunnel over the types a name pattern picks (awk regex), from a diff.tsv.
-group_sum() { # diff.tsv label regex
-  awk -F '\t' -v label="$2" -v re="$3" '$5 ~ re { b += $4; c += $3; k++ }
+group_sum() { # diff.tsv label regex [exclude-regex]
+  awk -F '\t' -v label="$2" -v re="$3" -v ex="${4:-^$}" '$5 ~ re && $5 !~ ex { b += $4; c += $3; k++ }
     END { printf "  %-58s %10.1f bytes/tun  %6.2f objects/tun  (%d types)\n", label, b, c, k }' "$1"
 }
 
@@ -208,6 +208,9 @@ run_mode() { # ws | wss | h2
     group_sum "$out/diff.tsv" "names containing Microsoft.AspNetCore.Server.Kestrel" 'Microsoft[.]AspNetCore[.]Server[.]Kestrel'
     group_sum "$out/diff.tsv" "HttpContext, features, headers (Microsoft.AspNetCore.Http)" '^Microsoft[.]AspNetCore[.]Http[.]'
     group_sum "$out/diff.tsv" "everything (= managed heap per tunnel)" '.'
+    # Byte[] is mostly pooled buffers (Kestrel's 4 KB blocks) whose count moves from run to run by hundreds of
+    # bytes per tunnel; without it the total repeats within a few bytes, so compare builds on this line too.
+    group_sum "$out/diff.tsv" "everything but System.Byte[]" '.' '^System[.]Byte[[][]]$'
     echo "HeapStat with tunnels (--per $per), top $IDLE_TOP:"
     awk -v top="$IDLE_TOP" '/^Top [0-9]+ types/ { intable = 1; rows = -1; next }
       intable && (/^$/ || /^Sizes of /) { intable = 0 }
