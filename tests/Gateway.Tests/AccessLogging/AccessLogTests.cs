@@ -54,14 +54,17 @@ public sealed class AccessLogTests : IDisposable
     }
 
     [Theory]
-    [InlineData(Transport.Ws)]
-    [InlineData(Transport.WssHttp11)]
-    [InlineData(Transport.WssHttp2)]
-    public async Task The_tunnel_line_has_the_path_without_its_query_the_client_port_and_the_tls_protocol_and_cipher(Transport transport)
+    [InlineData(Transport.Ws, true)]
+    [InlineData(Transport.WssHttp11, true)]
+    [InlineData(Transport.Ws, false)]
+    [InlineData(Transport.WssHttp11, false)]
+    [InlineData(Transport.WssHttp2, true)]
+    public async Task The_tunnel_line_has_the_path_without_its_query_the_client_port_and_the_tls_protocol_and_cipher(Transport transport, bool lean)
     {
         await using var backend = new RawBackend();
         var logs = new CapturingLoggerProvider();
-        await using var gateway = await StartAsync(backend, logs);
+        // The lean HTTP/1.1 path ends the request at the 101: the line's request fields are copied before it ends.
+        await using var gateway = await StartAsync(backend, logs, leanUpgrades: lean);
 
         var (socket, port) = await ConnectAsync(gateway, transport, "/raw/room-7?token=secret-token&x=1");
         using (socket)
@@ -282,10 +285,11 @@ public sealed class AccessLogTests : IDisposable
         Assert.DoesNotContain(logs.Records, r => r.Category == Category);
     }
 
-    private async Task<GatewayServer> StartAsync(RawBackend backend, CapturingLoggerProvider logs, Action<JsonObject>? accessLog = null, TextWriter? output = null)
+    private async Task<GatewayServer> StartAsync(RawBackend backend, CapturingLoggerProvider logs, Action<JsonObject>? accessLog = null, TextWriter? output = null,
+        bool leanUpgrades = true)
     {
         var (certificate, key, _) = _certificates.IssueServer("server", "localhost");
-        var config = RelayConfig.Build(backend.Address, RelayConfig.KeepAlive("00:00:30", "00:00:15"));
+        var config = RelayConfig.Build(backend.Address, RelayConfig.KeepAlive("00:00:30", "00:00:15"), lean: leanUpgrades);
         config["Gateway"]!["Tls"] = new JsonObject { ["Certificates"] = new JsonArray(new JsonObject { ["Path"] = certificate, ["KeyPath"] = key }) };
         config["Logging"]!["LogLevel"]!["Gateway.AccessLog"] = "Information";
         config["Logging"]!["LogLevel"]!["Gateway.Handshake"] = "Information";

@@ -12,21 +12,33 @@ public sealed class FrameRuleTests
         ["Frames"] = new JsonObject { ["MaxMessageBytes"] = 1000, ["MaxFrameBytes"] = 800 },
     };
 
-    public static TheoryData<string, ushort> Violations() => new()
+    /// <summary>Each violation on the lean HTTP/1.1 path and on Kestrel's: the tunnel forwarder serves both.</summary>
+    public static TheoryData<string, ushort, bool> Violations()
     {
-        { "message-over-limit", 1009 },
-        { "frame-over-limit", 1009 },
-        { "unmasked-frame", 1002 },
-        { "control-frame-over-125", 1002 },
-        { "fragmented-control-frame", 1002 },
-    };
+        var both = new TheoryData<string, ushort, bool>();
+        foreach (var (violation, code) in ViolationCodes)
+        {
+            both.Add(violation, code, true);
+            both.Add(violation, code, false);
+        }
+        return both;
+    }
+
+    private static readonly (string, ushort)[] ViolationCodes =
+    [
+        ("message-over-limit", 1009),
+        ("frame-over-limit", 1009),
+        ("unmasked-frame", 1002),
+        ("control-frame-over-125", 1002),
+        ("fragmented-control-frame", 1002),
+    ];
 
     [Theory]
     [MemberData(nameof(Violations))]
-    public async Task A_client_breaking_a_frame_rule_gets_the_right_close_and_the_backend_1001(string violation, ushort expectedCode)
+    public async Task A_client_breaking_a_frame_rule_gets_the_right_close_and_the_backend_1001(string violation, ushort expectedCode, bool lean)
     {
         await using var backend = new RawBackend();
-        await using var gateway = await GatewayServer.StartAsync(RelayConfig.Build(backend.Address, Policy()));
+        await using var gateway = await GatewayServer.StartAsync(RelayConfig.Build(backend.Address, Policy(), lean: lean));
         await using var client = await RawWebSocketClient.ConnectAsync(gateway.Ws, "/raw/rules");
 
         // A legal message first: the tunnel works before the violation.

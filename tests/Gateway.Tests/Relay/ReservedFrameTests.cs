@@ -9,21 +9,33 @@ public sealed class ReservedFrameTests
 {
     private static JsonObject Policy() => RelayConfig.KeepAlive("00:00:30", "00:00:10");
 
-    public static TheoryData<string, byte, int> Frames() => new()
+    /// <summary>Each frame on the lean HTTP/1.1 path and on Kestrel's: the tunnel forwarder serves both.</summary>
+    public static TheoryData<string, byte, int, bool> Frames()
     {
-        { "RSV2 on a text frame", RawFrame.Text, 2 },
-        { "RSV3 on a binary frame", RawFrame.Binary, 1 },
-        { "RSV1 on a ping (RFC 7692 §6: never on control frames)", RawFrame.Ping, 4 },
-        { "reserved data opcode 0x3", 0x3, 0 },
-        { "reserved control opcode 0xB", 0xB, 0 },
-    };
+        var both = new TheoryData<string, byte, int, bool>();
+        foreach (var (what, opcode, rsv) in FrameCases)
+        {
+            both.Add(what, opcode, rsv, true);
+            both.Add(what, opcode, rsv, false);
+        }
+        return both;
+    }
+
+    private static readonly (string, byte, int)[] FrameCases =
+    [
+        ("RSV2 on a text frame", RawFrame.Text, 2),
+        ("RSV3 on a binary frame", RawFrame.Binary, 1),
+        ("RSV1 on a ping (RFC 7692 §6: never on control frames)", RawFrame.Ping, 4),
+        ("reserved data opcode 0x3", 0x3, 0),
+        ("reserved control opcode 0xB", 0xB, 0),
+    ];
 
     [Theory]
     [MemberData(nameof(Frames))]
-    public async Task A_client_frame_with_reserved_bits_or_opcode_fails_the_connection_with_1002(string what, byte opcode, int rsv)
+    public async Task A_client_frame_with_reserved_bits_or_opcode_fails_the_connection_with_1002(string what, byte opcode, int rsv, bool lean)
     {
         await using var backend = new RawBackend();
-        await using var gateway = await GatewayServer.StartAsync(RelayConfig.Build(backend.Address, Policy()));
+        await using var gateway = await GatewayServer.StartAsync(RelayConfig.Build(backend.Address, Policy(), lean: lean));
         await using var client = await RawWebSocketClient.ConnectAsync(gateway.Ws, "/raw/reserved");
         await client.SendAsync(RawFrames.Encode(RawFrame.Text, "ok"u8));
         Assert.Equal("ok"u8.ToArray(), (await client.ReceiveAsync())!.Payload);

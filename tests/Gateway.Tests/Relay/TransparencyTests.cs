@@ -12,12 +12,14 @@ public sealed class TransparencyTests
 {
     private static JsonObject FrequentPings() => RelayConfig.KeepAlive(Environment.GetEnvironmentVariable("KA") ?? "00:00:00.005", "00:00:05", Environment.GetEnvironmentVariable("KB") != "0");
 
-    [Fact]
-    public async Task A_raw_frame_script_written_one_byte_per_write_comes_back_identical_through_the_gateway()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task A_raw_frame_script_written_one_byte_per_write_comes_back_identical_through_the_gateway(bool lean)
     {
         await using var backend = await Backend.StartAsync("transparent");
         // Pings every few milliseconds to both sides, so that a ping landing inside a frame could not go unnoticed.
-        await using var gateway = await GatewayServer.StartAsync(RelayConfig.Build(backend.Address, FrequentPings(), path: "/echo"));
+        await using var gateway = await GatewayServer.StartAsync(RelayConfig.Build(backend.Address, FrequentPings(), path: "/echo", lean: lean));
 
         var script = Script();
         var (direct, _) = await RunAsync(backend.Address, script);
@@ -29,11 +31,13 @@ public sealed class TransparencyTests
         Assert.True(pings > 0, "the gateway sent no pings during the script");
     }
 
-    [Fact]
-    public async Task Permessage_deflate_negotiates_end_to_end_and_compressed_frames_pass_untouched()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Permessage_deflate_negotiates_end_to_end_and_compressed_frames_pass_untouched(bool lean)
     {
         await using var backend = await Backend.StartAsync("deflate");
-        await using var gateway = await GatewayServer.StartAsync(RelayConfig.Build(backend.Address, FrequentPings(), path: "/echo"));
+        await using var gateway = await GatewayServer.StartAsync(RelayConfig.Build(backend.Address, FrequentPings(), path: "/echo", lean: lean));
 
         // A real client that compresses.
         using (var socket = new ClientWebSocket())
