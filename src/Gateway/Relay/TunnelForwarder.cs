@@ -48,14 +48,15 @@ internal sealed partial class TunnelForwarder
     }
 
     public Task InvokeAsync(HttpContext context) =>
-        context.Features.Get<WebSocketHandshake>() is { } handshake ? ForwardAsync(context, handshake) : _next(context);
+        context.Features.Get<WebSocketHandshake>() is { } handshake && context.GetReverseProxyFeature().Route.Cluster is { } cluster
+            ? ForwardAsync(context, handshake, cluster)
+            : _next(context);
 
-    private async Task ForwardAsync(HttpContext context, WebSocketHandshake handshake)
+    private async Task ForwardAsync(HttpContext context, WebSocketHandshake handshake, ClusterState cluster)
     {
         var started = _sweeper.Time.GetTimestamp();
         var proxy = context.GetReverseProxyFeature();
         var destinations = proxy.AvailableDestinations;
-        var cluster = proxy.Route.Cluster!;
         if (destinations.Count == 0)
         {
             // As YARP's own last step: nothing healthy to send to is the cluster's state, not a destination's fault.
