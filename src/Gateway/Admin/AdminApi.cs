@@ -151,7 +151,7 @@ internal static class AdminApi
                     return;
                 }
             }
-            var started = drains.Start(clusterState.ClusterId, destination, period);
+            var started = drains.Start(clusterState, destination, period);
             await WriteDrainAsync(context, drains, started, StatusCodes.Status202Accepted);
         }
         else if (HttpMethods.IsGet(method))
@@ -188,7 +188,8 @@ internal static class AdminApi
             json.WriteString("startedAt", drain.StartedAt);
             json.WriteNumber("periodSeconds", drain.Period.TotalSeconds);
             json.WriteNumber("tunnelsAtStart", drain.TunnelsAtStart);
-            json.WriteNumber("tunnelsOpen", drains.Of(drain.Cluster, drain.Destination).Count);
+            // The destination's count that load balancing reads, not a second tally of the admin API's own.
+            json.WriteNumber("tunnelsOpen", drains.TunnelCount(context.RequestServices.GetRequiredService<IProxyStateLookup>(), drain.Cluster, drain.Destination));
             json.WriteEndObject();
         });
 

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Gateway.Configuration;
+using Gateway.LoadBalancing;
 using Gateway.Relay;
 using Yarp.ReverseProxy.Model;
 
@@ -11,6 +12,11 @@ namespace Gateway.Lifecycle;
 /// clients reconnect to the other destinations. A drain ends with <c>DELETE</c> on the same path, or when a reload
 /// adds the destination anew; its closes stop at once then (the tunnels not yet closed stay open).
 /// </summary>
+/// <remarks>
+/// YARP's state comes in from the caller rather than through the constructor: YARP's configuration manager holds the
+/// reload reporter, which holds these drains, so injecting <see cref="Yarp.ReverseProxy.IProxyStateLookup"/> here
+/// would close a cycle in the container.
+/// </remarks>
 internal sealed class DestinationDrains(KeepAliveSweeper tunnels, GatewayOptions options, TimeProvider time, ILogger<DestinationDrains> logger)
 {
     private readonly ConcurrentDictionary<string, DestinationDrain> _drains = new(StringComparer.OrdinalIgnoreCase);
@@ -19,19 +25,21 @@ internal sealed class DestinationDrains(KeepAliveSweeper tunnels, GatewayOptions
     /// <summary>True when no destination is drained: the proxy pipeline's check is one field read.</summary>
     public bool IsEmpty => _count == 0;
 
-    /// <summary>Starts a drain (or returns the one under way).</summary>
-    internal DestinationDrain Start(string cluster, string destination, TimeSpan? period)
+    /// <summary>Starts a drain of a destination of <paramref name="cluster"/> (or returns the one under way).</summary>
+    internal DestinationDrain Start(ClusterState cluster, string destination, TimeSpan? period)
     {
-        var drain = new DestinationDrain(cluster, destination, time.GetUtcNow(), period ?? options.Drain.Period);
-        var current = _drains.GetOrAdd(Key(cluster, destination), drain);
+        var drain = new DestinationDrain(cluster.ClusterId, destination, time.GetUtcNow(), period ?? options.Drain.Period);
+        var current = _drains.GetOrAdd(Key(cluster.ClusterId, destination), drain);
         _count = _drains.Count;
         if (!ReferenceEquals(current, drain))
         {
             return current;
         }
-        var open = Of(cluster, destination);
-        drain.TunnelsAtStart = open.Count;
-        Log.DestinationDrainStarted(logger, cluster, destination, open.Count, drain.Period.TotalSeconds);
+        // The list is what the drain closes; the count is the destination's own, which may also hold a handshake
+        // still on its way to its 101 (chosen before the drain began, so not turned away).
+        var open = Of(cluster.ClusterId, destination);
+        drain.TunnelsAtStart = TunnelCount(cluster, destination);
+        Log.DestinationDrainStarted(logger, cluster.ClusterId, destination, open.Count, drain.Period.TotalSeconds);
         _ = CloseAsync(open, drain);
         return drain;
     }
@@ -61,7 +69,22 @@ internal sealed class DestinationDrains(KeepAliveSweeper tunnels, GatewayOptions
         }
     }
 
-    /// <summary>The open tunnels to one destination.</summary>
+    /// <summary>
+    /// The tunnels open on one destination, as load balancing counts them (<see cref="DestinationLoad.Tunnels"/>, a
+    /// handshake included from the moment it chose the destination): the number the admin API shows.
+    /// </summary>
+    internal int TunnelCount(Yarp.ReverseProxy.IProxyStateLookup proxyState, string cluster, string destination) =>
+        proxyState.TryGetCluster(cluster, out var state) ? TunnelCount(state, destination) : Of(cluster, destination).Count;
+
+    /// <inheritdoc cref="TunnelCount(Yarp.ReverseProxy.IProxyStateLookup, string, string)"/>
+    internal int TunnelCount(ClusterState cluster, string destination) =>
+        cluster.Destinations.TryGetValue(destination, out var current)
+            ? DestinationLoad.Tunnels(current)
+            // A reload removed the destination (or its cluster): its count stays on the DestinationState its tunnels
+            // hold, which YARP no longer hands out, so the keepalive sweeper's list of its tunnels says it instead.
+            : Of(cluster.ClusterId, destination).Count;
+
+    /// <summary>The open tunnels to one destination: the ones a drain closes.</summary>
     internal List<RelayTunnel> Of(string cluster, string destination) => tunnels.Snapshot()
         .Where(t => string.Equals(t.ClusterId, cluster, StringComparison.OrdinalIgnoreCase)
             && string.Equals(t.DestinationId, destination, StringComparison.OrdinalIgnoreCase))

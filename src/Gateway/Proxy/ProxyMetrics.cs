@@ -1,4 +1,5 @@
 using System.Diagnostics.Metrics;
+using Gateway.LoadBalancing;
 using Gateway.Metrics;
 using Yarp.ReverseProxy;
 using Yarp.ReverseProxy.Forwarder;
@@ -6,7 +7,10 @@ using Yarp.ReverseProxy.Model;
 
 namespace Gateway.Proxy;
 
-/// <summary>What YARP knows and the gateway exports: failed forwards and connect retries by destination, and destination health.</summary>
+/// <summary>
+/// What the gateway exports per destination of YARP's: failed forwards and connect retries, health, and the tunnels
+/// open on each as load balancing counts them.
+/// </summary>
 internal sealed class ProxyMetrics
 {
     private readonly Counter<long> _errors;
@@ -22,6 +26,10 @@ internal sealed class ProxyMetrics
             "Requests sent to another destination because this one could not be connected to, by cluster and the destination that failed");
         meter.Meter.CreateObservableGauge("gateway.destination.health", () => ReadHealth(state, _internalTraffic), "1",
             "1 when a destination is usable (neither active nor passive health checks call it unhealthy), 0 when not");
+        // Read at collection from the count the balancer reads, so the series and the balancing never disagree; a
+        // destination a reload removed leaves the series with its configuration, as its health does.
+        meter.Meter.CreateObservableGauge("gateway.destination.tunnels", () => ReadTunnels(state, _internalTraffic), "{tunnel}",
+            "WebSocket tunnels open on a destination as load balancing counts them: a handshake counts from the moment its destination is chosen until its tunnel ends");
     }
 
     internal void Failed(string cluster, string destination, ForwarderError error)
@@ -39,6 +47,23 @@ internal sealed class ProxyMetrics
         if (!_internalTraffic.Is(cluster))
         {
             _connectRetries.Add(1, new KeyValuePair<string, object?>("cluster", cluster), new KeyValuePair<string, object?>("destination", destination));
+        }
+    }
+
+    private static IEnumerable<Measurement<int>> ReadTunnels(IProxyStateLookup state, InternalTraffic internalTraffic)
+    {
+        foreach (var cluster in state.GetClusters())
+        {
+            if (internalTraffic.Is(cluster.ClusterId))
+            {
+                continue;
+            }
+            foreach (var destination in cluster.Destinations.Values)
+            {
+                yield return new Measurement<int>(DestinationLoad.Tunnels(destination),
+                    new KeyValuePair<string, object?>("cluster", cluster.ClusterId),
+                    new KeyValuePair<string, object?>("destination", destination.DestinationId));
+            }
         }
     }
 

@@ -3,8 +3,11 @@ using System.Net.Http.Headers;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Gateway.Lifecycle;
+using Gateway.LoadBalancing;
 using Gateway.Tests.Infrastructure;
 using Gateway.Tests.Relay;
+using Microsoft.Extensions.DependencyInjection;
+using Yarp.ReverseProxy;
 
 namespace Gateway.Tests.Admin;
 
@@ -155,6 +158,78 @@ public sealed class AdminApiTests
                 await client.DisposeAsync();
             }
         }
+    }
+
+    [Fact]
+    public async Task A_drains_tunnel_counts_are_the_destinations_count_that_load_balancing_reads()
+    {
+        await using var one = new RawBackend();
+        await using var two = new RawBackend();
+        await using var gateway = await GatewayServer.StartAsync(TwoDestinations(one, two));
+        Assert.True(gateway.Services.GetRequiredService<IProxyStateLookup>().TryGetCluster("raw", out var cluster));
+        var d2 = cluster.Destinations["d2"];
+        var clients = new List<RawWebSocketClient>();
+        try
+        {
+            for (var i = 0; i < 4; i++)
+            {
+                clients.Add(await RawWebSocketClient.ConnectAsync(gateway.Ws, $"/raw/count{i}"));
+            }
+            Assert.Equal(2, DestinationLoad.Tunnels(d2));
+            var drainUri = new Uri(gateway.Admin, "/clusters/raw/destinations/d2/drain");
+
+            // An hour's spread of two tunnels: the first closes now, the second in half an hour.
+            var started = await JsonAsync(await Http.PostAsync(new Uri(drainUri + "?period=01:00:00"), null), HttpStatusCode.Accepted);
+            Assert.Equal(2, (int)started["tunnelsAtStart"]!);
+            await Retry.Eventually(async () =>
+            {
+                var state = await JsonAsync(await Http.GetAsync(drainUri), HttpStatusCode.OK);
+                Assert.Equal(1, (int)state["tunnelsOpen"]!);
+                Assert.Equal(1, DestinationLoad.Tunnels(d2));
+            }, TimeSpan.FromSeconds(10));
+            var listed = await JsonAsync(await Http.GetAsync(new Uri(gateway.Admin, "/connections?destination=d2")), HttpStatusCode.OK);
+            Assert.Equal(1, (int)listed["total"]!);
+
+            await JsonAsync(await Http.DeleteAsync(drainUri), HttpStatusCode.OK);
+            Assert.Equal(1, DestinationLoad.Tunnels(d2));
+        }
+        finally
+        {
+            foreach (var client in clients)
+            {
+                await client.DisposeAsync();
+            }
+        }
+    }
+
+    [Fact]
+    public async Task A_handshake_waiting_for_its_backend_counts_on_the_drained_destination_as_the_balancer_sees_it()
+    {
+        // A backend that accepts the connection and never answers the upgrade: the handshake stays on its way.
+        using var silent = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        silent.Start();
+        var backend = new Uri($"http://127.0.0.1:{((IPEndPoint)silent.LocalEndpoint).Port}/");
+        var config = RelayConfig.Build(backend, RelayConfig.KeepAlive("00:00:30", "00:00:15"));
+        config["Gateway"]!["Admin"]!["AllowUnauthenticatedChanges"] = true;
+        await using var gateway = await GatewayServer.StartAsync(config);
+        Assert.True(gateway.Services.GetRequiredService<IProxyStateLookup>().TryGetCluster("raw", out var cluster));
+        var d1 = cluster.Destinations["d1"];
+
+        var handshake = RawWebSocketClient.ConnectAsync(gateway.Ws, "/raw/waiting");
+        using var accepted = await silent.AcceptTcpClientAsync().WaitAsync(TimeSpan.FromSeconds(10));
+        await Retry.Eventually(() => Assert.Equal(1, DestinationLoad.Tunnels(d1)), TimeSpan.FromSeconds(5));
+
+        var drainUri = new Uri(gateway.Admin, "/clusters/raw/destinations/d1/drain");
+        var started = await JsonAsync(await Http.PostAsync(new Uri(drainUri + "?period=00:00:05"), null), HttpStatusCode.Accepted);
+        Assert.Equal(1, (int)started["tunnelsAtStart"]!);
+        Assert.Equal(1, (int)(await JsonAsync(await Http.GetAsync(drainUri), HttpStatusCode.OK))["tunnelsOpen"]!);
+        // Not yet a tunnel the drain could close: the connection list has none.
+        Assert.Equal(0, (int)(await JsonAsync(await Http.GetAsync(new Uri(gateway.Admin, "/connections")), HttpStatusCode.OK))["total"]!);
+
+        accepted.Close(); // the backend goes away: the gateway answers 502 and the count comes off
+        await Assert.ThrowsAsync<InvalidOperationException>(() => handshake.WaitAsync(TimeSpan.FromSeconds(10)));
+        await Retry.Eventually(async () =>
+            Assert.Equal(0, (int)(await JsonAsync(await Http.GetAsync(drainUri), HttpStatusCode.OK))["tunnelsOpen"]!), TimeSpan.FromSeconds(5));
     }
 
     [Fact]

@@ -28,6 +28,7 @@ public sealed partial class FolderDependencyTests
         "Handshake -> Metrics",
         "Handshake -> Policies",
         "Lifecycle -> Configuration",
+        "Lifecycle -> LoadBalancing",
         "Lifecycle -> Relay",
         "Listeners -> Configuration",
         "Listeners -> Http",
