@@ -70,10 +70,11 @@ internal sealed partial class TunnelForwarder
             client = new ClientTransportStream(transport);
         }
 
-        var handover = handshake.IsHttp2 ? null : context.Features.Get<ITunnelHandover>();
-        var connection = handover is null ? null : context.Features.Get<IConnectionLifetimeFeature>();
+        // The lean path's request ends at the 101: the tunnel then reaches the client through the connection alone.
+        var handover = context.Features.Get<ITunnelHandover>();
+        var connection = handover is { EndsRequest: true } ? context.Features.Get<IConnectionLifetimeFeature>() : null;
         tunnel.Upgraded(client, context, connection);
-        if (handover is not null && connection is not null)
+        if (handover is not null && (connection is not null || !handover.EndsRequest))
         {
             handshake.OutliveRequest();
             // The room's count on its destination (ConsistentHash) lasts as long as the tunnel, not its request.

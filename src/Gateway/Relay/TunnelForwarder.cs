@@ -11,9 +11,11 @@ namespace Gateway.Relay;
 /// <summary>
 /// The gateway's forwarder for WebSocket handshakes, in YARP's proxy pipeline after load balancing: YARP has decided
 /// where (route, affinity, balancing, health); this step takes the destination, sends the handshake through the
-/// route's transforms and the cluster's client (<c>.Backend.cs</c>), answers the client's 101 and relays until the
-/// tunnel ends (<c>.Upgrade.cs</c>), and reports the outcome to the cluster's passive health policy. It does not call
-/// the rest of the pipeline for a handshake; plain HTTP requests go on to passive health and YARP's forwarder untouched.
+/// route's transforms and the cluster's client (<c>.Backend.cs</c>), answers the client's 101, and hands the relaying
+/// tunnel over (<c>.Upgrade.cs</c>, <see cref="Listeners.ITunnelHandover"/>) so that every middleware that ran the
+/// handshake returns at the 101; when the tunnel ends it gives back the destination's count and the gate's permits and
+/// reports the outcome to the cluster's passive health policy. It does not call the rest of the pipeline for a
+/// handshake; plain HTTP requests go on to passive health and YARP's forwarder untouched.
 /// </summary>
 /// <remarks>
 /// Only YARP's public contracts: <see cref="IReverseProxyFeature"/> for the route, cluster and destinations,
@@ -101,8 +103,9 @@ internal sealed partial class TunnelForwarder
     }
 
     /// <summary>
-    /// The tunnel goes on after the request ended at the 101 (the lean HTTP/1.1 path): it owns the connection, and its end
-    /// gives back what the request held for it: the destination's count, the gate's permits, passive health's verdict.
+    /// The tunnel goes on after the middleware returned at the 101 (and after the request itself on the lean HTTP/1.1
+    /// path): its end gives back what the handshake held for it: the destination's count, the room's count, the gate's
+    /// permits, and passive health's verdict and the error count, which no request is left to carry.
     /// </summary>
     private async Task RelayHandedOverAsync(RelayTunnel tunnel, WebSocketHandshake handshake, IDisposable? keyLease, ClusterState cluster,
         DestinationState destination, TimeSpan activityTimeout)

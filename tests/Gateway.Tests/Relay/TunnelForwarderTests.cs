@@ -1,8 +1,11 @@
+using System.Collections.Concurrent;
 using System.Net;
 using System.Net.WebSockets;
 using System.Text.Json.Nodes;
 using Gateway.LoadBalancing;
 using Gateway.Tests.Infrastructure;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.DependencyInjection;
 using Yarp.ReverseProxy;
 
@@ -30,7 +33,7 @@ public sealed class TunnelForwarderTests : IAsyncLifetime
         _certificates.Dispose();
     }
 
-    private async Task<GatewayServer> StartAsync(bool leanUpgrades)
+    private async Task<GatewayServer> StartAsync(bool leanUpgrades, Action<IServiceCollection>? configureServices = null)
     {
         var (certificate, key, _) = _certificates.IssueServer("server", "localhost");
         var proxy = new JsonObject
@@ -43,7 +46,47 @@ public sealed class TunnelForwarderTests : IAsyncLifetime
         };
         var config = GatewayServer.Config(proxy, [new JsonObject { ["Path"] = certificate, ["KeyPath"] = key }]);
         config["Gateway"]!["LeanUpgrades"] = leanUpgrades;
-        return await GatewayServer.StartAsync(config);
+        return await GatewayServer.StartAsync(config, configureServices);
+    }
+
+    [Theory]
+    [InlineData(Transport.Ws, true)]
+    [InlineData(Transport.Ws, false)]
+    [InlineData(Transport.WssHttp11, false)]
+    [InlineData(Transport.WssHttp2, true)]
+    public async Task The_middleware_that_ran_the_handshake_has_returned_while_the_tunnel_relays(Transport transport, bool leanUpgrades)
+    {
+        // A middleware inside the gateway's outermost one, as any of the pipeline's: it must not wait for the tunnel.
+        var returned = new ConcurrentQueue<string>();
+        await using var gateway = await StartAsync(leanUpgrades, services => services.AddSingleton<IStartupFilter>(new ReturnRecorder(returned)));
+
+        using var client = await WebSocketClient.ConnectAsync(gateway, transport, "/raw/unwound", _certificates);
+        await Retry.Eventually(() => Assert.Contains("/raw/unwound", returned), TimeSpan.FromSeconds(5));
+
+        await WebSocketClient.SendTextAsync(client, "still relayed");
+        Assert.Equal("still relayed", await WebSocketClient.ReceiveTextAsync(client));
+        Assert.Equal(1, DestinationLoad.Tunnels(TheDestination(gateway)));
+        Assert.Equal(WebSocketCloseStatus.NormalClosure, await WebSocketClient.CloseAsync(client));
+    }
+
+    private static Yarp.ReverseProxy.Model.DestinationState TheDestination(GatewayServer gateway)
+    {
+        Assert.True(gateway.Services.GetRequiredService<IProxyStateLookup>().TryGetCluster("raw", out var cluster));
+        return cluster.Destinations["d1"];
+    }
+
+    /// <summary>Notes the path of each request whose middleware call has returned.</summary>
+    private sealed class ReturnRecorder(ConcurrentQueue<string> returned) : IStartupFilter
+    {
+        public Action<IApplicationBuilder> Configure(Action<IApplicationBuilder> next) => app =>
+        {
+            app.Use(async (context, inner) =>
+            {
+                await inner(context);
+                returned.Enqueue(context.Request.Path.Value!);
+            });
+            next(app);
+        };
     }
 
     [Theory]

@@ -182,6 +182,8 @@ internal sealed partial class LeanExchange : IFeatureCollection, IHttpRequestFea
     /// <summary>What the connection waits for after the request, once upgraded; null when nobody took it over.</summary>
     public Task? Held { get; private set; }
 
+    public bool EndsRequest => true;
+
     public void Hold(Task tunnel)
     {
         if (!Upgraded || Held is not null)

@@ -20,6 +20,8 @@ internal sealed class LeanHttp1StartupFilter(LeanHttp1Pipeline pipeline) : IStar
             pipeline.Application = inner;
             return inner;
         });
+        // Kestrel's requests (the lean path's have their handover already): the one frame that waits for a tunnel.
+        app.UseMiddleware<TunnelHoldingMiddleware>();
         next(app);
     };
 }
