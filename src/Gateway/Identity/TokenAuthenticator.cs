@@ -181,7 +181,7 @@ internal sealed class TokenAuthenticator
         SecurityTokenNoExpirationException => "token has no expiry (exp)",
         SecurityTokenInvalidAudienceException => "wrong audience",
         SecurityTokenInvalidIssuerException => "wrong issuer",
-        SecurityTokenSignatureKeyNotFoundException => "signed by an unknown key",
+        SecurityTokenSignatureKeyNotFoundException => "no known key verifies the signature",
         SecurityTokenInvalidSignatureException => "bad signature",
         SecurityTokenInvalidLifetimeException => "invalid lifetime",
         SecurityTokenMalformedException or ArgumentException => "malformed token",
