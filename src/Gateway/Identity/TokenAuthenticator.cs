@@ -24,7 +24,7 @@ internal sealed class TokenAuthenticator
     private readonly JwksKeys? _jwks;
     private readonly TokenValidationParameters _parameters;
 
-    public TokenAuthenticator(IdentityOptions options, IReadOnlyList<SecurityKey> fileKeys, JwksKeys? jwks, TimeProvider time)
+    public TokenAuthenticator(IdentityOptions options, IReadOnlyList<SecurityKey> fileKeys, JwksKeys? jwks)
     {
         _options = options;
         _sources = (options.TokenSources.Count == 0 ? ["Header"] : options.TokenSources)

@@ -52,7 +52,7 @@ internal sealed class TokenAuthenticators : IDisposable
             ? null
             : _jwks.GetOrAdd((options.JwksUrl, options.JwksRefreshInterval),
                 key => new JwksKeys(key.Url, key.Refresh, _http, _time, logger));
-        return new TokenAuthenticator(options, fileKeys, jwks, _time);
+        return new TokenAuthenticator(options, fileKeys, jwks);
     }
 
     public void Dispose()

@@ -30,6 +30,8 @@ public sealed class IdentityFixture : IAsyncLifetime
 
     public RawBackend Backend { get; } = new();
 
+    public TestCertificates Certificates { get; } = new();
+
     public GatewayServer Lean { get; private set; } = null!;
 
     public GatewayServer Kestrel { get; private set; } = null!;
@@ -115,7 +117,9 @@ public sealed class IdentityFixture : IAsyncLifetime
                 }),
             },
         };
-        var config = HandshakeGateway.Config(proxy, policies, gateway: g => g["LeanUpgrades"] = lean);
+        var (certificate, key, _) = Certificates.IssueServer("server", "localhost");
+        var config = HandshakeGateway.Config(proxy, policies, [new JsonObject { ["Path"] = certificate, ["KeyPath"] = key }],
+            gateway: g => g["LeanUpgrades"] = lean);
         config["Logging"]!["LogLevel"]!["Gateway.AccessLog"] = "Information";
         config["Logging"]!["LogLevel"]!["Gateway.Handshake"] = "Information";
         return GatewayServer.StartAsync(config, services => services.AddSingleton<ILoggerProvider>(Logs));
@@ -132,5 +136,6 @@ public sealed class IdentityFixture : IAsyncLifetime
         await Backend.DisposeAsync();
         await _idp.DisposeAsync();
         Tokens.Dispose();
+        Certificates.Dispose();
     }
 }

@@ -83,6 +83,36 @@ public sealed class IdentityTests : IClassFixture<IdentityFixture>
     }
 
     [Theory]
+    [InlineData(Carrier.Query)]
+    [InlineData(Carrier.Cookie)]
+    [InlineData(Carrier.Subprotocol)]
+    public async Task The_browser_carriers_work_over_HTTP2_extended_CONNECT(Carrier carrier)
+    {
+        var path = Path("id");
+        var token = _fixture.Tokens.Create("hana");
+        var target = carrier == Carrier.Query ? $"{path}?access_token={token}" : path;
+        var cookies = new System.Net.CookieContainer();
+        if (carrier == Carrier.Cookie)
+        {
+            cookies.Add(_fixture.Lean.Https, new System.Net.Cookie("token", token));
+        }
+        string[] subprotocols = carrier == Carrier.Subprotocol
+            ? ["chat.v1", "base64url.bearer.authorization.k8s.io." + Base64Url.EncodeToString(Encoding.UTF8.GetBytes(token))]
+            : [];
+        using (var socket = await WebSocketClient.ConnectAsync(_fixture.Lean, Transport.WssHttp2, target, _fixture.Certificates, cookies, subprotocols))
+        {
+            await WebSocketClient.SendTextAsync(socket, "over h2");
+            Assert.Equal("over h2", await WebSocketClient.ReceiveTextAsync(socket));
+            await WebSocketClient.CloseAsync(socket);
+        }
+        var head = _fixture.HeadFor(path);
+        Assert.Contains("X-User-Id: hana", head.Split("\r\n"), StringComparer.OrdinalIgnoreCase);
+        Assert.DoesNotContain(token, head.Split("\r\n")[0]);
+        Assert.DoesNotContain("bearer.authorization.k8s.io", head);
+        await AssertNeverLoggedAsync(token, path);
+    }
+
+    [Theory]
     [InlineData(true)]
     [InlineData(false)]
     public async Task A_redacted_query_token_reaches_the_backend_as_REDACTED(bool lean)
