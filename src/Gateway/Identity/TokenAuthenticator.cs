@@ -11,6 +11,8 @@ namespace Gateway.Identity;
 /// validator behind ASP.NET Core's JwtBearer, called here directly: the gate runs inside YARP's pipeline per WebSocket
 /// policy, after the route is known, and must refuse through the gate's own counted, throttled refusals and edit the
 /// request (forged headers out, claim headers in, the token out of the subprotocols and the query) before it is forwarded.
+/// ASP.NET Core's authentication middleware and YARP's route <c>AuthorizationPolicy</c> run per endpoint, before YARP's
+/// pipeline, with their own challenge responses: they could do neither, and the gateway does not add them.
 /// </summary>
 internal sealed class TokenAuthenticator
 {
