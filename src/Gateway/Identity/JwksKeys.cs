@@ -108,8 +108,10 @@ internal sealed class JwksKeys : IDisposable
             _keys = keys.ToArray();
             Log.JwksFetched(_logger, keys.Count, Url);
         }
-        catch (Exception ex) when (ex is HttpRequestException or OperationCanceledException or ArgumentException or System.Text.Json.JsonException or InvalidOperationException)
+        catch (Exception ex)
         {
+            // Whatever went wrong (network, a bad answer, a key IdentityModel cannot read), the keys held stay in use:
+            // a handshake waiting on the first fetch must not fail with it.
             Log.JwksFailed(_logger, Url, ex.Message, _keys.Count);
         }
         finally

@@ -62,6 +62,7 @@ public sealed class IdentityTests : IClassFixture<IdentityFixture>
         var head = _fixture.HeadFor(path);
         var lines = head.Split("\r\n");
         Assert.Contains("X-User-Id: alice", lines, StringComparer.OrdinalIgnoreCase);
+        Assert.DoesNotContain(lines, l => l.StartsWith("X-User-Id", StringComparison.OrdinalIgnoreCase) && !l.EndsWith("alice", StringComparison.Ordinal));
         Assert.DoesNotContain(lines, l => l.StartsWith("X-User-Role", StringComparison.OrdinalIgnoreCase));
         Assert.DoesNotContain(token, lines[0]);
         Assert.DoesNotContain("access_token", lines[0]);
@@ -210,6 +211,18 @@ public sealed class IdentityTests : IClassFixture<IdentityFixture>
         var secondLines = _fixture.HeadFor(second).Split("\r\n");
         Assert.Contains("X-User-Role: moderator", secondLines, StringComparer.OrdinalIgnoreCase);
         Assert.DoesNotContain(secondLines, l => l.Contains("admin", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task The_admin_api_lists_who_is_connected()
+    {
+        var path = Path("id");
+        await using var client = await RawWebSocketClient.ConnectAsync(_fixture.Lean.Ws, path, $"Authorization: Bearer {_fixture.Tokens.Create("ivan")}");
+        using var http = new HttpClient();
+        var json = await http.GetStringAsync(new Uri(_fixture.Lean.Admin, "connections?route=id"));
+        var tunnel = Assert.Single(System.Text.Json.JsonDocument.Parse(json).RootElement.GetProperty("connections").EnumerateArray(),
+            t => t.GetProperty("user").GetString() == "ivan");
+        Assert.Equal("id", tunnel.GetProperty("route").GetString());
     }
 
     [Fact]
