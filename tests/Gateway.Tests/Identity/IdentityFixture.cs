@@ -119,7 +119,12 @@ public sealed class IdentityFixture : IAsyncLifetime
         };
         var (certificate, key, _) = Certificates.IssueServer("server", "localhost");
         var config = HandshakeGateway.Config(proxy, policies, [new JsonObject { ["Path"] = certificate, ["KeyPath"] = key }],
-            gateway: g => g["LeanUpgrades"] = lean);
+            gateway: g =>
+            {
+                g["LeanUpgrades"] = lean;
+                // Tests play clients at other addresses through X-Forwarded-For from loopback.
+                g["TrustedForwarders"] = HandshakeGateway.Strings("127.0.0.1");
+            });
         config["Logging"]!["LogLevel"]!["Gateway.AccessLog"] = "Information";
         config["Logging"]!["LogLevel"]!["Gateway.Handshake"] = "Information";
         return GatewayServer.StartAsync(config, services => services.AddSingleton<ILoggerProvider>(Logs));

@@ -241,14 +241,18 @@ public sealed class IdentityTests : IClassFixture<IdentityFixture>
     public async Task MaxConnectionsPerUser_counts_a_users_tunnels_not_the_address()
     {
         var erin = _fixture.Tokens.Create("erin");
-        await using (var first = await RawWebSocketClient.ConnectAsync(_fixture.Lean.Ws, Path("peruser"), $"Authorization: Bearer {erin}"))
+        await using (var first = await RawWebSocketClient.ConnectAsync(_fixture.Lean.Ws, Path("peruser"), $"Authorization: Bearer {erin}",
+            "X-Forwarded-For: 203.0.113.1"))
         {
-            var second = await RawConnection.SendAsync(_fixture.Lean.Ws, RawRequest.Handshake(Path("peruser"), edits: [$"Authorization: Bearer {erin}"]));
+            // The same user from another address: her second tunnel, refused.
+            var second = await RawConnection.SendAsync(_fixture.Lean.Ws, RawRequest.Handshake(Path("peruser"),
+                edits: [$"Authorization: Bearer {erin}", "X-Forwarded-For: 198.51.100.2"]));
             Assert.Equal(503, second.Status);
             Assert.Equal("5", second.Header("Retry-After"));
             Assert.Contains("account", second.Body);
             // Another user from the same address is not affected.
-            await using var frank = await RawWebSocketClient.ConnectAsync(_fixture.Lean.Ws, Path("peruser"), $"Authorization: Bearer {_fixture.Tokens.Create("frank")}");
+            await using var frank = await RawWebSocketClient.ConnectAsync(_fixture.Lean.Ws, Path("peruser"), $"Authorization: Bearer {_fixture.Tokens.Create("frank")}",
+                "X-Forwarded-For: 203.0.113.1");
             await first.SendAsync(RawFrames.CloseFrame(1000));
             await first.Ended.WaitAsync(TimeSpan.FromSeconds(5));
         }
