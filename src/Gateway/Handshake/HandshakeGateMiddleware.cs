@@ -39,6 +39,9 @@ internal sealed class HandshakeGateMiddleware
         var refusal = UpgradeRequest.Check(context, rules.AllowPlainHttp, out var isHandshake);
         if (refusal is null && !isHandshake)
         {
+            // Ordinary HTTP on a route with identity is not authenticated here, but the backend may trust the claim
+            // headers on every request of the route: a client's own never pass.
+            rules.Identity?.RemoveClaimHeaders(request);
             return _next(context);
         }
         var span = _tracing.Enabled ? _tracing.Start(context, route) : null;

@@ -61,10 +61,7 @@ internal sealed class TokenAuthenticator
     public async ValueTask<AuthenticationOutcome> AuthenticateAsync(HttpContext context)
     {
         var request = context.Request;
-        foreach (var (_, header) in _claimHeaders)
-        {
-            request.Headers.Remove(header);
-        }
+        RemoveClaimHeaders(request);
         string? token = null;
         TokenSource from = default;
         foreach (var source in _sources)
@@ -128,6 +125,15 @@ internal sealed class TokenAuthenticator
         {
             TokenPresented = true,
         };
+    }
+
+    /// <summary>Removes the headers claims are written to from what the client sent, so that it cannot forge them.</summary>
+    public void RemoveClaimHeaders(HttpRequest request)
+    {
+        foreach (var (_, header) in _claimHeaders)
+        {
+            request.Headers.Remove(header);
+        }
     }
 
     private static string? KeyIdOf(string token)
