@@ -134,7 +134,7 @@ internal sealed class IdentityOptions
     /// <summary>Key files (relative to the configuration file): a PEM RSA or EC public key, or any other file a base64 symmetric key (HS256).</summary>
     public List<string> SigningKeys { get; set; } = new();
 
-    /// <summary>A JSON Web Key Set (RFC 7517 §5) fetched at start, every <see cref="JwksRefreshInterval"/> and when a token names an unknown key.</summary>
+    /// <summary>A JSON Web Key Set (RFC 7517 §5) fetched at the first handshake that needs it, every <see cref="JwksRefreshInterval"/> and when a token names an unknown key.</summary>
     public string? JwksUrl { get; set; }
 
     /// <summary>How often the key set is fetched again.</summary>

@@ -4,7 +4,8 @@ using Microsoft.IdentityModel.Tokens;
 namespace Gateway.Identity;
 
 /// <summary>
-/// The keys of a JSON Web Key Set (RFC 7517 §5) at a URL: fetched at once, again every refresh interval, and again when a
+/// The keys of a JSON Web Key Set (RFC 7517 §5) at a URL: fetched when the first handshake needs them (not at load, so
+/// <c>--check-config</c> and a gateway no client reaches make no request to the issuer), again every refresh interval, and again when a
 /// token names a key id the set does not hold (the issuer rotated its keys), at most once per <see cref="MinRefreshGap"/>
 /// so that tokens with made-up key ids cannot make the gateway hammer the issuer. A failed fetch keeps the keys it had.
 /// </summary>
@@ -24,7 +25,7 @@ internal sealed class JwksKeys : IDisposable
     private volatile IReadOnlyList<SecurityKey> _keys = [];
     private long _lastFetch = long.MinValue;
     private long _nextFetch = long.MinValue;
-    private readonly Task _first;
+    private readonly Lazy<Task> _first;
 
     public JwksKeys(string url, TimeSpan refreshInterval, HttpClient http, TimeProvider time, ILogger logger)
     {
@@ -33,7 +34,7 @@ internal sealed class JwksKeys : IDisposable
         _http = http;
         _time = time;
         _logger = logger;
-        _first = RefreshAsync(force: true);
+        _first = new Lazy<Task>(() => RefreshAsync(force: true));
     }
 
     public string Url { get; }
@@ -43,9 +44,10 @@ internal sealed class JwksKeys : IDisposable
     /// <summary>The keys, once the first fetch has ended (well or not); starts a refresh in the background when one is due.</summary>
     public async ValueTask<IReadOnlyList<SecurityKey>> GetAsync(CancellationToken cancellationToken)
     {
-        if (!_first.IsCompleted)
+        var first = _first.Value;
+        if (!first.IsCompleted)
         {
-            await _first.WaitAsync(cancellationToken).ConfigureAwait(false);
+            await first.WaitAsync(cancellationToken).ConfigureAwait(false);
         }
         if (_time.GetTimestamp() >= Volatile.Read(ref _nextFetch))
         {
