@@ -21,6 +21,7 @@ internal static class GatewayConfiguration
         foreach (var (name, policy) in options.WebSocketPolicies)
         {
             WebSocketPolicies.Validate(name, policy);
+            Identity.IdentityValidation.Validate($"{GatewayOptions.SectionName}:WebSocketPolicies:{name}:Identity", policy.Identity);
         }
         KestrelLimits.Validate(configuration);
         return options;

@@ -82,6 +82,7 @@ internal static class AdminApi
                 json.WriteString("protocol", d.Protocol);
                 json.WriteString("scheme", d.Scheme);
                 json.WriteString("subprotocol", d.Subprotocol);
+                json.WriteString("user", d.User);
                 json.WriteNumber("ageSeconds", Math.Round(d.Age.TotalSeconds, 3));
                 json.WriteNumber("idleSeconds", Math.Round(d.Idle.TotalSeconds, 3));
                 json.WriteNumber("messagesFromClient", d.MessagesFromClient);

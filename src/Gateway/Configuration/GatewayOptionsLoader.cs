@@ -160,6 +160,14 @@ internal static class GatewayOptionsLoader
             certificate.KeyPath = Resolve(certificate.KeyPath, configDirectory);
         }
         options.DataProtection.KeyDirectory = Resolve(options.DataProtection.KeyDirectory, configDirectory);
+        foreach (var policy in options.WebSocketPolicies.Values)
+        {
+            var keys = policy.Identity.SigningKeys;
+            for (var i = 0; i < keys.Count; i++)
+            {
+                keys[i] = Resolve(keys[i], configDirectory) ?? keys[i];
+            }
+        }
     }
 
     private static string? Resolve(string? path, string directory) =>

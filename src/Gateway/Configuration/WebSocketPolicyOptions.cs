@@ -18,6 +18,9 @@ internal sealed class WebSocketPolicyOptions
 
     /// <summary>Frame and message rules enforced at the edge.</summary>
     public FrameRuleOptions Frames { get; set; } = new();
+
+    /// <summary>Who the client is: a JWT checked at the handshake, its claims passed on as headers (off unless keys are set).</summary>
+    public IdentityOptions Identity { get; set; } = new();
 }
 
 internal sealed class HandshakeOptions
@@ -71,6 +74,12 @@ internal sealed class ConnectionLimitOptions
     public TimeSpan MaxLifetime { get; set; }
 
     /// <summary>
+    /// Open WebSocket connections per authenticated user (the token's <c>sub</c>, see <see cref="IdentityOptions"/>),
+    /// from any address; 0 means no limit. Over it: 503. Handshakes without a token (Identity:Required false) do not count.
+    /// </summary>
+    public int MaxConnectionsPerUser { get; set; }
+
+    /// <summary>
     /// The per-client limits count an IPv6 client by the network of this prefix length (1-128): a subscriber is
     /// usually given a /64 and can use any address in it. IPv4 clients (also IPv4-mapped, and the well-known
     /// NAT64 prefix 64:ff9b::/96) always count per address.
@@ -103,4 +112,73 @@ internal sealed class FrameRuleOptions
 
     /// <summary>Largest single frame a client may send; 0 means no limit. Over it: close 1009.</summary>
     public long MaxFrameBytes { get; set; }
+}
+
+/// <summary>
+/// Identity at the edge: a JWT taken from the handshake (browsers cannot set <c>Authorization</c> on a WebSocket, so also
+/// a query parameter, a cookie or a bearer subprotocol), checked (signature, issuer, audience, lifetime), and chosen
+/// claims passed to the backend as headers. On when <see cref="SigningKeys"/> or <see cref="JwksUrl"/> is set.
+/// </summary>
+internal sealed class IdentityOptions
+{
+    /// <summary>Refuse (401) a handshake without a token. False: such a handshake passes without claim headers; a bad token is still refused.</summary>
+    public bool Required { get; set; } = true;
+
+    /// <summary>
+    /// Where the token may be, tried in order: <c>Header</c> (<c>Authorization: Bearer</c>, RFC 6750 §2.1),
+    /// <c>Query:NAME</c>, <c>Cookie:NAME</c>, <c>Subprotocol</c> (<c>base64url.bearer.authorization.k8s.io.TOKEN</c>).
+    /// Empty: <c>Header</c> only.
+    /// </summary>
+    public List<string> TokenSources { get; set; } = new();
+
+    /// <summary>Key files (relative to the configuration file): a PEM RSA or EC public key, or any other file a base64 symmetric key (HS256).</summary>
+    public List<string> SigningKeys { get; set; } = new();
+
+    /// <summary>A JSON Web Key Set (RFC 7517 §5) fetched at the first handshake that needs it, every <see cref="JwksRefreshInterval"/> and when a token names an unknown key.</summary>
+    public string? JwksUrl { get; set; }
+
+    /// <summary>How often the key set is fetched again.</summary>
+    public TimeSpan JwksRefreshInterval { get; set; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>The <c>iss</c> every token must carry (RFC 7519 §4.1.1). Required when identity is on.</summary>
+    public string? Issuer { get; set; }
+
+    /// <summary>The <c>aud</c> every token must carry (RFC 7519 §4.1.3). Required when identity is on.</summary>
+    public string? Audience { get; set; }
+
+    /// <summary>Allowed clock difference with the token's issuer for <c>exp</c> and <c>nbf</c>.</summary>
+    public TimeSpan ClockSkew { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// Claims to pass to the backend, claim name to header name (<c>"sub": "X-User-Id"</c>). These headers are always
+    /// removed from what the client sent, so a client cannot forge them.
+    /// </summary>
+    public Dictionary<string, string> ClaimHeaders { get; set; } = new(StringComparer.Ordinal);
+
+    /// <summary>Claims a token must carry with these values (an array claim must contain it); otherwise 403.</summary>
+    public Dictionary<string, string> RequiredClaims { get; set; } = new(StringComparer.Ordinal);
+
+    /// <summary>What happens to a tunnel when its token expires.</summary>
+    public TokenExpiryAction OnExpiry { get; set; } = TokenExpiryAction.Close;
+
+    /// <summary>What the backend's request line gets of a <c>Query:NAME</c> token: nothing, or the parameter with its value redacted.</summary>
+    public QueryTokenHandling QueryToken { get; set; } = QueryTokenHandling.Remove;
+
+    /// <summary>Whether the policy checks identity at all: only when it has somewhere to get keys from.</summary>
+    public bool Enabled => SigningKeys.Count > 0 || !string.IsNullOrWhiteSpace(JwksUrl);
+}
+
+internal enum TokenExpiryAction
+{
+    /// <summary>Close 1008 "token expired" on both sides (RFC 6455 §7.4.1: policy violation).</summary>
+    Close,
+
+    /// <summary>The token is checked at the handshake only; the tunnel lives on.</summary>
+    KeepOpen,
+}
+
+internal enum QueryTokenHandling
+{
+    Remove,
+    Redact,
 }

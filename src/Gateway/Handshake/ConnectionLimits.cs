@@ -16,6 +16,7 @@ internal sealed class ConnectionLimits : IDisposable
     private readonly PartitionedRateLimiter<ClientKey>? _handshakeRate;
     private readonly ConcurrencyLimiter? _total;
     private readonly PartitionedRateLimiter<ClientKey>? _perClient;
+    private readonly PartitionedRateLimiter<string>? _perUser;
     private readonly int _ipv6PrefixLength;
 
     public ConnectionLimits(ConnectionLimitOptions options)
@@ -50,9 +51,38 @@ internal sealed class ConnectionLimits : IDisposable
             _perClient = PartitionedRateLimiter.Create<ClientKey, ClientKey>(
                 client => RateLimitPartition.GetConcurrencyLimiter(client, perClientFactory));
         }
+        if (options.MaxConnectionsPerUser > 0)
+        {
+            // The same machinery keyed by the token's subject: a user's tunnels from any address count together.
+            var perUser = new ConcurrencyLimiterOptions { PermitLimit = options.MaxConnectionsPerUser, QueueLimit = 0 };
+            Func<string, ConcurrencyLimiterOptions> perUserFactory = _ => perUser;
+            _perUser = PartitionedRateLimiter.Create<string, string>(
+                user => RateLimitPartition.GetConcurrencyLimiter(user, perUserFactory), StringComparer.Ordinal);
+        }
     }
 
     public bool IsEmpty => _handshakeRate is null && _total is null && _perClient is null;
+
+    /// <summary>
+    /// Takes a permit for one more tunnel of <paramref name="user"/> (an authenticated subject), or returns false at the
+    /// policy's <c>MaxConnectionsPerUser</c>. The lease is null when there is no per-user limit.
+    /// </summary>
+    public bool TryEnterUser(string user, out RateLimitLease? lease)
+    {
+        lease = null;
+        if (_perUser is null)
+        {
+            return true;
+        }
+        lease = _perUser.AttemptAcquire(user);
+        if (lease.IsAcquired)
+        {
+            return true;
+        }
+        lease.Dispose();
+        lease = null;
+        return false;
+    }
 
     /// <summary>
     /// Takes a handshake token and the tunnel's permits for the client at <paramref name="address"/> (the connection's
@@ -104,6 +134,7 @@ internal sealed class ConnectionLimits : IDisposable
         _handshakeRate?.Dispose();
         _total?.Dispose();
         _perClient?.Dispose();
+        _perUser?.Dispose();
     }
 
     /// <summary>The permits one open tunnel holds; disposing it gives them back.</summary>

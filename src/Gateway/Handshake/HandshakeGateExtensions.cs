@@ -1,3 +1,4 @@
+using Gateway.Identity;
 using Gateway.Listeners;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 
@@ -12,6 +13,7 @@ internal static class HandshakeGateExtensions
     public static IServiceCollection AddHandshakeGate(this IServiceCollection services, IConfiguration configuration)
     {
         services.AddSingleton<HandshakePolicies>();
+        services.AddEdgeIdentity();
         services.AddSingleton<UpgradedConnectionLimit>();
         services.AddSingleton<TrustedForwarderSet>();
         services.AddSingleton<HandshakeMetrics>();

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Gateway.Identity;
 using Gateway.Listeners;
 
 namespace Gateway.Handshake;
@@ -38,6 +39,9 @@ internal sealed class HandshakeGateMiddleware
         var refusal = UpgradeRequest.Check(context, rules.AllowPlainHttp, out var isHandshake);
         if (refusal is null && !isHandshake)
         {
+            // Ordinary HTTP on a route with identity is not authenticated here, but the backend may trust the claim
+            // headers on every request of the route: a client's own never pass.
+            rules.Identity?.RemoveClaimHeaders(request);
             return _next(context);
         }
         var span = _tracing.Enabled ? _tracing.Start(context, route) : null;
@@ -60,11 +64,55 @@ internal sealed class HandshakeGateMiddleware
             return RefuseAsync(context, span, RefusalReason.Origin, route.Config.RouteId, origin.ToString());
         }
 
+        // Who the client is, before the subprotocols are filtered: a token may travel as one of them.
+        return rules.Identity is { } identity
+            ? AuthenticateAsync(context, span, rules, route.Config.RouteId, identity)
+            : Admit(context, span, rules, route.Config.RouteId, default);
+    }
+
+    /// <summary>
+    /// The policy's identity: a refused token gets 401 (RFC 6750 §3: with <c>WWW-Authenticate: Bearer</c>) or 403, and
+    /// never reaches a backend; a valid one has set the claim headers, and names the user for the limits and the relay.
+    /// </summary>
+    private async Task AuthenticateAsync(HttpContext context, Activity? span, HandshakeRules rules, string route, TokenAuthenticator identity)
+    {
+        AuthenticationOutcome outcome;
+        try
+        {
+            outcome = await identity.AuthenticateAsync(context);
+        }
+        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        {
+            // The client left while the key set was being fetched.
+            if (span is not null)
+            {
+                HandshakeTracing.Finish(span, context);
+            }
+            return;
+        }
+        switch (outcome.Status)
+        {
+            case AuthenticationStatus.Unauthenticated:
+                context.Response.Headers.WWWAuthenticate = outcome.TokenPresented ? "Bearer error=\"invalid_token\"" : "Bearer";
+                await RefuseAsync(context, span, RefusalReason.Unauthenticated, route, outcome.Detail);
+                return;
+            case AuthenticationStatus.Forbidden:
+                context.Response.Headers.WWWAuthenticate = "Bearer error=\"insufficient_scope\"";
+                await RefuseAsync(context, span, RefusalReason.Forbidden, route, outcome.Detail);
+                return;
+        }
+        await Admit(context, span, rules, route, outcome);
+    }
+
+    /// <summary>The rest of the handshake's checks, then the limits and the backend.</summary>
+    private Task Admit(HttpContext context, Activity? span, HandshakeRules rules, string route, AuthenticationOutcome identity)
+    {
+        var request = context.Request;
         // Item 8: the subprotocols offered; those the policy does not accept are not forwarded.
         var offered = request.Headers.SecWebSocketProtocol;
         if (!rules.Subprotocols.TryFilter(offered, out var forwarded, out var changed))
         {
-            return RefuseAsync(context, span, RefusalReason.Subprotocol, route.Config.RouteId, offered.Count == 0 ? "none offered" : offered.ToString());
+            return RefuseAsync(context, span, RefusalReason.Subprotocol, route, offered.Count == 0 ? "none offered" : offered.ToString());
         }
         if (changed)
         {
@@ -73,7 +121,12 @@ internal sealed class HandshakeGateMiddleware
 
         UpgradeRequest.NormalizeUpgradeHeader(request);
         // What the relay and the backend checks read from here on.
-        var handshake = new WebSocketHandshake(route.Config.RouteId, rules.Policy, HttpProtocol.IsHttp2(request.Protocol), request.IsHttps) { Span = span };
+        var handshake = new WebSocketHandshake(route, rules.Policy, HttpProtocol.IsHttp2(request.Protocol), request.IsHttps)
+        {
+            Span = span,
+            UserId = identity.Subject,
+            TokenClosesAt = identity.ClosesAt,
+        };
         context.Features.Set(handshake);
         return span is null ? ForwardAsync(context, rules, handshake) : ForwardTracedAsync(context, rules, handshake);
     }
@@ -91,9 +144,18 @@ internal sealed class HandshakeGateMiddleware
                 return;
             }
         }
+        // Per user (the token's subject), from any address, as the per-client limit counts per address.
+        System.Threading.RateLimiting.RateLimitLease? userPermit = null;
+        if (handshake.UserId is { } user && !rules.Limits.TryEnterUser(user, out userPermit))
+        {
+            permit.Dispose();
+            await RefuseAsync(context, handshake.Span, RefusalReason.UserConnectionLimit, route);
+            return;
+        }
         // Last, so that a refusal by the policy's own limits does not take room: two descriptors for the tunnel.
         if (!_descriptors.TryEnter())
         {
+            userPermit?.Dispose();
             permit.Dispose();
             await RefuseAsync(context, handshake.Span, RefusalReason.Descriptors, route);
             return;
@@ -103,13 +165,14 @@ internal sealed class HandshakeGateMiddleware
         if (upgrade && !_upgraded.TryEnter())
         {
             _descriptors.Exit();
+            userPermit?.Dispose();
             permit.Dispose();
             await RefuseAsync(context, handshake.Span, RefusalReason.UpgradedConnectionLimit, route);
             return;
         }
         // A proxied WebSocket holds its permits for its whole life: until the request ends, or later when the tunnel
         // outlives it (WebSocketHandshake.OutliveRequest).
-        handshake.Hold(permit, _descriptors, upgrade ? _upgraded : null);
+        handshake.Hold(permit, _descriptors, upgrade ? _upgraded : null, userPermit);
         try
         {
             await _next(context);

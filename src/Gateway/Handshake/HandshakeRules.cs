@@ -1,3 +1,4 @@
+using Gateway.Identity;
 using Gateway.Policies;
 using Yarp.ReverseProxy.Model;
 
@@ -6,8 +7,9 @@ namespace Gateway.Handshake;
 /// <summary>One policy's handshake and limit rules, compiled once from its options.</summary>
 internal sealed class HandshakeRules : IDisposable
 {
-    public HandshakeRules(WebSocketPolicy policy, ConnectionLimits? limits = null)
+    public HandshakeRules(WebSocketPolicy policy, ConnectionLimits? limits = null, TokenAuthenticator? identity = null)
     {
+        Identity = identity;
         Policy = policy;
         var handshake = policy.Options.Handshake;
         AllowPlainHttp = handshake.AllowPlainHttp;
@@ -29,6 +31,9 @@ internal sealed class HandshakeRules : IDisposable
 
     public ConnectionLimits Limits { get; }
 
+    /// <summary>The policy's token checks, or null when its identity is off.</summary>
+    public TokenAuthenticator? Identity { get; }
+
     public void Dispose() => Limits.Dispose();
 }
 
@@ -41,12 +46,14 @@ internal sealed class HandshakeRules : IDisposable
 internal sealed class HandshakePolicies : IDisposable
 {
     private readonly WebSocketPolicies _policies;
+    private readonly TokenAuthenticators _authenticators;
     private readonly System.Collections.Concurrent.ConcurrentDictionary<WebSocketPolicy, HandshakeRules> _rules = new(ReferenceEqualityComparer.Instance);
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, HandshakeRules> _latest = new(StringComparer.OrdinalIgnoreCase);
 
-    public HandshakePolicies(WebSocketPolicies policies)
+    public HandshakePolicies(WebSocketPolicies policies, TokenAuthenticators authenticators)
     {
         _policies = policies;
+        _authenticators = authenticators;
         foreach (var policy in policies.All)
         {
             Compile(policy);
@@ -65,7 +72,7 @@ internal sealed class HandshakePolicies : IDisposable
         var kept = self._latest.TryGetValue(policy.Name, out var previous) && SameLimits(previous.Policy.Options.Limits, policy.Options.Limits)
             ? previous.Limits
             : null;
-        var rules = new HandshakeRules(policy, kept);
+        var rules = new HandshakeRules(policy, kept, self._authenticators.Create(policy.Name, policy.Options.Identity));
         self._latest[policy.Name] = rules;
         return rules;
     }, this);
@@ -85,7 +92,8 @@ internal sealed class HandshakePolicies : IDisposable
 
     private static bool SameLimits(Configuration.ConnectionLimitOptions a, Configuration.ConnectionLimitOptions b) =>
         a.MaxConnections == b.MaxConnections && a.MaxConnectionsPerClient == b.MaxConnectionsPerClient
-        && a.HandshakesPerMinutePerClient == b.HandshakesPerMinutePerClient && a.IPv6PrefixLength == b.IPv6PrefixLength;
+        && a.HandshakesPerMinutePerClient == b.HandshakesPerMinutePerClient && a.IPv6PrefixLength == b.IPv6PrefixLength
+        && a.MaxConnectionsPerUser == b.MaxConnectionsPerUser;
 
     public void Dispose()
     {

@@ -23,6 +23,9 @@ internal enum RefusalReason
     BackendSubprotocol,
     Descriptors,
     UpgradedConnectionLimit,
+    Unauthenticated,
+    Forbidden,
+    UserConnectionLimit,
 }
 
 /// <summary>The fixed answer for one <see cref="RefusalReason"/>, built once.</summary>
@@ -105,6 +108,12 @@ internal sealed class Refusal
                 "WebSocket handshake refused: the gateway is at its open-file limit, retry after the time in Retry-After", noRoom),
             new(RefusalReason.UpgradedConnectionLimit, StatusCodes.Status503ServiceUnavailable, "upgraded_connection_limit",
                 "WebSocket handshake refused: the gateway is at its upgraded-connection limit, retry after the time in Retry-After", noRoom),
+            new(RefusalReason.Unauthenticated, StatusCodes.Status401Unauthorized, "unauthenticated",
+                "WebSocket handshake refused: a valid bearer token is required (RFC 6750)"),
+            new(RefusalReason.Forbidden, StatusCodes.Status403Forbidden, "forbidden",
+                "WebSocket handshake refused: the token does not grant access to this route"),
+            new(RefusalReason.UserConnectionLimit, StatusCodes.Status503ServiceUnavailable, "user_connection_limit",
+                "WebSocket handshake refused: your account has too many open WebSocket connections", noRoom),
         ];
         for (var i = 0; i < all.Length; i++)
         {

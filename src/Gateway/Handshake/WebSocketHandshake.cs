@@ -41,6 +41,18 @@ internal sealed class WebSocketHandshake
     /// </summary>
     public Activity? Span { get; internal set; }
 
+    /// <summary>
+    /// The authenticated user (the token's <c>sub</c> claim) when the policy's identity is on and a valid token came with
+    /// the handshake; null otherwise. What per-user limits count against.
+    /// </summary>
+    public string? UserId { get; internal set; }
+
+    /// <summary>
+    /// When the tunnel must close because its token expired (the token's <c>exp</c> plus the policy's clock skew), when
+    /// the policy's <c>Identity:OnExpiry</c> is <c>Close</c>; null: never.
+    /// </summary>
+    public DateTimeOffset? TokenClosesAt { get; internal set; }
+
     /// <summary>The subprotocol the backend agreed to (RFC 6455 §4.2.2), once it answered; null for none.</summary>
     public string? Subprotocol { get; private set; }
 
@@ -64,13 +76,16 @@ internal sealed class WebSocketHandshake
     // ---- What the gate holds for the tunnel's whole life ----
 
     private ConnectionLimits.Permit _permit;
+    private System.Threading.RateLimiting.RateLimitLease? _userPermit;
     private FileDescriptorLimit? _descriptors;
     private UpgradedConnectionLimit? _upgraded;
     private int _holders = 1;
 
     /// <summary>The gate's permits, given back by <see cref="Release"/> once the request and the tunnel are both over.</summary>
-    internal void Hold(ConnectionLimits.Permit permit, FileDescriptorLimit descriptors, UpgradedConnectionLimit? upgraded)
+    internal void Hold(ConnectionLimits.Permit permit, FileDescriptorLimit descriptors, UpgradedConnectionLimit? upgraded,
+        System.Threading.RateLimiting.RateLimitLease? userPermit = null)
     {
+        _userPermit = userPermit;
         _permit = permit;
         _descriptors = descriptors;
         _upgraded = upgraded;
@@ -92,5 +107,6 @@ internal sealed class WebSocketHandshake
         _upgraded?.Exit();
         _descriptors?.Exit();
         _permit.Dispose();
+        _userPermit?.Dispose();
     }
 }

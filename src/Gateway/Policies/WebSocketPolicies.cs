@@ -155,6 +155,10 @@ internal sealed class WebSocketPolicies
         {
             throw new GatewayConfigurationException($"{key}:MaxConnectionsPerClient", "must not be negative (0 means no limit)");
         }
+        if (limits.MaxConnectionsPerUser < 0)
+        {
+            throw new GatewayConfigurationException($"{key}:MaxConnectionsPerUser", "must not be negative (0 means no limit)");
+        }
         if (limits.MaxLifetime < TimeSpan.Zero)
         {
             throw new GatewayConfigurationException($"{key}:MaxLifetime", "must not be negative (00:00:00 means no limit)");

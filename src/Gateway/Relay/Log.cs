@@ -29,6 +29,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 309, Level = LogLevel.Debug, Message = "Route {Route}: a tunnel reached its policy's MaxLifetime; closed with {Code} on both sides")]
     public static partial void LifetimeEnded(ILogger logger, string route, ushort code);
 
+    [LoggerMessage(EventId = 319, Level = LogLevel.Debug, Message = "Route {Route}: the token of a tunnel expired (Identity:OnExpiry Close); closed with {Code} on both sides")]
+    public static partial void TokenExpired(ILogger logger, string route, ushort code);
+
     [LoggerMessage(EventId = 310, Level = LogLevel.Debug, Message = "Route {Route}: no frame from either peer for {TimeoutSeconds} s (the cluster's ActivityTimeout); closed with {Code} on both sides")]
     public static partial void IdleTimeout(ILogger logger, string route, double timeoutSeconds, ushort code);
 

@@ -32,6 +32,9 @@ internal sealed class RelayMetrics
         /// <summary>The tunnel reached its policy's <c>Limits:MaxLifetime</c>.</summary>
         public const string MaxLifetime = "max_lifetime";
 
+        /// <summary>The client's token expired and its policy's <c>Identity:OnExpiry</c> is <c>Close</c>: Close 1008.</summary>
+        public const string TokenExpired = "token_expired";
+
         /// <summary>Neither peer sent anything for the cluster's <c>HttpRequest:ActivityTimeout</c>.</summary>
         public const string IdleTimeout = "idle_timeout";
     }
@@ -67,7 +70,7 @@ internal sealed class RelayMetrics
         _opened = m.CreateCounter<long>("gateway.websocket.connections.opened", "{connection}",
             "Proxied WebSocket connections established (the backend answered the upgrade)");
         _closed = m.CreateCounter<long>("gateway.websocket.connections.closed", "{connection}",
-            "Proxied WebSocket connections ended, by close code and by who closed (client, client_stalled, backend, gateway_reaped, gateway_limit, max_lifetime, destination_removed, admin, drain)");
+            "Proxied WebSocket connections ended, by close code and by who closed (client, client_stalled, backend, gateway_reaped, gateway_limit, max_lifetime, token_expired, destination_removed, admin, drain)");
         _handshakeDuration = m.CreateHistogram<double>("gateway.websocket.handshake.duration", "s",
             "From the gateway receiving the handshake to the upgrade being sent to the client, backend time included",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] });

@@ -16,7 +16,7 @@ internal sealed partial class RelayTunnel
         return new TunnelDescription(Id, RouteId, _cluster, _destination, _clientAddress?.ToString(),
             _handshake.Protocol, _handshake.Scheme, _handshake.Subprotocol, _sweeper.Time.GetElapsedTime(_openedTimestamp),
             TimeSpan.FromMilliseconds(Math.Max(0, now - lastHeard)),
-            _fromClient.Messages, _fromClient.PayloadBytes, _fromBackend.Messages, _fromBackend.PayloadBytes);
+            _fromClient.Messages, _fromClient.PayloadBytes, _fromBackend.Messages, _fromBackend.PayloadBytes, _handshake.UserId);
     }
 
     /// <summary>Codes an operator may close with: those RFC 6455 §7.4.1 lets an endpoint send, and the private range.</summary>
@@ -41,4 +41,4 @@ internal sealed partial class RelayTunnel
 /// <summary>One open tunnel as <c>GET /connections</c> lists it.</summary>
 internal readonly record struct TunnelDescription(long Id, string Route, string Cluster, string Destination, string? Client,
     string Protocol, string Scheme, string? Subprotocol, TimeSpan Age, TimeSpan Idle,
-    long MessagesFromClient, long BytesFromClient, long MessagesFromBackend, long BytesFromBackend);
+    long MessagesFromClient, long BytesFromClient, long MessagesFromBackend, long BytesFromBackend, string? User = null);

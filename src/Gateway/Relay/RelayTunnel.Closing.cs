@@ -252,6 +252,22 @@ internal sealed partial class RelayTunnel
     }
 
     /// <summary>
+    /// The client's token expired (the policy's <c>Identity:OnExpiry</c> is <c>Close</c>): both sides hear 1008, policy
+    /// violation (RFC 6455 §7.4.1), with the reason "token expired", so the client knows to get a new token and reconnect.
+    /// </summary>
+    private async Task EndExpiredTokenAsync()
+    {
+        if (!BeginClosing())
+        {
+            return;
+        }
+        Decide(RelayMetrics.ClosedBy.TokenExpired, 1008);
+        Log.TokenExpired(_logger, RouteId, 1008);
+        await SendCloseAsync(toBackend: false, 1008, "token expired", InjectionWait.ForBoundary).ConfigureAwait(false);
+        await SendCloseAsync(toBackend: true, 1008, "token expired", InjectionWait.ForBoundary).ConfigureAwait(false);
+    }
+
+    /// <summary>
     /// Neither peer sent anything for the cluster's <c>HttpRequest:ActivityTimeout</c> (with keepalive on, a peer's pong
     /// counts): both hear 1001, where YARP's own timeout cut both connections without a Close.
     /// </summary>

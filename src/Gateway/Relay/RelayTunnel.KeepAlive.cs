@@ -16,6 +16,7 @@ internal sealed partial class RelayTunnel
     private long _timeoutMs;
     private int _policyVersion;
     private long _lifetimeEndsAt = long.MaxValue;
+    private long _tokenEndsAt = long.MaxValue;
     private PeerKeepAlive _clientAlive;
     private PeerKeepAlive _backendAlive;
 
@@ -38,6 +39,11 @@ internal sealed partial class RelayTunnel
         if (now >= _lifetimeEndsAt)
         {
             Run(EndLifetimeAsync());
+            return;
+        }
+        if (now >= _tokenEndsAt)
+        {
+            Run(EndExpiredTokenAsync());
             return;
         }
         if (IsInactive(now))

@@ -138,6 +138,11 @@ internal sealed partial class RelayTunnel
             // Up to a tenth earlier, differently per tunnel: tunnels opened together do not all end together.
             _lifetimeEndsAt = now + maxLifetime - Random.Shared.NextInt64(maxLifetime / 10 + 1);
         }
+        if (_handshake.TokenClosesAt is { } tokenClosesAt)
+        {
+            // On the sweep's clock: the first sweep at or after the token's expiry closes the tunnel.
+            _tokenEndsAt = now + Math.Max(0, (long)(tokenClosesAt - _sweeper.Time.GetUtcNow()).TotalMilliseconds);
+        }
         _openedTimestamp = _sweeper.Time.GetTimestamp();
         _metrics.Opened(_tags, RouteId, _handshake.Protocol, _sweeper.Time.GetElapsedTime(_createdTimestamp, _openedTimestamp));
         if (_handshake.Span is { } span)

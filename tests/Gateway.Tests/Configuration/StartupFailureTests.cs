@@ -48,6 +48,7 @@ public sealed class StartupFailureTests : IDisposable
         { "bad-duration", "Gateway:ShutdownTimeout: '30 seconds' is not a duration" },
         { "bad-access-log-field", "Gateway:AccessLog:Fields:1: 'Room' is not an access log field (one of: Event, Start," },
         { "bad-access-log-format", "Gateway:AccessLog:Format: 'xml' is not one of Text, Json" },
+        { "missing-signing-key", "Gateway:WebSocketPolicies:chat:Identity:SigningKeys:0: cannot read '" },
     };
 
     [Theory]
@@ -106,6 +107,20 @@ public sealed class StartupFailureTests : IDisposable
                 break;
             case "bad-access-log-format":
                 config["Gateway"]!["AccessLog"] = new JsonObject { ["Format"] = "xml" };
+                break;
+            case "missing-signing-key":
+                config["Gateway"]!["WebSocketPolicies"] = new JsonObject
+                {
+                    ["chat"] = new JsonObject
+                    {
+                        ["Identity"] = new JsonObject
+                        {
+                            ["SigningKeys"] = new JsonArray("keys/idp.pem"),
+                            ["Issuer"] = "https://id.example.com",
+                            ["Audience"] = "chat",
+                        },
+                    },
+                };
                 break;
             case "bad-otlp-protocol":
                 config["Gateway"]!["Telemetry"] = new JsonObject { ["Otlp"] = new JsonObject { ["Endpoint"] = "http://127.0.0.1:4318", ["Protocol"] = "udp" } };
