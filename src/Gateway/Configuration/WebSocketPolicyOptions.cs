@@ -18,6 +18,9 @@ internal sealed class WebSocketPolicyOptions
 
     /// <summary>Frame and message rules enforced at the edge.</summary>
     public FrameRuleOptions Frames { get; set; } = new();
+
+    /// <summary>Message and byte rate limits on data messages, per connection, client, user and route.</summary>
+    public RateLimitOptions RateLimits { get; set; } = new();
 }
 
 internal sealed class HandshakeOptions

@@ -41,6 +41,13 @@ internal sealed class WebSocketHandshake
     /// </summary>
     public Activity? Span { get; internal set; }
 
+    /// <summary>
+    /// The authenticated user the handshake belongs to (a token's subject), for the per-user rate limits
+    /// (<c>RateLimits:PerUser</c>); null when nobody authenticated it, and then the per-user limits do not apply.
+    /// Set before the backend is contacted by whatever authenticates the handshake.
+    /// </summary>
+    public string? UserId { get; set; }
+
     /// <summary>The subprotocol the backend agreed to (RFC 6455 §4.2.2), once it answered; null for none.</summary>
     public string? Subprotocol { get; private set; }
 
