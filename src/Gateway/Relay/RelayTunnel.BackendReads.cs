@@ -69,6 +69,7 @@ internal sealed partial class RelayTunnel
                 {
                     return 0;
                 }
+                _backendResumedAt = _backendHeld.ResumeAt;
                 filled = TakeHeld(ref _backendHeld, buffer.Span);
                 read = 0;
             }
@@ -93,6 +94,7 @@ internal sealed partial class RelayTunnel
             _toClient.BeginRelay();
             var produced = Filter(ref _fromBackend, ref _backendAlive, RelayMetrics.Side.Backend, buffer.Span[..(filled + read)],
                 ref _backendCarry, ref _backendCarryLength, ref _backendHeld, out var violation, out var pong);
+            _backendResumedAt = 0;
             if (violation)
             {
                 _backendViolation = true;

@@ -189,6 +189,7 @@ internal sealed partial class RelayTunnel
                 {
                     return 0;
                 }
+                _clientResumedAt = _clientHeld.ResumeAt;
                 filled = TakeHeld(ref _clientHeld, buffer.Span);
                 read = 0;
             }
@@ -209,6 +210,7 @@ internal sealed partial class RelayTunnel
                 }
             }
             var produced = OnReadFromClient(buffer.Span[..(filled + read)]);
+            _clientResumedAt = 0;
             if (produced > 0)
             {
                 return produced;

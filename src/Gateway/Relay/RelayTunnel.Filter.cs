@@ -57,7 +57,7 @@ internal sealed partial class RelayTunnel
                     break;
                 case ScanResult.Admit:
                     var fromClient = ReferenceEquals(side, RelayMetrics.Side.Client);
-                    switch (AdmitData(fromClient, scanner.FrameStartsMessage, scanner.FramePayload, out var wait))
+                    switch (AdmitData(fromClient, scanner.FrameStartsMessage, scanner.FramePayload, out var wait, out var judgedAt))
                     {
                         case RateDecision.Pass:
                             scanner.Admit();
@@ -66,7 +66,7 @@ internal sealed partial class RelayTunnel
                             scanner.DropFrame();
                             break;
                         case RateDecision.Hold:
-                            Hold(ref held, data[read..], wait);
+                            Hold(ref held, data[read..], wait, judgedAt, _sweeper.Time.TimestampFrequency);
                             read = data.Length;
                             break;
                         default:

@@ -27,6 +27,10 @@ internal sealed partial class RelayTunnel
 
     // For the access line: what the limits did to this tunnel, and how often.
     private RateLimitAction _limitedAction;
+
+    // While the filter scans bytes that were held: when their hold was due (0 otherwise).
+    private long _clientResumedAt;
+    private long _backendResumedAt;
     private long _limitedCount;
 
     private bool ClientHeld => Volatile.Read(ref _clientHeld.Length) > 0;
@@ -60,15 +64,26 @@ internal sealed partial class RelayTunnel
     /// <summary>
     /// The filter met a data frame: asks the limits of that direction. Returns what to do; for a hold, how long.
     /// </summary>
-    private RateDecision AdmitData(bool fromClient, bool startsMessage, long payload, out double waitSeconds)
+    private RateDecision AdmitData(bool fromClient, bool startsMessage, long payload, out double waitSeconds, out long judgedAt)
     {
         var limits = _rateLimits;
         if (limits is null)
         {
             waitSeconds = 0;
+            judgedAt = 0;
             return RateDecision.Pass;
         }
-        var decision = fromClient ? limits.FromClient(startsMessage, payload, out waitSeconds) : limits.FromBackend(startsMessage, payload, out waitSeconds);
+        // Frames that were held are judged as of when their hold was due, not when the timer and the thread pool got round to
+        // resuming them: a late resume would otherwise lose what the bucket earned meanwhile (it holds no more than its
+        // burst), and a held client would be slowed below its rate by the timers' lateness, once per message.
+        var due = fromClient ? _clientResumedAt : _backendResumedAt;
+        var now = _sweeper.Time.GetTimestamp();
+        if (due != 0 && due < now)
+        {
+            now = due;
+        }
+        judgedAt = now;
+        var decision = fromClient ? limits.FromClient(startsMessage, payload, now, out waitSeconds) : limits.FromBackend(startsMessage, payload, now, out waitSeconds);
         if (decision != RateDecision.Pass)
         {
             var action = decision switch { RateDecision.Hold => RateLimitAction.Hold, RateDecision.Drop => RateLimitAction.Drop, _ => RateLimitAction.Close };
@@ -80,7 +95,7 @@ internal sealed partial class RelayTunnel
     }
 
     /// <summary>Keeps the unscanned rest of a read (from the held frame on) until <paramref name="waitSeconds"/> have passed.</summary>
-    private void Hold(ref HeldInput held, ReadOnlySpan<byte> rest, double waitSeconds)
+    private static void Hold(ref HeldInput held, ReadOnlySpan<byte> rest, double waitSeconds, long judgedAt, long frequency)
     {
         var left = held.Length; // bytes still held from before, which come after these in the stream
         var buffer = ArrayPool<byte>.Shared.Rent(rest.Length + left);
@@ -90,10 +105,10 @@ internal sealed partial class RelayTunnel
             held.Buffer.AsSpan(held.Offset, left).CopyTo(buffer.AsSpan(rest.Length));
             ArrayPool<byte>.Shared.Return(held.Buffer!);
         }
-        var time = _sweeper.Time;
         held.Buffer = buffer;
         held.Offset = 0;
-        held.ResumeAt = time.GetTimestamp() + (long)Math.Ceiling(Math.Max(waitSeconds, 0.001) * time.TimestampFrequency);
+        // From when the refusal was judged (a resumed hold's due time), so that a backlog is let through on schedule.
+        held.ResumeAt = judgedAt + (long)Math.Ceiling(Math.Max(waitSeconds, 0.001) * frequency);
         Volatile.Write(ref held.Length, rest.Length + left);
     }
 
@@ -120,7 +135,9 @@ internal sealed partial class RelayTunnel
         var wait = time.GetElapsedTime(time.GetTimestamp(), resumeAt);
         if (wait > TimeSpan.Zero)
         {
-            await Task.Delay(wait, time, cancellationToken).ConfigureAwait(false);
+            // Whole milliseconds, rounded up: timers count in them, and a wait cut short would only find the bucket a
+            // fraction short and wait again, at once (a busy loop for the last millisecond).
+            await Task.Delay(TimeSpan.FromMilliseconds(Math.Ceiling(wait.TotalMilliseconds)), time, cancellationToken).ConfigureAwait(false);
         }
     }
 

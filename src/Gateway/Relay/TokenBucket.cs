@@ -32,7 +32,8 @@ internal struct TokenBucket
     {
         Refill(rate, now, frequency);
         var needed = Math.Min(cost, rate.Burst);
-        if (_tokens >= needed)
+        // A hair of tolerance: a refill computed from the clock may land a rounding error short of a whole token.
+        if (_tokens >= needed - 1e-9)
         {
             _tokens -= cost;
             waitSeconds = 0;

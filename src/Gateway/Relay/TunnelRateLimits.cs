@@ -93,10 +93,10 @@ internal sealed class TunnelRateLimits
     public void Update(RateLimitSettings settings) => _settings = settings;
 
     /// <summary>A data frame from the client: its message's first frame (<paramref name="firstFrame"/>) costs a message too.</summary>
-    public RateDecision FromClient(bool firstFrame, long payload, out double waitSeconds)
+    /// <param name="now">The clock (<see cref="TimeProvider.GetTimestamp"/>), or for frames that were held, when the hold was due.</param>
+    public RateDecision FromClient(bool firstFrame, long payload, long now, out double waitSeconds)
     {
         var settings = _settings;
-        var now = _time.GetTimestamp();
         var frequency = _time.TimestampFrequency;
         double messages = firstFrame ? 1 : 0;
         if (!firstFrame && settings.Action == RateLimitAction.Drop)
@@ -131,7 +131,7 @@ internal sealed class TunnelRateLimits
     }
 
     /// <summary>A data frame from the backend (<c>BackendPerConnection</c>).</summary>
-    public RateDecision FromBackend(bool firstFrame, long payload, out double waitSeconds)
+    public RateDecision FromBackend(bool firstFrame, long payload, long now, out double waitSeconds)
     {
         var settings = _settings;
         waitSeconds = 0;
@@ -139,7 +139,6 @@ internal sealed class TunnelRateLimits
         {
             return RateDecision.Pass;
         }
-        var now = _time.GetTimestamp();
         var frequency = _time.TimestampFrequency;
         if (!firstFrame && settings.Action == RateLimitAction.Drop)
         {
