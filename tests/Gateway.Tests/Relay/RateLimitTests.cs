@@ -319,4 +319,71 @@ public sealed class RateLimitTests : IDisposable
         await backend.CloseReceived.Task.WaitAsync(TimeSpan.FromSeconds(10));
         Assert.Equal(12, backend.Count(RawFrame.Text));
     }
+
+    [Fact]
+    public async Task A_backend_held_by_BackendPerConnection_is_slowed_to_its_byte_rate_while_the_client_goes_on()
+    {
+        await using var backend = new RawBackend();
+        var policy = new JsonObject
+        {
+            ["RateLimits"] = new JsonObject
+            {
+                ["BackendPerConnection"] = new JsonObject { ["Bytes"] = Rate(65536, 16384) },
+                ["Action"] = "Hold",
+            },
+        };
+        await using var gateway = await StartAsync(backend, policy);
+        await using var client = await RawWebSocketClient.ConnectAsync(gateway.Ws, "/raw/news");
+
+        // 12 frames of 16 KiB: the first fills the burst, the other 11 go at 64 KiB/s, one every 0.25 s.
+        await client.SendAsync(RawFrames.Encode(RawFrame.Text, "flood:196608"u8));
+        var clock = Stopwatch.StartNew();
+        var arrivals = new List<TimeSpan>();
+        for (var i = 0; i < 12; i++)
+        {
+            Assert.Equal(16384, (await client.ReceiveAsync(TimeSpan.FromSeconds(10)))!.Payload.Length);
+            arrivals.Add(clock.Elapsed);
+            if (i == 2)
+            {
+                // The client's direction is not held: its message reaches the backend at once.
+                await client.SendAsync(RawFrames.Encode(RawFrame.Text, "meanwhile"u8));
+                await Retry.Eventually(() => Assert.Contains(backend.Received, f => f.Payload.AsSpan().SequenceEqual("meanwhile"u8)), TimeSpan.FromMilliseconds(200));
+            }
+        }
+        var spread = (arrivals[^1] - arrivals[0]).TotalSeconds;
+        var rate = 11 * 16384 / spread;
+        _output.WriteLine($"backend to client: 11 x 16 KiB in {spread:0.000} s = {rate:0} B/s");
+        Assert.InRange(rate, 65536 * 0.9, 65536 * 1.1);
+    }
+
+    [Fact]
+    public async Task A_backend_over_BackendPerConnection_in_close_mode_gets_1008_and_its_client_1001()
+    {
+        await using var backend = new RawBackend();
+        var policy = new JsonObject
+        {
+            ["RateLimits"] = new JsonObject
+            {
+                ["BackendPerConnection"] = new JsonObject { ["Messages"] = Rate(2, 2) },
+            },
+        };
+        await using var gateway = await StartAsync(backend, policy);
+        await using var client = await RawWebSocketClient.ConnectAsync(gateway.Ws, "/raw/echo");
+        for (var i = 0; i < 5; i++)
+        {
+            await client.SendAsync(RawFrames.Encode(RawFrame.Text, "x"u8)); // each echoed: the third echo is over
+        }
+        var frames = await ReceiveUntilCloseAsync(client);
+        Assert.Equal(1001, frames[^1].CloseCode);
+        Assert.Equal(2, frames.Count(f => f.Opcode == RawFrame.Text));
+        var backendClose = await backend.CloseReceived.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(1008, backendClose.CloseCode);
+        var metrics = await Retry.Eventually(async () =>
+        {
+            var scrape = await MetricsScrape.FetchAsync(gateway);
+            Assert.Equal(1, scrape.Value("gateway_relay_rate_limited_total", ("direction", "backend_to_client"), ("action", "close")));
+            return scrape;
+        }, TimeSpan.FromSeconds(10));
+        Assert.Equal(1, metrics.Value("gateway_websocket_connections_closed_total", ("closed_by", "gateway_limit"), ("code", "1008")));
+    }
 }
