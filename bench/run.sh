@@ -44,6 +44,7 @@ fi
 : "${BENCH_KEEPALIVE_INTERVAL:=00:00:05}"
 : "${BENCH_NGINX_BACKLOG:=$(cat /proc/sys/net/core/somaxconn)}"  # nginx's default is 511; HAProxy's is maxconn (capped by somaxconn)
 : "${BENCH_GATEWAY_ENV:=}"  # extra environment for the gateway process only
+: "${BENCH_RATE_LIMITS:=0}"   # 1: rate limits on /ka (every scope, numbers never reached), to compare CPU per message with 0
 : "${BENCH_CERT_KEY:=ec}"   # ec (P-256) or rsa (2048)
 : "${BENCH_RESULTS_DIR:=$BENCH_DIR/results}"
 
@@ -171,6 +172,12 @@ start_haproxy() {
 start_haproxy
 
 # ---- the gateway: published Release build, keepalive policy on /ka, off on /noka, relay on (always) ----
+RATE_LIMITS=""
+if [[ "$BENCH_RATE_LIMITS" == 1 ]]; then
+  # Configured, never reached: what asking the buckets costs per frame (per connection, client and route, both ways).
+  BIG='{ "Messages": { "PerSecond": 100000000, "Burst": 100000000 }, "Bytes": { "PerSecond": 100000000000, "Burst": 100000000000 } }'
+  RATE_LIMITS=", \"RateLimits\": { \"PerConnection\": $BIG, \"PerClient\": $BIG, \"PerRoute\": $BIG, \"BackendPerConnection\": $BIG, \"Action\": \"Close\" }"
+fi
 cat > "$WORK/gateway.json" <<EOF
 {
   "Logging": { "LogLevel": { "Default": "Warning", "Microsoft.Hosting.Lifetime": "Information", "Gateway": "Information" } },
@@ -184,7 +191,7 @@ cat > "$WORK/gateway.json" <<EOF
     "DataProtection": { "KeyDirectory": "$WORK/keys" },
     "Drain": { "Delay": "00:00:00", "Period": "00:00:00" },
     "WebSocketPolicies": {
-      "keepalive":   { "KeepAlive": { "Interval": "$BENCH_KEEPALIVE_INTERVAL", "Timeout": "00:00:15", "Backend": true } },
+      "keepalive":   { "KeepAlive": { "Interval": "$BENCH_KEEPALIVE_INTERVAL", "Timeout": "00:00:15", "Backend": true }$RATE_LIMITS },
       "nokeepalive": { "KeepAlive": { "Interval": "00:00:00" } }
     }
   },
@@ -237,7 +244,7 @@ restart_target() {
   echo
   echo "- machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), kernel $(uname -r), open-file limit $NOFILE"
   echo "- .NET $(dotnet --version), $(nginx -v 2>&1 | cut -d: -f2 | xargs), $(haproxy -v | head -1 | cut -d' ' -f1-3)"
-  echo "- gateway: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- src 2>/dev/null || echo ' + uncommitted changes in src/'), server GC, relay on, keepalive $BENCH_KEEPALIVE_INTERVAL on /ka (idle-noka: off)${BENCH_GATEWAY_ENV:+, environment: $BENCH_GATEWAY_ENV}"
+  echo "- gateway: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- src 2>/dev/null || echo ' + uncommitted changes in src/'), server GC, relay on, keepalive $BENCH_KEEPALIVE_INTERVAL on /ka (idle-noka: off)$([[ "$BENCH_RATE_LIMITS" == 1 ]] && echo ', rate limits on /ka (not reached)')${BENCH_GATEWAY_ENV:+, environment: $BENCH_GATEWAY_ENV}"
   echo "- reps $BENCH_REPS, targets alternate (order rotated each repetition); cert $BENCH_CERT_KEY; client source addresses $BENCH_SOURCES"
   echo
 } > "$TABLE"

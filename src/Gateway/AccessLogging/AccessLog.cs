@@ -21,6 +21,16 @@ internal static partial class AccessLog
         string subprotocol, double durationSeconds, long messagesFromClient, long bytesFromClient,
         long messagesFromBackend, long bytesFromBackend, ushort closeCode, string closedBy);
 
+    /// <summary>The tunnel line of a tunnel a rate limit acted on: the same, and what the limit did at the end.</summary>
+    [LoggerMessage(EventId = 320, Level = LogLevel.Information, Message =
+        "{Start} {Client} {ClientPort} {Path} {Route} {Cluster} {Destination} {Protocol} {TlsProtocol} {TlsCipher} {Subprotocol} " +
+        "{DurationSeconds:0.000}s client->backend {MessagesFromClient} msgs {BytesFromClient} B, " +
+        "backend->client {MessagesFromBackend} msgs {BytesFromBackend} B, {CloseCode} {ClosedBy} rate_limited={RateLimited}")]
+    public static partial void TunnelEndedLimited(ILogger logger, string start, string client, string clientPort, string path,
+        string route, string cluster, string destination, string protocol, string tlsProtocol, string tlsCipher,
+        string subprotocol, double durationSeconds, long messagesFromClient, long bytesFromClient,
+        long messagesFromBackend, long bytesFromBackend, ushort closeCode, string closedBy, string rateLimited);
+
     [LoggerMessage(EventId = 321, Level = LogLevel.Information, Message =
         "{Start} {Client} {ClientPort} {Path} {Route} {Protocol} {TlsProtocol} {TlsCipher} refused {Status} {Reason}")]
     public static partial void HandshakeRefused(ILogger logger, string start, string client, string clientPort, string path,

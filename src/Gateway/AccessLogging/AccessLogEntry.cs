@@ -32,6 +32,9 @@ internal struct AccessLogEntry
     public ushort CloseCode;
     public string? ClosedBy;
 
+    /// <summary>What the rate limits did to the tunnel (<c>close</c>, <c>hold:N</c>, <c>drop:N</c>); null when nothing.</summary>
+    public string? RateLimited;
+
     /// <summary>
     /// The request's path as sent on the wire (escaped, so no space or line break reaches a log line), without the
     /// query string: tokens travel there.
@@ -69,6 +72,7 @@ internal struct AccessLogEntry
         AccessLogField.BytesFromBackend => Refused ? null : BytesFromBackend,
         AccessLogField.CloseCode => Refused ? null : CloseCode,
         AccessLogField.ClosedBy => Refused ? null : ClosedBy,
+        AccessLogField.RateLimited => Refused ? null : RateLimited,
         _ => null,
     };
 

@@ -24,6 +24,7 @@ internal sealed class AccessLogWriter : IAsyncDisposable
         AccessLogField.TlsProtocol, AccessLogField.TlsCipher, AccessLogField.Subprotocol, AccessLogField.Status,
         AccessLogField.DurationSeconds, AccessLogField.MessagesFromClient, AccessLogField.BytesFromClient,
         AccessLogField.MessagesFromBackend, AccessLogField.BytesFromBackend, AccessLogField.CloseCode, AccessLogField.ClosedBy,
+        AccessLogField.RateLimited,
     ];
 
     private static readonly AccessLogField[] RefusedFields =
@@ -85,6 +86,15 @@ internal sealed class AccessLogWriter : IAsyncDisposable
                 Text(entry, AccessLogField.ClientPort), Text(entry, AccessLogField.Path), Text(entry, AccessLogField.Route),
                 Text(entry, AccessLogField.Protocol), Text(entry, AccessLogField.TlsProtocol), Text(entry, AccessLogField.TlsCipher),
                 entry.Status, Text(entry, AccessLogField.Reason));
+        }
+        else if (entry.RateLimited is { } limited)
+        {
+            AccessLog.TunnelEndedLimited(_logger, Text(entry, AccessLogField.Start), Text(entry, AccessLogField.Client),
+                Text(entry, AccessLogField.ClientPort), Text(entry, AccessLogField.Path), Text(entry, AccessLogField.Route),
+                Text(entry, AccessLogField.Cluster), Text(entry, AccessLogField.Destination), Text(entry, AccessLogField.Protocol),
+                Text(entry, AccessLogField.TlsProtocol), Text(entry, AccessLogField.TlsCipher), Text(entry, AccessLogField.Subprotocol),
+                entry.DurationSeconds, entry.MessagesFromClient, entry.BytesFromClient, entry.MessagesFromBackend,
+                entry.BytesFromBackend, entry.CloseCode, Text(entry, AccessLogField.ClosedBy), limited);
         }
         else
         {

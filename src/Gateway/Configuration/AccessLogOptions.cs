@@ -66,4 +66,6 @@ internal enum AccessLogField
     BytesFromBackend,
     CloseCode,
     ClosedBy,
+    /// <summary>What the rate limits did: <c>close</c>, <c>hold:N</c> (reading waited N times), <c>drop:N</c> (N messages dropped).</summary>
+    RateLimited,
 }

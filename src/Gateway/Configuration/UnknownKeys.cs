@@ -78,6 +78,7 @@ internal static class UnknownKeys
             _ when type == typeof(string) => true,
             _ when type == typeof(int) => int.TryParse(value, invariant, out _),
             _ when type == typeof(bool) => bool.TryParse(value, out _),
+            _ when type == typeof(double) => double.TryParse(value, System.Globalization.NumberStyles.Float, invariant, out _),
             _ when type == typeof(TimeSpan) => Durations.TryParse(value, out _),
             _ when type.IsEnum => Enum.TryParse(type, value, ignoreCase: true, out _),
             _ => true,
@@ -89,6 +90,7 @@ internal static class UnknownKeys
         _ when type == typeof(string) => "text",
         _ when type == typeof(int) => "a whole number",
         _ when type == typeof(bool) => "true or false",
+        _ when type == typeof(double) => "a number",
         _ when type == typeof(TimeSpan) => "a duration (30s, 5m, 250ms, 1m30s or hh:mm:ss)",
         _ => type.Name,
     };

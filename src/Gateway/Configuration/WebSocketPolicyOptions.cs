@@ -21,6 +21,9 @@ internal sealed class WebSocketPolicyOptions
 
     /// <summary>Who the client is: a JWT checked at the handshake, its claims passed on as headers (off unless keys are set).</summary>
     public IdentityOptions Identity { get; set; } = new();
+
+    /// <summary>Message and byte rate limits on data messages, per connection, client, user and route.</summary>
+    public RateLimitOptions RateLimits { get; set; } = new();
 }
 
 internal sealed class HandshakeOptions

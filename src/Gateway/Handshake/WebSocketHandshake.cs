@@ -43,7 +43,8 @@ internal sealed class WebSocketHandshake
 
     /// <summary>
     /// The authenticated user (the token's <c>sub</c> claim) when the policy's identity is on and a valid token came with
-    /// the handshake; null otherwise. What per-user limits count against.
+    /// the handshake; null otherwise. What per-user connection limits and rate limits (<c>RateLimits:PerUser</c>) count
+    /// against; without it they do not apply.
     /// </summary>
     public string? UserId { get; internal set; }
 

@@ -124,6 +124,47 @@ internal sealed class WebSocketPolicies
         {
             throw new GatewayConfigurationException($"{key}:Frames:MaxFrameBytes", "must not be negative (0 means no limit)");
         }
+        ValidateRateLimits($"{key}:RateLimits", policy.RateLimits);
+    }
+
+    private static void ValidateRateLimits(string key, RateLimitOptions limits)
+    {
+        ValidateScope($"{key}:PerConnection", limits.PerConnection);
+        ValidateScope($"{key}:PerClient", limits.PerClient);
+        ValidateScope($"{key}:PerUser", limits.PerUser);
+        ValidateScope($"{key}:PerRoute", limits.PerRoute);
+        ValidateScope($"{key}:BackendPerConnection", limits.BackendPerConnection);
+        if (!Enum.IsDefined(limits.Action))
+        {
+            throw new GatewayConfigurationException($"{key}:Action", $"must be one of {string.Join(", ", Enum.GetNames<RateLimitAction>())}");
+        }
+    }
+
+    private static void ValidateScope(string key, RateLimitScopeOptions scope)
+    {
+        ValidateRate($"{key}:Messages", scope.Messages);
+        ValidateRate($"{key}:Bytes", scope.Bytes);
+    }
+
+    private static void ValidateRate(string key, RateOptions rate)
+    {
+        if (!double.IsFinite(rate.PerSecond) || rate.PerSecond < 0)
+        {
+            throw new GatewayConfigurationException($"{key}:PerSecond", $"must be a number of 0 or more (0 means no limit), not {rate.PerSecond}");
+        }
+        if (!double.IsFinite(rate.Burst) || rate.Burst < 0)
+        {
+            throw new GatewayConfigurationException($"{key}:Burst", $"must be a number of 0 or more (0 means as many as PerSecond), not {rate.Burst}");
+        }
+        if (rate.Burst > 0 && rate.Burst < 1)
+        {
+            // A bucket that can never hold one whole message (or byte) would refuse everything.
+            throw new GatewayConfigurationException($"{key}:Burst", $"must be at least 1 (or 0 for as many as PerSecond), not {rate.Burst}");
+        }
+        if (rate.Burst > 0 && rate.PerSecond == 0)
+        {
+            throw new GatewayConfigurationException($"{key}:PerSecond", "must be set when Burst is (a burst without a rate would never refill)");
+        }
     }
 
     private static void ValidateHandshake(string key, HandshakeOptions handshake)

@@ -15,6 +15,16 @@ internal enum ScanResult : byte
 
     /// <summary>The peer broke a rule; <see cref="FrameScanner.ViolationCode"/> says which.</summary>
     Violation,
+
+    /// <summary>
+    /// A data frame's header is whole and the rate limits are to be asked (<see cref="FrameScanner.AskBeforeData"/>):
+    /// nothing of it has been taken (<c>length</c> is 0). The caller calls <see cref="FrameScanner.Admit"/> or
+    /// <see cref="FrameScanner.DropFrame"/> and scans the same bytes again, or stops there.
+    /// </summary>
+    Admit,
+
+    /// <summary>The next <c>length</c> bytes belong to a dropped message: they go nowhere.</summary>
+    Drop,
 }
 
 /// <summary>
@@ -32,6 +42,22 @@ internal struct FrameScanner
     private long _maxMessageBytes;
     private bool _fromClient;
     private byte _allowedReservedBits;
+
+    // Rate limits: ask before each data frame; the frame at the current position was admitted or is to be dropped; the
+    // payload now passing is dropped; the message being dropped goes on (its continuation frames are dropped unasked).
+    private bool _askBeforeData;
+    private bool _admitted;
+    private bool _dropNext;
+    private bool _dropping;
+    private bool _droppingMessage;
+
+    /// <summary>The data frame an <see cref="ScanResult.Admit"/> asks about: whether it starts a message, and its payload length.</summary>
+    public bool FrameStartsMessage;
+    public long FramePayload;
+
+    /// <summary>Data messages dropped by the rate limits (all their frames), and their payload bytes.</summary>
+    public long DroppedMessages;
+    public long DroppedBytes;
 
     // A Close frame's status code (§5.5.1: its first 2 payload bytes) may arrive in a later read than its header.
     // Until it has passed: how many of its bytes are still to come, the code so far (unmasked), and the two mask-key
@@ -70,7 +96,21 @@ internal struct FrameScanner
         _allowedReservedBits = (byte)(allowedReservedBits & WebSocketFrame.ReservedBits);
     }
 
-    public readonly bool AtFrameBoundary => _payloadRemaining == 0;
+    /// <remarks>While a dropped frame's payload passes by, the peer downstream got none of it: that is a boundary too.</remarks>
+    public readonly bool AtFrameBoundary => _payloadRemaining == 0 || _dropping;
+
+    /// <summary>Whether each data frame is first handed to the caller (<see cref="ScanResult.Admit"/>): rate limits are on.</summary>
+    public bool AskBeforeData
+    {
+        readonly get => _askBeforeData;
+        set => _askBeforeData = value;
+    }
+
+    /// <summary>The frame the last <see cref="ScanResult.Admit"/> asked about goes on: the next scan takes it.</summary>
+    public void Admit() => _admitted = true;
+
+    /// <summary>The frame the last <see cref="ScanResult.Admit"/> asked about, and the rest of its message, are dropped.</summary>
+    public void DropFrame() => _dropNext = true;
 
     /// <summary>
     /// Looks at the start of <paramref name="input"/> and says what to do with how many bytes.
@@ -82,6 +122,11 @@ internal struct FrameScanner
         {
             length = (int)Math.Min(_payloadRemaining, input.Length);
             _payloadRemaining -= length;
+            if (_dropping)
+            {
+                _dropping = _payloadRemaining > 0;
+                return ScanResult.Drop;
+            }
             if (_closeCodeMissing != 0)
             {
                 TakeCloseCode(input[..length]);
@@ -182,6 +227,38 @@ internal struct FrameScanner
             if (_maxFrameBytes > 0 && payloadLength > _maxFrameBytes)
             {
                 return Violate(1009, "frame too big");
+            }
+            var startsMessage = opcode != WebSocketFrame.OpcodeContinuation;
+            if (_droppingMessage || _dropNext)
+            {
+                if (_dropNext || !startsMessage)
+                {
+                    // The frame the limits refused, or a later fragment of its message (RFC 6455 §5.4: a message is
+                    // dropped whole, never in part).
+                    _dropNext = false;
+                    _droppingMessage = !fin;
+                    if (startsMessage)
+                    {
+                        DroppedMessages++;
+                    }
+                    DroppedBytes += payloadLength;
+                    var skipped = (int)Math.Min(payloadLength, input.Length - headerLength);
+                    _payloadRemaining = payloadLength - skipped;
+                    _dropping = _payloadRemaining > 0;
+                    length = headerLength + skipped;
+                    return ScanResult.Drop;
+                }
+                _droppingMessage = false; // a new message where a fragment was due: the endpoints' business, as below
+            }
+            if (_askBeforeData)
+            {
+                if (!_admitted)
+                {
+                    FrameStartsMessage = startsMessage;
+                    FramePayload = payloadLength;
+                    return ScanResult.Admit;
+                }
+                _admitted = false;
             }
             // A text or binary frame starts a message, a continuation extends it (§5.4). Whether they arrive in a
             // legal order is the endpoints' business: the gateway counts, it does not reassemble.

@@ -35,6 +35,7 @@ internal sealed class KeepAliveSweeper : BackgroundService
         Time = time;
         Policies = policies;
         _startTimestamp = time.GetTimestamp();
+        RateBuckets = new SharedRateBuckets(time);
         Period = ChoosePeriod(policies);
         // Reloaded policies may ping more often: the sweep follows the shortest interval or timeout there is now.
         policies.Changed += () =>
@@ -56,6 +57,9 @@ internal sealed class KeepAliveSweeper : BackgroundService
     public WebSocketPolicies Policies { get; }
 
     public TimeProvider Time { get; }
+
+    /// <summary>The buckets the rate limits share between tunnels (per client, user, route); idle ones expire from the sweep.</summary>
+    public SharedRateBuckets RateBuckets { get; }
 
     /// <summary>Milliseconds since the sweeper started (plus one), as of the last sweep.</summary>
     internal long Now => Volatile.Read(ref _now);
@@ -168,6 +172,7 @@ internal sealed class KeepAliveSweeper : BackgroundService
                 Log.SweepFailed(_logger, ex);
             }
         }
+        RateBuckets.Expire();
     }
 
     private static TimeSpan ChoosePeriod(WebSocketPolicies policies)

@@ -47,6 +47,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 314, Level = LogLevel.Debug, Message = "Destination {Destination} takes no WebSockets over HTTP/2 ({Reason}); trying HTTP/1.1")]
     public static partial void Http2WebSocketsRefused(ILogger logger, string destination, string reason);
 
+    [LoggerMessage(EventId = 315, Level = LogLevel.Information, Message = "Route {Route}: the {Side} went over its rate limit; closed with {Code}, the other side told {OtherCode}")]
+    public static partial void RateLimitClosed(ILogger logger, string route, string side, ushort code, ushort otherCode);
+
     [LoggerMessage(EventId = 400, Level = LogLevel.Error, Message = "Keepalive sweep failed for a tunnel")]
     public static partial void SweepFailed(ILogger logger, Exception exception);
 }

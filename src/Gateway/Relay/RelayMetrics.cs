@@ -58,6 +58,7 @@ internal sealed class RelayMetrics
     private readonly Counter<long> _gatewayCloses;
     private readonly Counter<long> _messages;
     private readonly Counter<long> _bytes;
+    private readonly Counter<long> _rateLimited;
     private readonly InternalTraffic _internalTraffic;
     private readonly bool _records = true;
 
@@ -85,6 +86,8 @@ internal sealed class RelayMetrics
         _gatewayCloses = m.CreateCounter<long>("gateway.relay.gateway_closes", "{close}", "Close frames the gateway initiated, by side, code and route");
         _messages = m.CreateCounter<long>("gateway.relay.messages", "{message}", "WebSocket data messages relayed, by route and direction (added every few seconds while a tunnel is open, and when it closes)");
         _bytes = m.CreateCounter<long>("gateway.relay.payload", "By", "WebSocket data payload relayed, by route and direction (added every few seconds while a tunnel is open, and when it closes)");
+        _rateLimited = m.CreateCounter<long>("gateway.relay.rate_limited", "{frame}",
+            "Data frames a rate limit acted on, by route, direction and action (close: the tunnel was closed; hold: reading waited for the bucket; drop: the message was not forwarded)");
         Unrecorded = new RelayMetrics(this);
     }
 
@@ -93,7 +96,7 @@ internal sealed class RelayMetrics
     {
         (_active, _opened, _closed, _handshakeDuration, _lifetime) = (recorded._active, recorded._opened, recorded._closed, recorded._handshakeDuration, recorded._lifetime);
         (_pingsSent, _pongsReceived, _pingRoundTrip, _reaped) = (recorded._pingsSent, recorded._pongsReceived, recorded._pingRoundTrip, recorded._reaped);
-        (_gatewayCloses, _messages, _bytes) = (recorded._gatewayCloses, recorded._messages, recorded._bytes);
+        (_gatewayCloses, _messages, _bytes, _rateLimited) = (recorded._gatewayCloses, recorded._messages, recorded._bytes, recorded._rateLimited);
         _internalTraffic = recorded._internalTraffic;
         _records = false;
         Unrecorded = this;
@@ -153,6 +156,22 @@ internal sealed class RelayMetrics
         _bytes.Add(bytesFromClient, toBackend);
         _messages.Add(messagesFromBackend, toClient);
         _bytes.Add(bytesFromBackend, toClient);
+    }
+
+    /// <summary>A rate limit acted on a data frame (a hold is counted each time reading waits, a drop once per message).</summary>
+    internal void RateLimited(string route, bool fromClient, Configuration.RateLimitAction action)
+    {
+        if (_records)
+        {
+            _rateLimited.Add(1, new KeyValuePair<string, object?>("route", route),
+                new KeyValuePair<string, object?>("direction", fromClient ? "client_to_backend" : "backend_to_client"),
+                new KeyValuePair<string, object?>("action", action switch
+                {
+                    Configuration.RateLimitAction.Hold => "hold",
+                    Configuration.RateLimitAction.Drop => "drop",
+                    _ => "close",
+                }));
+        }
     }
 
     internal void PingSent(string side)

@@ -23,6 +23,15 @@ internal sealed partial class RelayTunnel
         {
             return CloseForBackendViolationAsync();
         }
+        if (_backendRateLimitClose)
+        {
+            return CloseForBackendRateLimitAsync();
+        }
+        if (BackendHeld)
+        {
+            // Held by BackendPerConnection: the idle wait lasts until the bucket has room; the read then scans the held bytes.
+            return buffer.IsEmpty ? WaitForBackendHoldAsync(cancellationToken) : ReadBackendCoreAsync(buffer, cancellationToken);
+        }
         return buffer.IsEmpty ? BackendZeroByteReadAsync(cancellationToken) : ReadBackendCoreAsync(buffer, cancellationToken);
     }
 
@@ -51,25 +60,41 @@ internal sealed partial class RelayTunnel
         }
         while (true)
         {
-            var filled = TakeCarry(_backendCarry, ref _backendCarryLength, buffer.Span);
-            int read;
-            try
+            int filled, read;
+            if (BackendHeld)
             {
-                read = await _backend!.ReadAsync(buffer[filled..], cancellationToken).ConfigureAwait(false);
+                // Held by a rate limit: nothing more is read from the backend until these bytes are scanned again.
+                await WaitForHoldAsync(_backendHeld.ResumeAt, cancellationToken).ConfigureAwait(false);
+                if (_backendReadEnded)
+                {
+                    return 0;
+                }
+                _backendResumedAt = _backendHeld.ResumeAt;
+                filled = TakeHeld(ref _backendHeld, buffer.Span);
+                read = 0;
             }
-            catch (Exception ex) when (IsPeerFailure(ex, cancellationToken))
+            else
             {
-                return await OnBackendReadEndedAsync(ex, cancellationToken).ConfigureAwait(false);
-            }
-            if (read == 0)
-            {
-                return await OnBackendReadEndedAsync(null, cancellationToken).ConfigureAwait(false);
+                filled = TakeCarry(_backendCarry, ref _backendCarryLength, buffer.Span);
+                try
+                {
+                    read = await _backend!.ReadAsync(buffer[filled..], cancellationToken).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (IsPeerFailure(ex, cancellationToken))
+                {
+                    return await OnBackendReadEndedAsync(ex, cancellationToken).ConfigureAwait(false);
+                }
+                if (read == 0)
+                {
+                    return await OnBackendReadEndedAsync(null, cancellationToken).ConfigureAwait(false);
+                }
             }
 
             Volatile.Write(ref _backendAlive.LastHeard, _sweeper.Now);
             _toClient.BeginRelay();
             var produced = Filter(ref _fromBackend, ref _backendAlive, RelayMetrics.Side.Backend, buffer.Span[..(filled + read)],
-                ref _backendCarry, ref _backendCarryLength, out var violation, out var pong);
+                ref _backendCarry, ref _backendCarryLength, ref _backendHeld, out var violation, out var pong);
+            _backendResumedAt = 0;
             if (violation)
             {
                 _backendViolation = true;
@@ -94,8 +119,19 @@ internal sealed partial class RelayTunnel
             {
                 return await CloseForBackendViolationAsync().ConfigureAwait(false);
             }
-            // Only a swallowed pong or part of a header: read again into the same buffer.
+            if (_backendRateLimitClose)
+            {
+                return await CloseForBackendRateLimitAsync().ConfigureAwait(false);
+            }
+            // Only a swallowed pong, a dropped message or part of a header (or a hold): read (or wait) again.
         }
+    }
+
+    /// <summary>The loop's idle wait while a rate limit holds the backend.</summary>
+    private async ValueTask<int> WaitForBackendHoldAsync(CancellationToken cancellationToken)
+    {
+        await WaitForHoldAsync(_backendHeld.ResumeAt, cancellationToken).ConfigureAwait(false);
+        return 0;
     }
 
     /// <summary>

@@ -31,6 +31,11 @@ internal sealed partial class RelayTunnel
         {
             return new ValueTask<int>(TakePending(buffer.Span));
         }
+        if (ClientHeld)
+        {
+            // Held by a rate limit: the loop's idle wait lasts until the bucket has room; its read then scans the held bytes.
+            return buffer.IsEmpty ? WaitForClientHoldAsync(cancellationToken) : ReadCoreAsync(buffer, cancellationToken);
+        }
         if (_clientViolation)
         {
             return CloseForClientViolationAsync();
@@ -109,12 +114,26 @@ internal sealed partial class RelayTunnel
                 return 0;
             }
             ArrayPool<byte>.Shared.Return(small);
-            if (_clientViolation)
+            if (_clientViolation || ClientHeld)
             {
-                return 0; // the loop's next read closes the tunnel
+                return 0; // the loop's next read closes the tunnel, or waits out the hold
             }
             // The pong was swallowed (or half a header is held): keep waiting, holding no buffer.
         }
+    }
+
+    /// <summary>The loop's idle wait while a rate limit holds the client: until the bucket has room, then "data ready".</summary>
+    private async ValueTask<int> WaitForClientHoldAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await WaitForHoldAsync(_clientHeld.ResumeAt, cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (_clientGone.IsCancellationRequested)
+        {
+            return await OnClientReadEndedAsync(null).ConfigureAwait(false);
+        }
+        return 0;
     }
 
     /// <summary>Hands the loop the bytes the tunnel read while waiting for a pong.</summary>
@@ -154,21 +173,44 @@ internal sealed partial class RelayTunnel
         }
         while (true)
         {
-            var filled = TakeCarry(_readCarry, ref _readCarryLength, buffer.Span);
-            int read;
-            try
+            int filled, read;
+            if (ClientHeld)
             {
-                read = await _client!.ReadAsync(buffer[filled..], cancellationToken).ConfigureAwait(false);
+                // A rate limit held these bytes: nothing more is read from the client until they are scanned again.
+                try
+                {
+                    await WaitForHoldAsync(_clientHeld.ResumeAt, cancellationToken).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (_clientGone.IsCancellationRequested)
+                {
+                    return await OnClientReadEndedAsync(null).ConfigureAwait(false);
+                }
+                if (_clientReadEnded)
+                {
+                    return 0;
+                }
+                _clientResumedAt = _clientHeld.ResumeAt;
+                filled = TakeHeld(ref _clientHeld, buffer.Span);
+                read = 0;
             }
-            catch (Exception ex) when (IsPeerFailure(ex, cancellationToken))
+            else
             {
-                return await OnClientReadEndedAsync(ex).ConfigureAwait(false);
-            }
-            if (read == 0)
-            {
-                return await OnClientReadEndedAsync(null).ConfigureAwait(false);
+                filled = TakeCarry(_readCarry, ref _readCarryLength, buffer.Span);
+                try
+                {
+                    read = await _client!.ReadAsync(buffer[filled..], cancellationToken).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (IsPeerFailure(ex, cancellationToken))
+                {
+                    return await OnClientReadEndedAsync(ex).ConfigureAwait(false);
+                }
+                if (read == 0)
+                {
+                    return await OnClientReadEndedAsync(null).ConfigureAwait(false);
+                }
             }
             var produced = OnReadFromClient(buffer.Span[..(filled + read)]);
+            _clientResumedAt = 0;
             if (produced > 0)
             {
                 return produced;
@@ -177,12 +219,20 @@ internal sealed partial class RelayTunnel
             {
                 return await CloseForClientViolationAsync().ConfigureAwait(false);
             }
+            if (ClientHeld)
+            {
+                continue; // held before anything passed: wait, then scan again
+            }
             // Everything read was a swallowed pong or part of a header: never return 0 (end of stream) for it. Wait for
             // more without the loop's buffer, as the loop itself does between reads, so an idle tunnel holds no buffer.
             await ZeroByteReadAsync(cancellationToken).ConfigureAwait(false);
             if (_pendingLength > 0)
             {
                 return TakePending(buffer.Span);
+            }
+            if (ClientHeld)
+            {
+                continue;
             }
             if (_clientViolation || _clientReadEnded)
             {
@@ -197,7 +247,7 @@ internal sealed partial class RelayTunnel
         Volatile.Write(ref _clientAlive.LastHeard, _sweeper.Now);
         _toBackend.BeginRelay();
         var produced = Filter(ref _fromClient, ref _clientAlive, RelayMetrics.Side.Client, data, ref _readCarry, ref _readCarryLength,
-            out var violation, out _);
+            ref _clientHeld, out var violation, out _);
         if (violation)
         {
             _clientViolation = true;

@@ -123,7 +123,14 @@ internal sealed partial class RelayTunnel
             var code = _fromClient.ViolationCode;
             var reason = _fromClient.ViolationReason ?? "protocol error";
             Decide(RelayMetrics.ClosedBy.GatewayLimit, code);
-            Log.ClientViolation(_logger, RouteId, reason, code, 1001);
+            if (code == 1008)
+            {
+                Log.RateLimitClosed(_logger, RouteId, "client", code, 1001);
+            }
+            else
+            {
+                Log.ClientViolation(_logger, RouteId, reason, code, 1001);
+            }
             // The client's Close first: after it nothing more reaches the client, so the backend's answer to its own
             // Close (next) cannot overtake the code that says what the client did wrong. The offending frame never
             // reached the backend, which hears a normal goodbye and stays healthy.

@@ -10,8 +10,13 @@ internal sealed partial class RelayTunnel
     /// on is forwarded). Returns the bytes that go on; <paramref name="leadingPong"/> is the length of a swallowed pong
     /// that was all there was before anything else passed.
     /// </summary>
+    /// <remarks>
+    /// With rate limits on, each data frame is first put to them (<see cref="ScanResult.Admit"/>): it passes, is dropped
+    /// with the rest of its message, closes the tunnel (as a violation, code 1008), or is held: the filter stops there and
+    /// keeps the rest of the read in <paramref name="held"/>, to be scanned again when the bucket has room.
+    /// </remarks>
     private int Filter(ref FrameScanner scanner, ref PeerKeepAlive peer, string side, Span<byte> data, ref byte[]? carry, ref int carryLength,
-        out bool violation, out int leadingPong)
+        ref HeldInput held, out bool violation, out int leadingPong)
     {
         int read = 0, write = 0;
         violation = false;
@@ -46,6 +51,38 @@ internal sealed partial class RelayTunnel
                 case ScanResult.Violation:
                     violation = true;
                     read = data.Length;
+                    break;
+                case ScanResult.Drop:
+                    read += length;
+                    break;
+                case ScanResult.Admit:
+                    var fromClient = ReferenceEquals(side, RelayMetrics.Side.Client);
+                    switch (AdmitData(fromClient, scanner.FrameStartsMessage, scanner.FramePayload, out var wait, out var judgedAt))
+                    {
+                        case RateDecision.Pass:
+                            scanner.Admit();
+                            break;
+                        case RateDecision.Drop:
+                            scanner.DropFrame();
+                            break;
+                        case RateDecision.Hold:
+                            Hold(ref held, data[read..], wait, judgedAt, _sweeper.Time.TimestampFrequency);
+                            read = data.Length;
+                            break;
+                        default:
+                            if (fromClient)
+                            {
+                                scanner.ViolationCode = 1008; // RFC 6455 §7.4.1: policy violation
+                                scanner.ViolationReason = RateLimitReason;
+                            }
+                            else
+                            {
+                                _backendRateLimitClose = true;
+                            }
+                            violation = fromClient;
+                            read = data.Length;
+                            break;
+                    }
                     break;
             }
         }

@@ -69,12 +69,13 @@ internal sealed partial class RelayTunnel
             Run(ReapBackendAsync("backend not reading"));
             return;
         }
-        if (backendWriteSince == 0 && _clientAlive.IsSilent(now, _timeoutMs))
+        // A peer held by a rate limit is not read, so its pongs wait unread: that silence is the gateway's doing.
+        if (backendWriteSince == 0 && !ClientHeld && _clientAlive.IsSilent(now, _timeoutMs))
         {
             Run(ReapClientAsync());
             return;
         }
-        if (_backendKeepAlive && _backend is not null && clientWriteSince == 0 && _backendAlive.IsSilent(now, _timeoutMs))
+        if (_backendKeepAlive && _backend is not null && clientWriteSince == 0 && !BackendHeld && _backendAlive.IsSilent(now, _timeoutMs))
         {
             Run(ReapBackendAsync("backend not responding"));
             return;
@@ -143,6 +144,10 @@ internal sealed partial class RelayTunnel
         if (_sweeper.Policies.ByName(_handshake.Policy.Name) is { } current)
         {
             SetKeepAlive(current);
+            if (_slot >= 0)
+            {
+                SetRateLimits(current); // new numbers apply to open tunnels from their next frame
+            }
         }
     }
 

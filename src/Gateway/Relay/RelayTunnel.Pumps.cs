@@ -128,7 +128,7 @@ internal sealed partial class RelayTunnel
     private bool IsInactive(long now)
     {
         var timeout = Volatile.Read(ref _activityTimeoutMs);
-        if (timeout == 0)
+        if (timeout == 0 || ClientHeld || BackendHeld)
         {
             return false;
         }

@@ -125,6 +125,7 @@ internal sealed partial class RelayTunnel
         _cluster = proxy.Cluster?.Config.ClusterId ?? string.Empty;
         _destination = proxy.ProxiedDestination?.DestinationId ?? string.Empty;
         _clientAddress = context.Connection.RemoteIpAddress;
+        SetRateLimits(_handshake.Policy);
         if (_accessLog is not null)
         {
             _path = AccessLogEntry.PathOf(context.Request);
@@ -169,6 +170,9 @@ internal sealed partial class RelayTunnel
         _toClient.Abandon();
         _toBackend.Abandon();
         ReturnPending();
+        ReturnHeld(ref _clientHeld);
+        ReturnHeld(ref _backendHeld);
+        _rateLimits?.Release();
         if (_slot < 0)
         {
             return;
@@ -205,6 +209,7 @@ internal sealed partial class RelayTunnel
         BytesFromBackend = _fromBackend.PayloadBytes,
         CloseCode = code,
         ClosedBy = closedBy,
+        RateLimited = RateLimitedField(),
     });
 
     /// <summary>

@@ -159,8 +159,9 @@ public sealed class AccessLogTests : IDisposable
         Assert.Equal(
             ["Event", "Start", "Client", "ClientPort", "Path", "Route", "Cluster", "Destination", "Protocol", "TlsProtocol", "TlsCipher",
              "Subprotocol", "Status", "DurationSeconds", "MessagesFromClient", "BytesFromClient", "MessagesFromBackend", "BytesFromBackend",
-             "CloseCode", "ClosedBy"],
+             "CloseCode", "ClosedBy", "RateLimited"],
             t.EnumerateObject().Select(p => p.Name));
+        Assert.Equal(JsonValueKind.Null, t.GetProperty("RateLimited").ValueKind); // no rate limit acted on it
         Assert.Equal("127.0.0.1", t.GetProperty("Client").GetString());
         Assert.Equal(port, t.GetProperty("ClientPort").GetInt32());
         Assert.Equal("/raw/room-7", t.GetProperty("Path").GetString());
