@@ -80,7 +80,7 @@ public sealed class IdentityFixture : IAsyncLifetime
     private Task<GatewayServer> StartAsync(bool lean, string jwksUrl)
     {
         var routes = new JsonObject();
-        foreach (var name in new[] { "id", "opt", "redact", "scoped", "peruser", "jwks" })
+        foreach (var name in new[] { "id", "opt", "redact", "scoped", "peruser", "jwks", "userrate" })
         {
             routes[name] = new JsonObject
             {
@@ -107,6 +107,16 @@ public sealed class IdentityFixture : IAsyncLifetime
             {
                 ["Identity"] = Identity(),
                 ["Limits"] = new JsonObject { ["MaxConnectionsPerUser"] = 1 },
+            },
+            ["userrate"] = new JsonObject
+            {
+                ["Identity"] = Identity(),
+                // Three messages per user, refilled far slower than any test: the fourth of a user's, on any of her tunnels, is over.
+                ["RateLimits"] = new JsonObject
+                {
+                    ["PerUser"] = new JsonObject { ["Messages"] = new JsonObject { ["PerSecond"] = 0.01, ["Burst"] = 3 } },
+                    ["Action"] = "Close",
+                },
             },
             ["jwks"] = new JsonObject
             {

@@ -276,6 +276,38 @@ public sealed class IdentityTests : IClassFixture<IdentityFixture>
     }
 
     [Fact]
+    public async Task The_per_user_rate_limit_follows_the_tokens_subject_across_two_connections_from_two_addresses()
+    {
+        var hana = _fixture.Tokens.Create("hana");
+        await using var home = await RawWebSocketClient.ConnectAsync(_fixture.Lean.Ws, Path("userrate"), $"Authorization: Bearer {hana}",
+            "X-Forwarded-For: 203.0.113.7");
+        await using var phone = await RawWebSocketClient.ConnectAsync(_fixture.Kestrel.Ws, Path("userrate"), $"Authorization: Bearer {hana}",
+            "X-Forwarded-For: 198.51.100.7");
+        await using var ivan = await RawWebSocketClient.ConnectAsync(_fixture.Lean.Ws, Path("userrate"), $"Authorization: Bearer {_fixture.Tokens.Create("ivan")}",
+            "X-Forwarded-For: 203.0.113.7");
+
+        // Hana's three messages from home; then a fourth from her laptop, another address: the same subject, so over the
+        // limit (per user and per gateway process: the Kestrel-path gateway beside it keeps its own count).
+        foreach (var text in new[] { "one", "two", "three" })
+        {
+            await home.SendAsync(RawFrames.Encode(RawFrame.Text, System.Text.Encoding.UTF8.GetBytes(text)));
+            Assert.Equal(text, System.Text.Encoding.UTF8.GetString((await home.ReceiveAsync(TimeSpan.FromSeconds(5)))!.Payload));
+        }
+        await using var laptop = await RawWebSocketClient.ConnectAsync(_fixture.Lean.Ws, Path("userrate"), $"Authorization: Bearer {hana}",
+            "X-Forwarded-For: 198.51.100.8");
+        await laptop.SendAsync(RawFrames.Encode(RawFrame.Text, "four"u8));
+        var close = await laptop.ReceiveAsync(TimeSpan.FromSeconds(5));
+        Assert.True(close is { Opcode: RawFrame.Close }, $"the laptop got {close?.ToString() ?? "nothing"}");
+        Assert.Equal(1008, close!.CloseCode);
+
+        // Another user on the same address, and the same user on the other gateway, are not affected.
+        await ivan.SendAsync(RawFrames.Encode(RawFrame.Text, "mine"u8));
+        Assert.Equal("mine", System.Text.Encoding.UTF8.GetString((await ivan.ReceiveAsync(TimeSpan.FromSeconds(5)))!.Payload));
+        await phone.SendAsync(RawFrames.Encode(RawFrame.Text, "other gateway"u8));
+        Assert.Equal("other gateway", System.Text.Encoding.UTF8.GetString((await phone.ReceiveAsync(TimeSpan.FromSeconds(5)))!.Payload));
+    }
+
+    [Fact]
     public async Task Keys_come_from_the_JWKS_url_and_an_unknown_key_id_fetches_again_at_most_once_per_gap()
     {
         var token = _fixture.Tokens.Create("gina");
