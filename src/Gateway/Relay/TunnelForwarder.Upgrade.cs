@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text;
 using Gateway.Handshake;
@@ -72,7 +73,17 @@ internal sealed partial class TunnelForwarder
 
         var handover = handshake.IsHttp2 ? null : context.Features.Get<ITunnelHandover>();
         var connection = handover is null ? null : context.Features.Get<IConnectionLifetimeFeature>();
-        tunnel.Upgraded(client, context, connection);
+        var ownsSocket = false;
+        if (handover is not null && connection is not null && context.Features.Get<GatewayListener>() is { Tls: false }
+            && context.Features.Get<ISocketTakeover>() is { } takeover && await takeover.TakeOverAsync() is var (socket, buffered))
+        {
+            // Gateway:SocketTakeover: the 101 is on the wire and the transport let go of the socket; the tunnel reads and
+            // writes it itself. Bytes the client sent right behind its handshake were already received: they come first.
+            Stream taken = new NetworkStream(socket, ownsSocket: true);
+            client = buffered.Length == 0 ? taken : new Proxy.PrefixedStream(buffered, taken);
+            ownsSocket = true;
+        }
+        tunnel.Upgraded(client, context, connection, ownsSocket);
         if (handover is not null && connection is not null)
         {
             handshake.OutliveRequest();
