@@ -44,6 +44,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 314, Level = LogLevel.Debug, Message = "Destination {Destination} takes no WebSockets over HTTP/2 ({Reason}); trying HTTP/1.1")]
     public static partial void Http2WebSocketsRefused(ILogger logger, string destination, string reason);
 
+    [LoggerMessage(EventId = 315, Level = LogLevel.Debug, Message = "Route {Route}: the tunnel took the client's socket over from the transport ({Buffered} bytes already received)")]
+    public static partial void SocketTakenOver(ILogger logger, string route, int buffered);
+
     [LoggerMessage(EventId = 400, Level = LogLevel.Error, Message = "Keepalive sweep failed for a tunnel")]
     public static partial void SweepFailed(ILogger logger, Exception exception);
 }

@@ -82,6 +82,7 @@ internal sealed partial class TunnelForwarder
             Stream taken = new NetworkStream(socket, ownsSocket: true);
             client = buffered.Length == 0 ? taken : new Proxy.PrefixedStream(buffered, taken);
             ownsSocket = true;
+            Log.SocketTakenOver(_tunnelLogger, tunnel.RouteId, buffered.Length);
         }
         tunnel.Upgraded(client, context, connection, ownsSocket);
         if (handover is not null && connection is not null)
