@@ -32,20 +32,21 @@ internal sealed class TakeoverTransportFactory(GatewayOptions options, IMemoryPo
         {
             Log.Enabled(_logger);
         }
-        var socket = _reusePort?.CreateBoundListenSocket(endpoint) ?? SocketTransportOptions.CreateDefaultBoundListenSocket(endpoint);
+        Socket? socket = null;
         try
         {
+            socket = _reusePort?.CreateBoundListenSocket(endpoint) ?? SocketTransportOptions.CreateDefaultBoundListenSocket(endpoint);
             socket.Listen(options.ListenBacklog);
         }
         catch (SocketException ex) when (ex.SocketErrorCode == SocketError.AddressAlreadyInUse)
         {
-            socket.Dispose();
-            // Kestrel names the endpoint for this one (and KestrelListeners.DescribeBindFailure reads it).
+            socket?.Dispose();
+            // As Kestrel's transport: Kestrel then names the endpoint (and KestrelListeners.DescribeBindFailure reads it).
             throw new AddressInUseException(ex.Message, ex);
         }
         catch
         {
-            socket.Dispose();
+            socket?.Dispose();
             throw;
         }
         var pool = pools?.Create(new MemoryPoolOptions { Owner = "gateway" }) ?? MemoryPool<byte>.Shared;
