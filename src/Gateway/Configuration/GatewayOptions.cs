@@ -49,6 +49,13 @@ internal sealed class GatewayOptions
     /// </summary>
     public bool LeanUpgrades { get; set; } = true;
 
+    /// <summary>
+    /// Experimental: the public listeners run on the gateway's own socket transport, and a plain ws tunnel on the lean
+    /// HTTP/1.1 path takes the client's socket out of it after the 101: no transport pipes and loops per idle tunnel,
+    /// no hand-off per message. wss still goes through Kestrel's TLS (and its pipes).
+    /// </summary>
+    public bool SocketTakeover { get; set; }
+
     /// <summary>How long shutdown waits for open connections before it cuts them.</summary>
     public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(30);
 

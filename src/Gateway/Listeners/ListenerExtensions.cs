@@ -1,5 +1,6 @@
 using Gateway.Configuration;
 using Gateway.Tls;
+using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 
 namespace Gateway.Listeners;
@@ -32,6 +33,13 @@ internal static class ListenerExtensions
                 sockets.CreateBoundListenSocket = ReusePortListenSockets.For(options).CreateBoundListenSocket;
             }
         });
+        if (options.SocketTakeover)
+        {
+            // Registered after Kestrel's socket transport, so Kestrel (which tries the last registered first) binds the
+            // public listeners with this one; the admin server has a transport of its own.
+            builder.Services.AddSingleton<IConnectionListenerFactory>(services => new Takeover.TakeoverTransportFactory(options,
+                services.GetService<IMemoryPoolFactory<byte>>(), services.GetRequiredService<ILoggerFactory>()));
+        }
         builder.Services.AddHostedService<ListenerStartupLog>();
         // The runtime's half of inline completions is set before the builder: InlineSocketCompletions.Prepare.
         return builder;

@@ -50,6 +50,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 315, Level = LogLevel.Information, Message = "Route {Route}: the {Side} went over its rate limit; closed with {Code}, the other side told {OtherCode}")]
     public static partial void RateLimitClosed(ILogger logger, string route, string side, ushort code, ushort otherCode);
 
+    [LoggerMessage(EventId = 316, Level = LogLevel.Debug, Message = "Route {Route}: the tunnel took the client's socket over from the transport ({Buffered} bytes already received)")]
+    public static partial void SocketTakenOver(ILogger logger, string route, int buffered);
+
     [LoggerMessage(EventId = 400, Level = LogLevel.Error, Message = "Keepalive sweep failed for a tunnel")]
     public static partial void SweepFailed(ILogger logger, Exception exception);
 }

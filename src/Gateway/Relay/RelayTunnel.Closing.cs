@@ -100,7 +100,12 @@ internal sealed partial class RelayTunnel
         {
             if (!_contextReleased)
             {
-                if (_request is { } request)
+                if (_clientOwnsSocket)
+                {
+                    // The transport let go of the socket: closing it ends the pending read and write at once.
+                    _client!.Dispose();
+                }
+                else if (_request is { } request)
                 {
                     request.Abort();
                 }

@@ -41,6 +41,7 @@ internal sealed partial class RelayTunnel
     private HttpContext? _request;
     private IConnectionLifetimeFeature? _connection;
     private CancellationToken _clientGone;
+    private bool _clientOwnsSocket;
 
     private FrameScanner _fromClient;
     private FrameScanner _fromBackend;
@@ -105,9 +106,12 @@ internal sealed partial class RelayTunnel
     /// </summary>
     /// <param name="connection">The client's connection when the request ends at the 101 (the tunnel then reaches the
     /// client through it alone); null while the request runs as long as the tunnel.</param>
-    internal void Upgraded(Stream client, HttpContext context, IConnectionLifetimeFeature? connection)
+    /// <param name="ownsSocket">The client stream is the connection's socket itself, taken from the transport
+    /// (<c>Gateway:SocketTakeover</c>): cutting the client is closing it.</param>
+    internal void Upgraded(Stream client, HttpContext context, IConnectionLifetimeFeature? connection, bool ownsSocket = false)
     {
         _client = client;
+        _clientOwnsSocket = ownsSocket;
         if (connection is null)
         {
             _request = context;

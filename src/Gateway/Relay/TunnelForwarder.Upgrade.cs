@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text;
 using Gateway.Handshake;
@@ -73,7 +74,18 @@ internal sealed partial class TunnelForwarder
         // The lean path's request ends at the 101: the tunnel then reaches the client through the connection alone.
         var handover = context.Features.Get<ITunnelHandover>();
         var connection = handover is { EndsRequest: true } ? context.Features.Get<IConnectionLifetimeFeature>() : null;
-        tunnel.Upgraded(client, context, connection);
+        var ownsSocket = false;
+        if (connection is not null && context.Features.Get<GatewayListener>() is { Tls: false }
+            && context.Features.Get<ISocketTakeover>() is { } takeover && await takeover.TakeOverAsync() is var (socket, buffered))
+        {
+            // Gateway:SocketTakeover: the 101 is on the wire and the transport let go of the socket; the tunnel reads and
+            // writes it itself. Bytes the client sent right behind its handshake were already received: they come first.
+            Stream taken = new NetworkStream(socket, ownsSocket: true);
+            client = buffered.Length == 0 ? taken : new Proxy.PrefixedStream(buffered, taken);
+            ownsSocket = true;
+            Log.SocketTakenOver(_tunnelLogger, tunnel.RouteId, buffered.Length);
+        }
+        tunnel.Upgraded(client, context, connection, ownsSocket);
         if (handover is not null && (connection is not null || !handover.EndsRequest))
         {
             handshake.OutliveRequest();

@@ -19,15 +19,19 @@ public sealed class DrainSequenceTests(ITestOutputHelper output)
 
     /// <param name="lean">The lean HTTP/1.1 path, where a tunnel outlives its request and holds the connection itself,
     /// or Kestrel's, where the request lasts as long as the tunnel: the drain closes both, and Kestrel waits for both.</param>
+    /// <param name="socketTakeover">The gateway's own transport, whose sockets the lean path's tunnels take over.</param>
     [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public async Task SIGTERM_turns_unready_first_keeps_accepting_for_the_delay_then_spreads_the_closes_over_the_period_and_exits_0(bool lean)
+    [InlineData(true, false)]
+    [InlineData(false, false)]
+    [InlineData(true, true)]
+    public async Task SIGTERM_turns_unready_first_keeps_accepting_for_the_delay_then_spreads_the_closes_over_the_period_and_exits_0(bool lean,
+        bool socketTakeover)
     {
         await using var backend = new RawBackend();
         var (ws, admin) = (FreePort(), FreePort());
         var directory = Directory.CreateTempSubdirectory("gateway-drain-").FullName;
-        var config = RelayConfig.Build(backend.Address, RelayConfig.KeepAlive("00:00:30", "00:00:15"), lean: lean);
+        var config = RelayConfig.Build(backend.Address, RelayConfig.KeepAlive("00:00:30", "00:00:15"), lean: lean,
+            socketTakeover: socketTakeover);
         var gateway = (JsonObject)config["Gateway"]!;
         gateway["Listeners"] = new JsonObject { ["ws"] = new JsonObject { ["Address"] = "127.0.0.1", ["Port"] = ws } };
         gateway["Tls"] = new JsonObject();

@@ -8,15 +8,17 @@ namespace Gateway.Tests.Relay;
 public sealed class CloseTests
 {
     [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public async Task A_clean_close_ends_the_tunnel_without_cancelling_anything(bool lean)
+    [InlineData(true, false)]
+    [InlineData(false, false)]
+    [InlineData(true, true)]
+    public async Task A_clean_close_ends_the_tunnel_without_cancelling_anything(bool lean, bool socketTakeover)
     {
         // After the client's Close the relay ends the client-to-backend copy itself; YARP then sees the backend hang
         // up with the other direction already done and has nothing to cancel. A cancellation unwinds as a chain of
         // OperationCanceledExceptions through the stream layers (about five per tunnel): on a clean close, none.
         await using var backend = new RawBackend();
-        await using var gateway = await GatewayServer.StartAsync(RelayConfig.Build(backend.Address, RelayConfig.KeepAlive("00:00:00", "00:00:01"), lean: lean));
+        await using var gateway = await GatewayServer.StartAsync(RelayConfig.Build(backend.Address, RelayConfig.KeepAlive("00:00:00", "00:00:01"), lean: lean,
+            socketTakeover: socketTakeover));
         await OpenEchoCloseAsync(gateway, 0);
 
         var canceled = 0;
@@ -40,7 +42,9 @@ public sealed class CloseTests
             AppDomain.CurrentDomain.FirstChanceException -= Count;
         }
 
-        Assert.Equal(0, canceled);
+        // A socket taken over after the 101 costs one cancellation when it opens (the transport's idle zero-byte receive
+        // is cancelled, which is how it gives the socket up untouched); its close cancels nothing either.
+        Assert.InRange(canceled, 0, socketTakeover ? 20 : 0);
         var scrape = await Retry.Eventually(async () =>
         {
             var metrics = await MetricsScrape.FetchAsync(gateway);

@@ -21,9 +21,12 @@ public class FaultTests(ITestOutputHelper output)
     /// <summary>Gateway:LeanUpgrades for every gateway these tests start.</summary>
     protected virtual bool Lean => true;
 
+    /// <summary>Gateway:SocketTakeover for every gateway these tests start.</summary>
+    protected virtual bool SocketTakeover => false;
+
     private JsonObject Config(Uri backend, string interval = "00:00:30", string timeout = "00:00:15")
     {
-        var config = RelayConfig.Build(backend, RelayConfig.KeepAlive(interval, timeout), lean: Lean);
+        var config = RelayConfig.Build(backend, RelayConfig.KeepAlive(interval, timeout), lean: Lean, socketTakeover: SocketTakeover);
         // Passive health on, as an operator would have it: it must not hear of what clients do.
         config["ReverseProxy"]!["Clusters"]!["raw"]!["HealthCheck"] = new JsonObject
         {
@@ -268,4 +271,14 @@ public class FaultTests(ITestOutputHelper output)
 public sealed class FaultTestsOnKestrelsPath(ITestOutputHelper output) : FaultTests(output)
 {
     protected override bool Lean => false;
+}
+
+/// <summary>
+/// The same fault contract with the client's socket taken over by the tunnel (Gateway:SocketTakeover): a stalled client is
+/// cut by closing its socket, a vanished one is seen on the socket itself.
+/// </summary>
+[Collection(SerialCollection.Name)]
+public sealed class FaultTestsWithSocketTakeover(ITestOutputHelper output) : FaultTests(output)
+{
+    protected override bool SocketTakeover => true;
 }

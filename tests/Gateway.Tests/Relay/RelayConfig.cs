@@ -7,7 +7,9 @@ namespace Gateway.Tests.Relay;
 internal static class RelayConfig
 {
     /// <param name="lean">Gateway:LeanUpgrades: HTTP/1.1 upgrades on the lean path (the default) or on Kestrel's.</param>
-    public static JsonObject Build(Uri backend, JsonObject policy, string? activityTimeout = null, string path = "/raw", bool lean = true)
+    /// <param name="socketTakeover">Gateway:SocketTakeover: the gateway's own socket transport, whose sockets plain ws tunnels on the lean path take over.</param>
+    public static JsonObject Build(Uri backend, JsonObject policy, string? activityTimeout = null, string path = "/raw", bool lean = true,
+        bool socketTakeover = false)
     {
         var cluster = new JsonObject
         {
@@ -33,6 +35,7 @@ internal static class RelayConfig
         var config = GatewayServer.Config(proxy);
         config["Gateway"]!["WebSocketPolicies"] = new JsonObject { ["test"] = policy };
         config["Gateway"]!["LeanUpgrades"] = lean;
+        config["Gateway"]!["SocketTakeover"] = socketTakeover;
         return config;
     }
 

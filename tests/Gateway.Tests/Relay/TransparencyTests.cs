@@ -13,13 +13,16 @@ public sealed class TransparencyTests
     private static JsonObject FrequentPings() => RelayConfig.KeepAlive(Environment.GetEnvironmentVariable("KA") ?? "00:00:00.005", "00:00:05", Environment.GetEnvironmentVariable("KB") != "0");
 
     [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public async Task A_raw_frame_script_written_one_byte_per_write_comes_back_identical_through_the_gateway(bool lean)
+    [InlineData(true, false)]
+    [InlineData(false, false)]
+    [InlineData(true, true)]
+    [InlineData(false, true)]
+    public async Task A_raw_frame_script_written_one_byte_per_write_comes_back_identical_through_the_gateway(bool lean, bool socketTakeover)
     {
         await using var backend = await Backend.StartAsync("transparent");
         // Pings every few milliseconds to both sides, so that a ping landing inside a frame could not go unnoticed.
-        await using var gateway = await GatewayServer.StartAsync(RelayConfig.Build(backend.Address, FrequentPings(), path: "/echo", lean: lean));
+        await using var gateway = await GatewayServer.StartAsync(RelayConfig.Build(backend.Address, FrequentPings(), path: "/echo", lean: lean,
+            socketTakeover: socketTakeover));
 
         var script = Script();
         var (direct, _) = await RunAsync(backend.Address, script);

@@ -36,32 +36,16 @@ internal sealed class LeanHttp1Connections(ConnectionDelegate next, IServiceProv
         _logger ??= services.GetRequiredService<ILoggerFactory>().CreateLogger("Gateway.Listeners.LeanHttp1");
         _limits ??= services.GetRequiredService<IOptions<KestrelServerOptions>>().Value.Limits;
 
-        var input = connection.Transport.Input;
-        if (!input.TryRead(out var result))
+        var (head, closed) = await TakeHeadAsync(connection).ConfigureAwait(false);
+        if (closed)
         {
-            // Before a first request Kestrel waits its keep-alive timeout for the first bytes; so does this.
-            using var timeout = new CancellationTokenSource(_limits.KeepAliveTimeout);
-            try
-            {
-                result = await input.ReadAsync(timeout.Token).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException) when (timeout.IsCancellationRequested)
-            {
-                // Closed as Kestrel closes it (a FIN, not a reset): the connection ends when this returns.
-                return;
-            }
+            return;
         }
-        // One look: a head that did not come whole with the first bytes is Kestrel's, with its own timeouts. What is left
-        // to Kestrel is left unconsumed and unexamined, so its first read returns it at once.
-        SequencePosition headEnd = default;
-        var head = result.IsCanceled ? null : LeanRequestHead.TryParse(result.Buffer, _limits, out headEnd);
         if (head is null)
         {
-            input.AdvanceTo(result.Buffer.Start);
             await next(connection).ConfigureAwait(false);
             return;
         }
-        input.AdvanceTo(headEnd);
         Log.Taken(_logger, connection.RemoteEndPoint);
 
         // The request runs in a method of its own, so that this frame, which lives as long as the connection, holds
@@ -76,6 +60,41 @@ internal sealed class LeanHttp1Connections(ConnectionDelegate next, IServiceProv
             // A refusal: the connection still speaks HTTP/1.1, and Kestrel takes it over for any further request.
             await next(connection).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>
+    /// The first request's head when it is the lean path's; null when it is Kestrel's (nothing consumed). A method of its
+    /// own so that the frame that lives as long as the connection keeps neither the transport's reader nor its buffers
+    /// (a tunnel that took the socket over leaves the pipes unreachable).
+    /// </summary>
+    private async ValueTask<(LeanRequestHead? Head, bool Closed)> TakeHeadAsync(ConnectionContext connection)
+    {
+        var input = connection.Transport.Input;
+        if (!input.TryRead(out var result))
+        {
+            // Before a first request Kestrel waits its keep-alive timeout for the first bytes; so does this.
+            using var timeout = new CancellationTokenSource(_limits!.KeepAliveTimeout);
+            try
+            {
+                result = await input.ReadAsync(timeout.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (timeout.IsCancellationRequested)
+            {
+                // Closed as Kestrel closes it (a FIN, not a reset): the connection ends when the middleware returns.
+                return (null, true);
+            }
+        }
+        // One look: a head that did not come whole with the first bytes is Kestrel's, with its own timeouts. What is left
+        // to Kestrel is left unconsumed and unexamined, so its first read returns it at once.
+        SequencePosition headEnd = default;
+        var head = result.IsCanceled ? null : LeanRequestHead.TryParse(result.Buffer, _limits!, out headEnd);
+        if (head is null)
+        {
+            input.AdvanceTo(result.Buffer.Start);
+            return (null, false);
+        }
+        input.AdvanceTo(headEnd);
+        return (head, false);
     }
 
     /// <summary>

@@ -1,0 +1,21 @@
+using System.Net.Sockets;
+
+namespace Gateway.Listeners;
+
+/// <summary>
+/// A connection feature of the gateway's own socket transport (<c>Gateway:SocketTakeover</c>): after a 101 on the lean
+/// HTTP/1.1 path, the relay may take the client's socket out of the transport and read and write it itself, so the
+/// tunnel holds no pipes and no transport loops, and every message crosses no hand-off. Kestrel's own transport does
+/// not offer it (its receive loop would race any other reader of the socket).
+/// </summary>
+internal interface ISocketTakeover
+{
+    /// <summary>
+    /// Waits until everything already flushed to the connection's output (the 101) is on the wire, stops the transport's
+    /// loops without closing the socket and gives it away: from then on the caller owns it (and closes it), and the
+    /// connection's abort only signals its closed token. <c>Buffered</c> holds what the transport had already received
+    /// and nobody read (a first frame sent in the same segment as the handshake). Null when the connection is already
+    /// ending: it stays the transport's.
+    /// </summary>
+    ValueTask<(Socket Socket, byte[] Buffered)?> TakeOverAsync();
+}

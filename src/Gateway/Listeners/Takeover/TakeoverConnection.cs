@@ -1,0 +1,195 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Net;
+using System.Net.Sockets;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Connections.Features;
+
+namespace Gateway.Listeners.Takeover;
+
+/// <summary>
+/// One accepted connection of the gateway's own socket transport: to Kestrel it looks like one of its own (two pipes, a
+/// receive loop and a send loop; <c>.Loops.cs</c>), and its features are served by the connection itself
+/// (<c>.Features.cs</c>). Unlike Kestrel's, the relay may take its socket away after a 101 (<see cref="ISocketTakeover"/>):
+/// the loops stop, the pipes are dropped, and the socket is the tunnel's to read, write and close.
+/// </summary>
+internal sealed partial class TakeoverConnection : ConnectionContext, IDuplexPipe, ISocketTakeover
+{
+    // The transport's state; whoever moves it out of Running first decides whether the socket is closed here or given away.
+    private const int Running = 0;
+    private const int TakingOver = 1;
+    private const int TakenOver = 2;
+    private const int Ended = 3;
+
+    /// <summary>What a taken-over connection offers anyone who still looks at its transport: an ended input, a closed output.</summary>
+    private static readonly IDuplexPipe Detached = CreateDetached();
+
+    private Socket? _socket;
+    private Pipe? _input;   // the socket's bytes, for the application
+    private Pipe? _output;  // the application's bytes, for the socket
+    private IDuplexPipe _transport;
+    private CancellationTokenSource? _stopReceiving = new();
+    private readonly CancellationTokenSource _closed = new();
+    private Task? _receiving;
+    private Task? _sending;
+    private int _state;
+    private int _abortRequested;
+    private int _socketClosed;
+
+    public TakeoverConnection(Socket socket, MemoryPool<byte> pool, PipeOptions inputOptions, PipeOptions outputOptions)
+    {
+        _socket = socket;
+        _pool = pool;
+        _input = new Pipe(inputOptions);
+        _output = new Pipe(outputOptions);
+        _transport = this;
+        _localEndPoint = socket.LocalEndPoint;
+        _remoteEndPoint = socket.RemoteEndPoint;
+        _closedToken = _closed.Token;
+    }
+
+    public void Start()
+    {
+        _receiving = ReceiveLoopAsync();
+        _sending = SendLoopAsync();
+    }
+
+    public override IDuplexPipe Transport
+    {
+        get => _transport;
+        set => _transport = value;
+    }
+
+    PipeReader IDuplexPipe.Input => _input!.Reader;
+
+    PipeWriter IDuplexPipe.Output => _output!.Writer;
+
+    public async ValueTask<(Socket Socket, byte[] Buffered)?> TakeOverAsync()
+    {
+        // A transport someone layered (TLS) carries other bytes than the socket's: such a connection is never given away.
+        if (!ReferenceEquals(_transport, this) || Interlocked.CompareExchange(ref _state, TakingOver, Running) != Running)
+        {
+            return null;
+        }
+        var input = _input!;
+        var output = _output!;
+        // The send loop writes what was flushed (the 101), sees the end and stops without touching the socket.
+        output.Writer.Complete();
+        // The receive loop stops: a pending zero-byte receive is cancelled (it took nothing from the socket), a flush
+        // waiting for room returns. Bytes it already took are in the input pipe and handed over below.
+        _stopReceiving!.Cancel();
+        input.Writer.CancelPendingFlush();
+        await _sending!.ConfigureAwait(false);
+        await _receiving!.ConfigureAwait(false);
+
+        var buffered = Array.Empty<byte>();
+        if (input.Reader.TryRead(out var result))
+        {
+            buffered = result.Buffer.ToArray();
+            input.Reader.AdvanceTo(result.Buffer.End);
+        }
+        input.Reader.Complete();
+        input.Writer.Complete();
+        output.Reader.Complete();
+        var socket = _socket!;
+        // Nothing of the transport stays reachable from the connection while the tunnel relays.
+        _socket = null;
+        _input = null;
+        _output = null;
+        _transport = Detached;
+        _stopReceiving.Dispose();
+        _stopReceiving = null;
+        _receiving = null;
+        _sending = null;
+        Interlocked.Exchange(ref _state, TakenOver);
+        if (Volatile.Read(ref _abortRequested) != 0)
+        {
+            FireClosed();
+        }
+        return (socket, buffered);
+    }
+
+    public override void Abort(ConnectionAbortedException abortReason)
+    {
+        Interlocked.Exchange(ref _abortRequested, 1);
+        if (Interlocked.CompareExchange(ref _state, Ended, Running) is Running or Ended)
+        {
+            // Kestrel's abort (a limit, the end of shutdown): the loops end on the closed socket.
+            _output?.Reader.CancelPendingRead();
+            CloseSocket();
+        }
+        else if (Volatile.Read(ref _state) == TakenOver)
+        {
+            // The socket is the tunnel's: the tunnel watches the closed token, ends and closes it.
+            FireClosed();
+        }
+    }
+
+    public override async ValueTask DisposeAsync()
+    {
+        if (Volatile.Read(ref _state) is TakingOver or TakenOver)
+        {
+            return;
+        }
+        // As Kestrel's: the application's ends complete, the send loop writes what is left and closes the socket.
+        _input?.Reader.Complete();
+        _output?.Writer.Complete();
+        if (_sending is { } sending)
+        {
+            await sending.ConfigureAwait(false);
+        }
+        if (_receiving is { } receiving)
+        {
+            await receiving.ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Shuts the socket down and closes it, once, unless it was given away.</summary>
+    private void CloseSocket()
+    {
+        if (Volatile.Read(ref _state) is TakingOver or TakenOver || Interlocked.Exchange(ref _socketClosed, 1) != 0 || _socket is not { } socket)
+        {
+            return;
+        }
+        try
+        {
+            socket.Shutdown(SocketShutdown.Both);
+        }
+        catch (SocketException)
+        {
+            // Already reset by the peer: closing is all that is left.
+        }
+        socket.Dispose();
+    }
+
+    /// <summary>ConnectionClosed, off the I/O thread: its callbacks are the application's (Kestrel does the same).</summary>
+    private void FireClosed() =>
+        ThreadPool.UnsafeQueueUserWorkItem(static connection => connection.CancelClosed(), this, preferLocal: false);
+
+    private void CancelClosed()
+    {
+        try
+        {
+            _closed.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+    }
+
+    private static IDuplexPipe CreateDetached()
+    {
+        var input = new Pipe();
+        input.Writer.Complete();
+        var output = new Pipe();
+        output.Reader.Complete();
+        return new DetachedPipe(input.Reader, output.Writer);
+    }
+
+    private sealed class DetachedPipe(PipeReader input, PipeWriter output) : IDuplexPipe
+    {
+        public PipeReader Input => input;
+
+        public PipeWriter Output => output;
+    }
+}
