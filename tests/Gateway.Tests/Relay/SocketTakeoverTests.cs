@@ -15,7 +15,7 @@ namespace Gateway.Tests.Relay;
 /// </summary>
 public sealed class SocketTakeoverTests
 {
-    private const int TakenOverEvent = 315;
+    private const int TakenOverEvent = 316;
 
     [Fact]
     public async Task A_frame_sent_in_the_same_write_as_the_handshake_reaches_the_backend_and_the_taken_over_tunnel_relays_both_ways()
