@@ -18,7 +18,9 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 for i in 1 2; do
+  # DemoToken: the backends hand out tokens signed with the demo-only secret the gateway's demo policy verifies.
   dotnet "$backend" --urls "http://127.0.0.1:510$i" --Instance "chat-$i" --Logging:LogLevel:Default Warning \
+    --DemoToken:KeyFile config/demo-jwt.key --DemoToken:Issuer chat-demo --DemoToken:Audience chat \
     > ".demo/chat-$i.log" 2>&1 &
   pids+=("$!")
 done
@@ -30,6 +32,10 @@ cat <<MSG
       or   http://localhost:8080/
     admin  http://127.0.0.1:9901/healthz  and  /readyz
   The welcome message names the backend that serves your room: every tab in one room gets the same one.
+  Type a name before Connect: the page gets a demo token for it (GET /demo-token), the gateway checks it and
+  passes the name to the backend (X-User-Id), and the welcome line shows it. No name: an anonymous connection.
+  "Send a burst" sends 30 messages at once: past 10 the gateway closes the tunnel with 1008 "rate limit exceeded".
+  config/demo-jwt.key is a demo-only secret published in this repository: never use it anywhere else.
   Backend logs: .demo/chat-1.log .demo/chat-2.log.  Ctrl+C stops everything.
 
 MSG

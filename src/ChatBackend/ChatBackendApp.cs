@@ -1,4 +1,5 @@
 using System.Text.Json;
+using ChatBackend.DemoTokens;
 using ChatBackend.Echo;
 using ChatBackend.Rooms;
 using ChatBackend.Sockets;
@@ -37,6 +38,10 @@ public static class ChatBackendApp
         builder.Services.AddHostedService(services => services.GetRequiredService<ConnectionTracker>());
         builder.Services.AddSingleton<ChatEndpoint>();
         builder.Services.AddSingleton<EchoEndpoint>();
+        if (DemoTokenIssuer.FromConfiguration(builder.Configuration) is { } demoTokens)
+        {
+            builder.Services.AddSingleton(demoTokens);
+        }
 
         var app = builder.Build();
 
@@ -52,6 +57,7 @@ public static class ChatBackendApp
         app.MapGet("/healthz", () => Results.Text("ok", "text/plain"));
         app.MapGet("/whoami", () => Results.Text(settings.Instance, "text/plain"));
         app.MapGet("/headers", WriteHeadersAsync);
+        app.MapGet("/demo-token", DemoTokenEndpoint.Handle);
 
         // Map (any method), not MapGet: WebSockets over HTTP/2 (RFC 8441) arrive as CONNECT requests.
         app.Map("/chat/{room}", context => context.RequestServices.GetRequiredService<ChatEndpoint>().HandleAsync(context));

@@ -11,6 +11,9 @@ namespace ChatBackend.Rooms;
 /// </summary>
 internal sealed class ChatEndpoint(RoomRegistry rooms, ConnectionTracker tracker, BackendSettings settings, ILogger<ChatEndpoint> logger)
 {
+    /// <summary>The header the demo's gateway policy fills from the token's <c>sub</c> (<c>ClaimHeaders</c>).</summary>
+    public const string UserHeader = "X-User-Id";
+
     public async Task HandleAsync(HttpContext context)
     {
         if (!context.WebSockets.IsWebSocketRequest)
@@ -34,7 +37,10 @@ internal sealed class ChatEndpoint(RoomRegistry rooms, ConnectionTracker tracker
             return;
         }
 
-        var members = rooms.Join(roomName, member, count => BuildWelcome(settings.Instance, roomName, count));
+        // Who the client is, as the gateway's identity policy vouches for it (it strips a client's own copy of the header).
+        // Reached directly, without the gateway, anyone can send it: the demo's backends listen on loopback only.
+        var user = context.Request.Headers[UserHeader].ToString();
+        var members = rooms.Join(roomName, member, count => BuildWelcome(settings.Instance, roomName, count, user));
         Log.MemberJoined(logger, settings.Instance, roomName, socket.SubProtocol ?? "(none)", members);
         var writer = member.RunWriterAsync();
         var endedCleanly = false;
@@ -111,8 +117,11 @@ internal sealed class ChatEndpoint(RoomRegistry rooms, ConnectionTracker tracker
         }
     }
 
-    /// <summary>{"type":"welcome","backend":"…","room":"…","members":n}, written by hand to fix the property order.</summary>
-    private static ReadOnlyMemory<byte> BuildWelcome(string instance, string room, int members)
+    /// <summary>
+    /// {"type":"welcome","backend":"…","room":"…","members":n}, plus "user":"…" when the gateway named the client;
+    /// written by hand to fix the property order.
+    /// </summary>
+    private static ReadOnlyMemory<byte> BuildWelcome(string instance, string room, int members, string user)
     {
         var output = new ArrayBufferWriter<byte>(128);
         using (var json = new Utf8JsonWriter(output))
@@ -122,6 +131,10 @@ internal sealed class ChatEndpoint(RoomRegistry rooms, ConnectionTracker tracker
             json.WriteString("backend", instance);
             json.WriteString("room", room);
             json.WriteNumber("members", members);
+            if (user.Length > 0)
+            {
+                json.WriteString("user", user);
+            }
             json.WriteEndObject();
         }
 

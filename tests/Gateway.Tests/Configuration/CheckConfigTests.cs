@@ -1,5 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 using System.Text.Json.Nodes;
 using Gateway.Tests.Infrastructure;
 
@@ -94,5 +96,32 @@ public sealed class CheckConfigTests : IDisposable
         Assert.StartsWith($"gateway: error: {path}: ", line);
         Assert.Contains(expected, line);
         Assert.DoesNotContain("configuration ok", stdout);
+    }
+
+    /// <summary>README's complete chat example is a file the gateway accepts, with a certificate and key at its paths.</summary>
+    [Fact]
+    public async Task The_README_chat_service_example_passes()
+    {
+        var readme = await File.ReadAllTextAsync(Path.Combine(DemoConfig.RepositoryRoot, "README.md"));
+        var section = readme[readme.IndexOf("### A chat service at the edge: a complete example", StringComparison.Ordinal)..];
+        var start = section.IndexOf("```json\n", StringComparison.Ordinal) + "```json\n".Length;
+        var json = section[start..section.IndexOf("\n```", start, StringComparison.Ordinal)];
+        var path = Path.Combine(_directory, "chat.json");
+        await File.WriteAllTextAsync(path, json);
+
+        Directory.CreateDirectory(Path.Combine(_directory, "keys"));
+        Directory.CreateDirectory(Path.Combine(_directory, "certs"));
+        using var idp = RSA.Create(2048);
+        await File.WriteAllTextAsync(Path.Combine(_directory, "keys", "id-example-com.pem"), idp.ExportSubjectPublicKeyInfoPem());
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var request = new CertificateRequest("CN=chat.example.com", key, HashAlgorithmName.SHA256);
+        using var certificate = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-1), DateTimeOffset.UtcNow.AddDays(30));
+        await File.WriteAllTextAsync(Path.Combine(_directory, "certs", "chat.example.com.pem"), certificate.ExportCertificatePem());
+        await File.WriteAllTextAsync(Path.Combine(_directory, "certs", "chat.example.com.key"), key.ExportPkcs8PrivateKeyPem());
+
+        var (exitCode, stdout, stderr) = await GatewayProcess.RunAsync(TimeSpan.FromSeconds(30), "--check-config", "--config", path);
+
+        Assert.True(exitCode == 0, $"exit {exitCode}: {stderr}");
+        Assert.Contains($"gateway: {path}: configuration ok", stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries));
     }
 }

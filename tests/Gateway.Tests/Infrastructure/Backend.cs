@@ -24,9 +24,9 @@ public sealed class Backend : IAsyncDisposable
     /// <summary>http://127.0.0.1:PORT/</summary>
     public Uri Address { get; }
 
-    public static async Task<Backend> StartAsync(string instance, int port = 0)
+    public static async Task<Backend> StartAsync(string instance, int port = 0, params string[] extraArgs)
     {
-        var app = ChatBackendApp.Build(["--urls", $"http://127.0.0.1:{port}", "--Instance", instance, "--Logging:LogLevel:Default", "Warning"]);
+        var app = ChatBackendApp.Build(["--urls", $"http://127.0.0.1:{port}", "--Instance", instance, "--Logging:LogLevel:Default", "Warning", .. extraArgs]);
         await app.StartAsync();
         var bound = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         return new Backend(app, instance, new Uri(bound.EndsWith('/') ? bound : bound + "/"));

@@ -250,25 +250,7 @@ public sealed class RoomRoutingTests
     {
         await using var b1 = await Backend.StartAsync("chat-1");
         await using var b2 = await Backend.StartAsync("chat-2");
-        var directory = AppContext.BaseDirectory;
-        while (!File.Exists(Path.Combine(directory, "Gateway.sln")))
-        {
-            directory = Path.GetDirectoryName(directory) ?? throw new InvalidOperationException("repository root not found");
-        }
-        // The shipped file as it is, but on ports the system chooses, with the test's backends and key directory.
-        var demo = (JsonObject)JsonNode.Parse(await File.ReadAllTextAsync(Path.Combine(directory, "config", "demo.json")))!;
-        var gatewaySection = (JsonObject)demo["Gateway"]!;
-        foreach (var (_, listener) in (JsonObject)gatewaySection["Listeners"]!)
-        {
-            listener!["Address"] = "127.0.0.1";
-            listener["Port"] = 0;
-        }
-        gatewaySection["Admin"]!["Port"] = 0;
-        gatewaySection.Remove("DataProtection");
-        demo["Logging"] = new JsonObject { ["LogLevel"] = new JsonObject { ["Default"] = "Warning" } };
-        var destinations = demo["ReverseProxy"]!["Clusters"]!["chat"]!["Destinations"]!;
-        destinations["chat-1"]!["Address"] = b1.Address.ToString();
-        destinations["chat-2"]!["Address"] = b2.Address.ToString();
+        var demo = await DemoConfig.LoadAsync(b1, b2);
         await using var gateway = await GatewayServer.StartAsync(demo);
 
         // One browser: its tabs share a cookie jar, as they would share an affinity cookie.
