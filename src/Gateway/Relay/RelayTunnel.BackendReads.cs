@@ -42,6 +42,7 @@ internal sealed partial class RelayTunnel
     {
         try
         {
+            await AfterPeekAsync(fromClient: false).ConfigureAwait(false);
             await _backend!.ReadAsync(Memory<byte>.Empty, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (IsPeerFailure(ex, cancellationToken))
@@ -64,7 +65,7 @@ internal sealed partial class RelayTunnel
             if (BackendHeld)
             {
                 // Held by a rate limit: nothing more is read from the backend until these bytes are scanned again.
-                await WaitForHoldAsync(_backendHeld.ResumeAt, cancellationToken).ConfigureAwait(false);
+                await WaitOutHoldAsync(fromClient: false, cancellationToken).ConfigureAwait(false);
                 if (_backendReadEnded)
                 {
                     return 0;
@@ -78,6 +79,7 @@ internal sealed partial class RelayTunnel
                 filled = TakeCarry(_backendCarry, ref _backendCarryLength, buffer.Span);
                 try
                 {
+                    await AfterPeekAsync(fromClient: false).ConfigureAwait(false);
                     read = await _backend!.ReadAsync(buffer[filled..], cancellationToken).ConfigureAwait(false);
                 }
                 catch (Exception ex) when (IsPeerFailure(ex, cancellationToken))
@@ -130,7 +132,7 @@ internal sealed partial class RelayTunnel
     /// <summary>The loop's idle wait while a rate limit holds the backend.</summary>
     private async ValueTask<int> WaitForBackendHoldAsync(CancellationToken cancellationToken)
     {
-        await WaitForHoldAsync(_backendHeld.ResumeAt, cancellationToken).ConfigureAwait(false);
+        await WaitOutHoldAsync(fromClient: false, cancellationToken).ConfigureAwait(false);
         return 0;
     }
 

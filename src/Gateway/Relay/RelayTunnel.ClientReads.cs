@@ -74,6 +74,7 @@ internal sealed partial class RelayTunnel
             int read;
             try
             {
+                await AfterPeekAsync(fromClient: true).ConfigureAwait(false);
                 await _client!.ReadAsync(Memory<byte>.Empty, cancellationToken).ConfigureAwait(false);
                 if (!Volatile.Read(ref _clientAlive.Outstanding) || _clientReadEnded)
                 {
@@ -127,7 +128,7 @@ internal sealed partial class RelayTunnel
     {
         try
         {
-            await WaitForHoldAsync(_clientHeld.ResumeAt, cancellationToken).ConfigureAwait(false);
+            await WaitOutHoldAsync(fromClient: true, cancellationToken).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (_clientGone.IsCancellationRequested)
         {
@@ -179,7 +180,7 @@ internal sealed partial class RelayTunnel
                 // A rate limit held these bytes: nothing more is read from the client until they are scanned again.
                 try
                 {
-                    await WaitForHoldAsync(_clientHeld.ResumeAt, cancellationToken).ConfigureAwait(false);
+                    await WaitOutHoldAsync(fromClient: true, cancellationToken).ConfigureAwait(false);
                 }
                 catch (OperationCanceledException) when (_clientGone.IsCancellationRequested)
                 {
@@ -198,6 +199,7 @@ internal sealed partial class RelayTunnel
                 filled = TakeCarry(_readCarry, ref _readCarryLength, buffer.Span);
                 try
                 {
+                    await AfterPeekAsync(fromClient: true).ConfigureAwait(false);
                     read = await _client!.ReadAsync(buffer[filled..], cancellationToken).ConfigureAwait(false);
                 }
                 catch (Exception ex) when (IsPeerFailure(ex, cancellationToken))

@@ -8,9 +8,10 @@ namespace Gateway.Relay;
 internal sealed partial class RelayTunnel
 {
     /// <summary>
-    /// What a held direction has read but not yet scanned: the held frame and whatever came after it in the same read.
-    /// Never more than one read's worth (the loop's 16 KiB buffer), and nothing more is read from that peer until the
-    /// bucket has room: the peer's further bytes wait in its socket and TCP's window stops it, so holding is bounded.
+    /// What a held direction has read but not yet relayed: the held frame and whatever came after it. Bounded: the read it
+    /// was held in (the loop's 16 KiB buffer) plus what is read ahead for control frames (RelayTunnel.HoldReadAhead.cs, up
+    /// to <see cref="HoldReadAheadLimit"/>); beyond that nothing is read from that peer until the bucket has room, its
+    /// further bytes wait in its socket and TCP's window stops it.
     /// </summary>
     private struct HeldInput
     {
@@ -18,6 +19,12 @@ internal sealed partial class RelayTunnel
         public int Offset;
         public int Length;
         public long ResumeAt; // TimeProvider timestamp
+
+        // Reading ahead for control frames while held (RelayTunnel.HoldReadAhead.cs): where the scan of whole frames goes on
+        // (-1: the held bytes no longer start at a frame), a zero-byte read still pending, and whether to read no further.
+        public long ScanFrom;
+        public Task? Peek;
+        public bool ReadAheadStopped;
     }
 
     private TunnelRateLimits? _rateLimits;
@@ -107,6 +114,8 @@ internal sealed partial class RelayTunnel
         }
         held.Buffer = buffer;
         held.Offset = 0;
+        held.ScanFrom = 0;
+        held.ReadAheadStopped = false;
         // From when the refusal was judged (a resumed hold's due time), so that a backlog is let through on schedule.
         held.ResumeAt = judgedAt + (long)Math.Ceiling(Math.Max(waitSeconds, 0.001) * frequency);
         Volatile.Write(ref held.Length, rest.Length + left);
@@ -124,25 +133,21 @@ internal sealed partial class RelayTunnel
             ArrayPool<byte>.Shared.Return(held.Buffer!);
             held.Buffer = null;
         }
+        else
+        {
+            held.ScanFrom = -1; // the rest may start inside a frame: no scan for control frames in it
+        }
         Volatile.Write(ref held.Length, left);
         return count;
     }
 
-    /// <summary>Waits until a hold ends (the time the bucket said), without reading the peer meanwhile.</summary>
-    private async ValueTask WaitForHoldAsync(long resumeAt, CancellationToken cancellationToken)
-    {
-        var time = _sweeper.Time;
-        var wait = time.GetElapsedTime(time.GetTimestamp(), resumeAt);
-        if (wait > TimeSpan.Zero)
-        {
-            // Whole milliseconds, rounded up: timers count in them, and a wait cut short would only find the bucket a
-            // fraction short and wait again, at once (a busy loop for the last millisecond).
-            await Task.Delay(TimeSpan.FromMilliseconds(Math.Ceiling(wait.TotalMilliseconds)), time, cancellationToken).ConfigureAwait(false);
-        }
-    }
-
     private static void ReturnHeld(ref HeldInput held)
     {
+        if (Interlocked.Exchange(ref held.Peek, null) is { } peek)
+        {
+            // The tunnel ended with a zero-byte read of the held peer pending: it fails with the connection; nobody waits for it.
+            peek.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        }
         if (Interlocked.Exchange(ref held.Buffer, null) is { } buffer)
         {
             held.Length = 0;
