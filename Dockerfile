@@ -22,8 +22,9 @@ COPY --from=build /app ./
 COPY config/gateway.json /etc/gateway/gateway.json
 # The data-protection key ring encrypts affinity cookies: mount a volume shared by every replica here.
 RUN mkdir -p /var/lib/gateway/keys && chown app:app /var/lib/gateway/keys
+# Workstation GC, as the project file sets (the reason is there): it gives back what a reconnect storm made it commit.
 ENV GATEWAY_CONFIG=/etc/gateway/gateway.json \
-    DOTNET_gcServer=1
+    DOTNET_gcServer=0
 # Non-root. Docker (20.10+) lets unprivileged users bind ports below 1024 inside a container
 # (net.ipv4.ip_unprivileged_port_start=0); elsewhere set that sysctl or move the listeners to 8080/8443.
 USER app

@@ -244,7 +244,7 @@ restart_target() {
   echo
   echo "- machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), kernel $(uname -r), open-file limit $NOFILE"
   echo "- .NET $(dotnet --version), $(nginx -v 2>&1 | cut -d: -f2 | xargs), $(haproxy -v | head -1 | cut -d' ' -f1-3)"
-  echo "- gateway: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- src 2>/dev/null || echo ' + uncommitted changes in src/'), server GC, relay on, keepalive $BENCH_KEEPALIVE_INTERVAL on /ka (idle-noka: off)$([[ "$BENCH_RATE_LIMITS" == 1 ]] && echo ', rate limits on /ka (not reached)')${BENCH_GATEWAY_ENV:+, environment: $BENCH_GATEWAY_ENV}"
+  echo "- gateway: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- src 2>/dev/null || echo ' + uncommitted changes in src/'), workstation GC, relay on, keepalive $BENCH_KEEPALIVE_INTERVAL on /ka (idle-noka: off)$([[ "$BENCH_RATE_LIMITS" == 1 ]] && echo ', rate limits on /ka (not reached)')${BENCH_GATEWAY_ENV:+, environment: $BENCH_GATEWAY_ENV}"
   echo "- reps $BENCH_REPS, targets alternate (order rotated each repetition); cert $BENCH_CERT_KEY; client source addresses $BENCH_SOURCES"
   echo
 } > "$TABLE"
