@@ -94,7 +94,7 @@ internal sealed partial class RelayTunnel
     /// <c>HttpContext</c> may be finished and pooled for another request (an HTTP/2 connection reuses its streams').
     /// <see cref="Complete"/> takes the same lock, so no abort can run after it.
     /// </summary>
-    private void AbortClient()
+    internal void AbortClient()
     {
         lock (_contextLock)
         {
