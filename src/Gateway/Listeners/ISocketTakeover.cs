@@ -18,4 +18,13 @@ internal interface ISocketTakeover
     /// ending: it stays the transport's.
     /// </summary>
     ValueTask<(Socket Socket, byte[] Buffered)?> TakeOverAsync();
+
+    /// <summary>
+    /// For a connection with a layer of its own over the transport (TLS): stops the transport's loops as
+    /// <see cref="TakeOverAsync"/> does but keeps the socket, and from then on the pipes that layer holds read and write
+    /// the socket directly, on the caller's own reads and writes. The layer (Kestrel's <c>SslStream</c>) goes on as it
+    /// was; the connection still closes the socket when it is aborted or disposed. False when the connection has no such
+    /// layer or is already ending.
+    /// </summary>
+    ValueTask<bool> GoDirectAsync();
 }

@@ -53,6 +53,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 316, Level = LogLevel.Debug, Message = "Route {Route}: the tunnel took the client's socket over from the transport ({Buffered} bytes already received)")]
     public static partial void SocketTakenOver(ILogger logger, string route, int buffered);
 
+    [LoggerMessage(EventId = 317, Level = LogLevel.Debug, Message = "Route {Route}: the tunnel's TLS connection reads and writes its socket directly (the transport's loops stopped)")]
+    public static partial void TlsWentDirect(ILogger logger, string route);
+
     [LoggerMessage(EventId = 400, Level = LogLevel.Error, Message = "Keepalive sweep failed for a tunnel")]
     public static partial void SweepFailed(ILogger logger, Exception exception);
 }

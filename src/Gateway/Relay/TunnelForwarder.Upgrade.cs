@@ -81,9 +81,16 @@ internal sealed partial class TunnelForwarder
             // Gateway:SocketTakeover: the 101 is on the wire and the transport let go of the socket; the tunnel reads and
             // writes it itself. Bytes the client sent right behind its handshake were already received: they come first.
             Stream taken = new NetworkStream(socket, ownsSocket: true);
-            client = buffered.Length == 0 ? taken : new Proxy.PrefixedStream(buffered, taken);
+            client = buffered.Length == 0 ? taken : new Http.PrefixedStream(buffered, taken);
             ownsSocket = true;
             Log.SocketTakenOver(_tunnelLogger, tunnel.RouteId, buffered.Length);
+        }
+        else if (connection is not null && context.Features.Get<GatewayListener>() is { Tls: true }
+            && context.Features.Get<ISocketTakeover>() is { } direct && await direct.GoDirectAsync())
+        {
+            // Under TLS the socket stays the connection's (Kestrel's SslStream is layered over its pipes), but the loops
+            // between them stop: the tunnel's reads and writes through TLS reach the socket on its own calls.
+            Log.TlsWentDirect(_tunnelLogger, tunnel.RouteId);
         }
         tunnel.Upgraded(client, context, connection, ownsSocket);
         if (handover is not null && (connection is not null || !handover.EndsRequest))

@@ -9,9 +9,8 @@ namespace Gateway.Listeners.Takeover;
 internal sealed partial class TakeoverConnection
 {
     /// <summary>
-    /// Socket to input pipe. Idle, it waits with a zero-byte receive, which holds no buffer and is the one operation the
-    /// takeover cancels (a cancelled receive took nothing); the receive that follows finds bytes ready and is not cancelled,
-    /// so whatever it takes reaches the pipe.
+    /// Socket to input pipe. Idle, it waits with a zero-byte receive, which holds no buffer; the takeover cancels it or the
+    /// receive that follows (a cancelled receive took nothing), and whatever a receive took reaches the pipe.
     /// </summary>
     private async Task ReceiveLoopAsync()
     {
@@ -28,7 +27,10 @@ internal sealed partial class TakeoverConnection
                 {
                     break;
                 }
-                var received = await socket.ReceiveAsync(writer.GetMemory(), SocketFlags.None).ConfigureAwait(false);
+                // Cancellable too: a zero-byte receive can complete with nothing to read (Linux wakes it for a readiness
+                // the previous receive already consumed), and a takeover must not wait here for the client's next bytes.
+                // A cancelled receive took nothing; one that took bytes completes with them, whatever the token says.
+                var received = await socket.ReceiveAsync(writer.GetMemory(), SocketFlags.None, stop).ConfigureAwait(false);
                 if (received == 0)
                 {
                     break; // the client's FIN

@@ -11,7 +11,9 @@ namespace Gateway.Listeners.Takeover;
 /// One accepted connection of the gateway's own socket transport: to Kestrel it looks like one of its own (two pipes, a
 /// receive loop and a send loop; <c>.Loops.cs</c>), and its features are served by the connection itself
 /// (<c>.Features.cs</c>). Unlike Kestrel's, the relay may take its socket away after a 101 (<see cref="ISocketTakeover"/>):
-/// the loops stop, the pipes are dropped, and the socket is the tunnel's to read, write and close.
+/// the loops stop, the pipes are dropped, and the socket is the tunnel's to read, write and close. Under TLS, which Kestrel
+/// layers over the connection's pipes, the connection goes direct instead (<see cref="ISocketTakeover.GoDirectAsync"/>):
+/// the loops stop and the pipes TLS holds read and write the socket on the tunnel's own calls.
 /// </summary>
 internal sealed partial class TakeoverConnection : ConnectionContext, IDuplexPipe, ISocketTakeover
 {
@@ -20,6 +22,7 @@ internal sealed partial class TakeoverConnection : ConnectionContext, IDuplexPip
     private const int TakingOver = 1;
     private const int TakenOver = 2;
     private const int Ended = 3;
+    private const int Direct = 4;
 
     /// <summary>What a taken-over connection offers anyone who still looks at its transport: an ended input, a closed output.</summary>
     private static readonly IDuplexPipe Detached = CreateDetached();
@@ -27,6 +30,8 @@ internal sealed partial class TakeoverConnection : ConnectionContext, IDuplexPip
     private Socket? _socket;
     private Pipe? _input;   // the socket's bytes, for the application
     private Pipe? _output;  // the application's bytes, for the socket
+    private readonly SwitchablePipeReader _reader; // what the application holds as the input: the pipe's, then the socket's
+    private readonly SwitchablePipeWriter _writer;
     private IDuplexPipe _transport;
     private CancellationTokenSource? _stopReceiving = new();
     private readonly CancellationTokenSource _closed = new();
@@ -42,6 +47,8 @@ internal sealed partial class TakeoverConnection : ConnectionContext, IDuplexPip
         _pool = pool;
         _input = new Pipe(inputOptions);
         _output = new Pipe(outputOptions);
+        _reader = new SwitchablePipeReader(_input.Reader);
+        _writer = new SwitchablePipeWriter(_output.Writer);
         _transport = this;
         _localEndPoint = socket.LocalEndPoint;
         _remoteEndPoint = socket.RemoteEndPoint;
@@ -60,9 +67,9 @@ internal sealed partial class TakeoverConnection : ConnectionContext, IDuplexPip
         set => _transport = value;
     }
 
-    PipeReader IDuplexPipe.Input => _input!.Reader;
+    PipeReader IDuplexPipe.Input => _reader;
 
-    PipeWriter IDuplexPipe.Output => _output!.Writer;
+    PipeWriter IDuplexPipe.Output => _writer;
 
     public async ValueTask<(Socket Socket, byte[] Buffered)?> TakeOverAsync()
     {
@@ -71,6 +78,51 @@ internal sealed partial class TakeoverConnection : ConnectionContext, IDuplexPip
         {
             return null;
         }
+        var buffered = await StopLoopsAsync().ConfigureAwait(false);
+        var socket = _socket!;
+        // Nothing of the transport stays reachable from the connection while the tunnel relays.
+        _socket = null;
+        _transport = Detached;
+        Interlocked.Exchange(ref _state, TakenOver);
+        if (Volatile.Read(ref _abortRequested) != 0)
+        {
+            FireClosed();
+        }
+        return (socket, buffered);
+    }
+
+    public async ValueTask<bool> GoDirectAsync()
+    {
+        // Only under a layer (TLS): a plain connection's socket is given away whole (TakeOverAsync).
+        if (ReferenceEquals(_transport, this) || Interlocked.CompareExchange(ref _state, TakingOver, Running) != Running)
+        {
+            return false;
+        }
+        var buffered = await StopLoopsAsync().ConfigureAwait(false);
+        // Reads and writes go to the socket on the caller's own call, through TLS's pipes: no loop, no hand-off, and idle
+        // holds no buffer (zero-byte reads down to the socket). Bytes the loop had received and TLS not read come first.
+        var socket = new NetworkStream(_socket!, ownsSocket: false);
+        Stream source = buffered.Length == 0 ? socket : new Http.PrefixedStream(buffered, socket);
+        _reader.SwitchTo(PipeReader.Create(source, new StreamPipeReaderOptions(_pool, DirectBufferSize, DirectBufferSize / 4, leaveOpen: true, useZeroByteReads: true)));
+        _writer.SwitchTo(PipeWriter.Create(socket, new StreamPipeWriterOptions(_pool, DirectBufferSize, leaveOpen: true)));
+        Interlocked.Exchange(ref _state, Direct);
+        if (Volatile.Read(ref _abortRequested) != 0)
+        {
+            CloseSocket();
+            FireClosed();
+        }
+        return true;
+    }
+
+    /// <summary>Direct reads and writes use buffers of the pool's block size (Kestrel's pool: 4 KiB).</summary>
+    private const int DirectBufferSize = 4096;
+
+    /// <summary>
+    /// Stops both loops without closing the socket and drops their pipes; returns what the receive loop had taken from the
+    /// socket and nobody read (a first frame sent in the same segment as the handshake).
+    /// </summary>
+    private async ValueTask<byte[]> StopLoopsAsync()
+    {
         var input = _input!;
         var output = _output!;
         // The send loop writes what was flushed (the 101), sees the end and stops without touching the socket.
@@ -91,22 +143,14 @@ internal sealed partial class TakeoverConnection : ConnectionContext, IDuplexPip
         input.Reader.Complete();
         input.Writer.Complete();
         output.Reader.Complete();
-        var socket = _socket!;
-        // Nothing of the transport stays reachable from the connection while the tunnel relays.
-        _socket = null;
+        // Nothing of the loops stays reachable from the connection while the tunnel relays.
         _input = null;
         _output = null;
-        _transport = Detached;
         _stopReceiving.Dispose();
         _stopReceiving = null;
         _receiving = null;
         _sending = null;
-        Interlocked.Exchange(ref _state, TakenOver);
-        if (Volatile.Read(ref _abortRequested) != 0)
-        {
-            FireClosed();
-        }
-        return (socket, buffered);
+        return buffered;
     }
 
     public override void Abort(ConnectionAbortedException abortReason)
@@ -123,12 +167,26 @@ internal sealed partial class TakeoverConnection : ConnectionContext, IDuplexPip
             // The socket is the tunnel's: the tunnel watches the closed token, ends and closes it.
             FireClosed();
         }
+        else if (Volatile.Read(ref _state) == Direct)
+        {
+            // No loop is left to end: closing the socket fails the tunnel's pending read and write at once.
+            CloseSocket();
+            FireClosed();
+        }
     }
 
     public override async ValueTask DisposeAsync()
     {
         if (Volatile.Read(ref _state) is TakingOver or TakenOver)
         {
+            return;
+        }
+        if (Volatile.Read(ref _state) == Direct)
+        {
+            // Kestrel is done with the connection (its TLS layer completed the pipes, or will): the socket closes here.
+            await _writer.CompleteAsync().ConfigureAwait(false);
+            await _reader.CompleteAsync().ConfigureAwait(false);
+            CloseSocket();
             return;
         }
         // As Kestrel's: the application's ends complete, the send loop writes what is left and closes the socket.

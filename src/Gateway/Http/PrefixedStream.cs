@@ -1,4 +1,4 @@
-namespace Gateway.Proxy;
+namespace Gateway.Http;
 
 /// <summary>
 /// A connection's stream with the bytes that arrived together with the response head in front: a backend may send
