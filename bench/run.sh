@@ -273,11 +273,13 @@ pids_for() {
 run_one() { # scenario target rep
   local scenario=$1 target=$2 rep=$3 path=/ka/echo tls=0 args bound
   case "$scenario" in
-    echo)  args=(echo --conns "$BENCH_ECHO_CONNS" --inflight "$BENCH_ECHO_INFLIGHT" --size "$BENCH_ECHO_SIZE" --duration "$BENCH_ECHO_DURATION" --warmup "$BENCH_ECHO_WARMUP")
+    echo|echo-wss)
+           args=(echo --conns "$BENCH_ECHO_CONNS" --inflight "$BENCH_ECHO_INFLIGHT" --size "$BENCH_ECHO_SIZE" --duration "$BENCH_ECHO_DURATION" --warmup "$BENCH_ECHO_WARMUP")
            bound=$((BENCH_ECHO_DURATION + BENCH_ECHO_WARMUP)) ;;
     rate)  args=(rate --conns "$BENCH_RATE_CONNS" --rate "$BENCH_RATE_RATE" --size "$BENCH_RATE_SIZE" --duration "$BENCH_RATE_DURATION" --warmup "$BENCH_RATE_WARMUP")
            bound=$((BENCH_RATE_DURATION + BENCH_RATE_WARMUP)) ;;
-    seeds) args=(rate --conns "$BENCH_SEEDS_CONNS" --rate "$BENCH_SEEDS_RATE" --size "$BENCH_SEEDS_SIZE" --duration "$BENCH_SEEDS_DURATION" --warmup "$BENCH_SEEDS_WARMUP")
+    seeds|seeds-wss)
+           args=(rate --conns "$BENCH_SEEDS_CONNS" --rate "$BENCH_SEEDS_RATE" --size "$BENCH_SEEDS_SIZE" --duration "$BENCH_SEEDS_DURATION" --warmup "$BENCH_SEEDS_WARMUP")
            bound=$((BENCH_SEEDS_DURATION + BENCH_SEEDS_WARMUP)) ;;
     idle-ka|idle-noka)
            [[ $scenario == idle-noka ]] && path=/noka/echo
@@ -297,6 +299,11 @@ run_one() { # scenario target rep
            args=(tls-connect --duration "$BENCH_TLS_DURATION" --concurrency "$BENCH_TLS_CONCURRENCY" --ca "$WORK/cert.pem")
            bound=$BENCH_TLS_DURATION ;;
   esac
+  # The wss variants of the data scenarios: the same load through each proxy's TLS (the client trusts our certificate alone).
+  if [[ $scenario == *-wss && $scenario != idle-wss ]]; then
+    tls=1
+    args+=(--ca "$WORK/cert.pem")
+  fi
   local url; url=$(url_for "$target" "$tls" "$path") || return 0
   if [[ $scenario == idle-* ]]; then
     restart_target "$target"
@@ -324,7 +331,7 @@ for scenario in $BENCH_SCENARIOS; do
       # Keepalive off is a gateway setting: the other proxies have no WebSocket keepalive (their idle-ka row is the same thing).
       [[ $scenario == idle-noka && $target != gateway ]] && continue
       # The echo server has no TLS: no "direct" row for the wss scenarios. nginx has no RFC 8441 (bench/README.md).
-      [[ $target == direct && $scenario =~ ^(tls|idle-wss|idle-h2)$ ]] && continue
+      [[ $target == direct && $scenario =~ ^(tls|idle-h2)$|-wss$ ]] && continue
       [[ $scenario == idle-h2 && $target == nginx ]] && continue
       run_one "$scenario" "$target" "$rep"
       pause=$BENCH_PAUSE
