@@ -40,9 +40,29 @@ internal sealed partial class RelayTunnel
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<int> BackendZeroByteReadAsync(CancellationToken cancellationToken)
     {
+        if (_backendHeld.ReadAhead is not null)
+        {
+            // A read the hold left pending ends first; bytes it took are queued as held, and the loop's read takes them there.
+            int ahead;
+            try
+            {
+                ahead = await FinishReadAheadAsync(fromClient: false).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (IsPeerFailure(ex, cancellationToken))
+            {
+                return await OnBackendReadEndedAsync(ex, cancellationToken).ConfigureAwait(false);
+            }
+            if (ahead == 0)
+            {
+                return await OnBackendReadEndedAsync(null, cancellationToken).ConfigureAwait(false);
+            }
+            if (ahead > 0)
+            {
+                return 0;
+            }
+        }
         try
         {
-            await AfterPeekAsync(fromClient: false).ConfigureAwait(false);
             await _backend!.ReadAsync(Memory<byte>.Empty, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (IsPeerFailure(ex, cancellationToken))
@@ -71,15 +91,36 @@ internal sealed partial class RelayTunnel
                     return 0;
                 }
                 _backendResumedAt = _backendHeld.ResumeAt;
-                filled = TakeHeld(ref _backendHeld, buffer.Span);
+                filled = TakeCarry(_backendCarry, ref _backendCarryLength, buffer.Span); // read-ahead bytes may continue a split header
+                filled += TakeHeld(ref _backendHeld, buffer.Span[filled..]);
                 read = 0;
             }
             else
             {
+                if (_backendHeld.ReadAhead is not null)
+                {
+                    // A read the hold left pending ends first; bytes it took are queued as held, and the loop's read takes them there.
+                    int ahead;
+                    try
+                    {
+                        ahead = await FinishReadAheadAsync(fromClient: false).ConfigureAwait(false);
+                    }
+                    catch (Exception ex) when (IsPeerFailure(ex, cancellationToken))
+                    {
+                        return await OnBackendReadEndedAsync(ex, cancellationToken).ConfigureAwait(false);
+                    }
+                    if (ahead == 0)
+                    {
+                        return await OnBackendReadEndedAsync(null, cancellationToken).ConfigureAwait(false);
+                    }
+                    if (ahead > 0)
+                    {
+                        continue; // now held: taken below
+                    }
+                }
                 filled = TakeCarry(_backendCarry, ref _backendCarryLength, buffer.Span);
                 try
                 {
-                    await AfterPeekAsync(fromClient: false).ConfigureAwait(false);
                     read = await _backend!.ReadAsync(buffer[filled..], cancellationToken).ConfigureAwait(false);
                 }
                 catch (Exception ex) when (IsPeerFailure(ex, cancellationToken))

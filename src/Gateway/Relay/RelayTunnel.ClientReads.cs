@@ -70,11 +70,31 @@ internal sealed partial class RelayTunnel
     {
         while (true)
         {
+            if (_clientHeld.ReadAhead is not null)
+            {
+                // A read the hold left pending ends first; bytes it took are queued as held, and the loop's read takes them there.
+                int ahead;
+                try
+                {
+                    ahead = await FinishReadAheadAsync(fromClient: true).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (IsPeerFailure(ex, cancellationToken))
+                {
+                    return await OnClientReadEndedAsync(ex).ConfigureAwait(false);
+                }
+                if (ahead == 0)
+                {
+                    return await OnClientReadEndedAsync(null).ConfigureAwait(false);
+                }
+                if (ahead > 0)
+                {
+                    return 0;
+                }
+            }
             byte[]? small = null;
             int read;
             try
             {
-                await AfterPeekAsync(fromClient: true).ConfigureAwait(false);
                 await _client!.ReadAsync(Memory<byte>.Empty, cancellationToken).ConfigureAwait(false);
                 if (!Volatile.Read(ref _clientAlive.Outstanding) || _clientReadEnded)
                 {
@@ -191,15 +211,36 @@ internal sealed partial class RelayTunnel
                     return 0;
                 }
                 _clientResumedAt = _clientHeld.ResumeAt;
-                filled = TakeHeld(ref _clientHeld, buffer.Span);
+                filled = TakeCarry(_readCarry, ref _readCarryLength, buffer.Span); // read-ahead bytes may continue a split header
+                filled += TakeHeld(ref _clientHeld, buffer.Span[filled..]);
                 read = 0;
             }
             else
             {
+                if (_clientHeld.ReadAhead is not null)
+                {
+                    // A read the hold left pending ends first; bytes it took are queued as held, and the loop's read takes them there.
+                    int ahead;
+                    try
+                    {
+                        ahead = await FinishReadAheadAsync(fromClient: true).ConfigureAwait(false);
+                    }
+                    catch (Exception ex) when (IsPeerFailure(ex, cancellationToken))
+                    {
+                        return await OnClientReadEndedAsync(ex).ConfigureAwait(false);
+                    }
+                    if (ahead == 0)
+                    {
+                        return await OnClientReadEndedAsync(null).ConfigureAwait(false);
+                    }
+                    if (ahead > 0)
+                    {
+                        continue; // now held: taken below
+                    }
+                }
                 filled = TakeCarry(_readCarry, ref _readCarryLength, buffer.Span);
                 try
                 {
-                    await AfterPeekAsync(fromClient: true).ConfigureAwait(false);
                     read = await _client!.ReadAsync(buffer[filled..], cancellationToken).ConfigureAwait(false);
                 }
                 catch (Exception ex) when (IsPeerFailure(ex, cancellationToken))

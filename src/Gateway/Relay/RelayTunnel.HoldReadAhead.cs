@@ -22,7 +22,9 @@ internal sealed partial class RelayTunnel
 
     /// <summary>
     /// Waits until the hold of one direction ends (the time its bucket said), reading that peer meanwhile for control frames.
-    /// A zero-byte read still pending when the hold ends is left to the loop's next read, which waits for it first.
+    /// Each read ahead starts as a zero-byte read (no buffer while it waits), then reads what is there into a small buffer
+    /// of its own. Either may still be pending when the hold ends: the loop's next read of that peer finishes it first
+    /// (<see cref="FinishReadAheadAsync"/>), so the hold never waits for the peer's next bytes.
     /// </summary>
     private async ValueTask WaitOutHoldAsync(bool fromClient, CancellationToken cancellationToken)
     {
@@ -36,79 +38,146 @@ internal sealed partial class RelayTunnel
         // short and wait again, at once (a busy loop for the last millisecond).
         var due = Task.Delay(TimeSpan.FromMilliseconds(Math.Ceiling(wait.TotalMilliseconds)), time, cancellationToken);
         await PassHeldControlFramesAsync(fromClient).ConfigureAwait(false); // those that came in the same read as the held frame
-        while (!due.IsCompleted && StartPeek(fromClient, cancellationToken) is { } peek)
+        while (!due.IsCompleted && (HeldOf(fromClient).ReadAhead ?? StartPeek(fromClient, cancellationToken)) is { } pending)
         {
-            if (await Task.WhenAny(due, peek).ConfigureAwait(false) != peek)
+            if (await Task.WhenAny(due, pending).ConfigureAwait(false) != pending)
             {
                 break;
             }
-            HeldOf(fromClient).Peek = null;
-            if (!peek.IsCompletedSuccessfully)
+            if (HeldOf(fromClient).ReadAheadBuffer is null)
             {
-                // The peer failed or the tunnel is ending: the loop's next read meets the same end and says what it was.
-                _ = peek.Exception;
-                HeldOf(fromClient).ReadAheadStopped = true;
+                // The zero-byte read ended: data is there (or the socket woke it for nothing, as Linux may). Read it into a
+                // buffer of its own, raced with the hold's end like the zero-byte read.
+                if (!pending.IsCompletedSuccessfully)
+                {
+                    EndReadAhead(fromClient, pending); // the loop's next read meets the same end and says what it was
+                    break;
+                }
+                StartRead(fromClient, cancellationToken);
+                continue;
+            }
+            if (!TakeReadAhead(fromClient, pending))
+            {
                 break;
             }
-            await ReadAheadAsync(fromClient, cancellationToken).ConfigureAwait(false);
+            await PassHeldControlFramesAsync(fromClient).ConfigureAwait(false);
         }
         await due.ConfigureAwait(false);
     }
 
-    /// <summary>A zero-byte read of the held peer (no buffer while it waits), or null when reading ahead has stopped.</summary>
-    private Task? StartPeek(bool fromClient, CancellationToken cancellationToken)
+    /// <summary>A zero-byte read of the held peer, or null when reading ahead has stopped (a Close, the bound, the end).</summary>
+    private Task<int>? StartPeek(bool fromClient, CancellationToken cancellationToken)
     {
         ref var held = ref HeldOf(fromClient);
-        if (held.Peek is { } pending)
-        {
-            return pending;
-        }
         Stream? stream = fromClient ? _client : _backend;
         if (held.ReadAheadStopped || held.ScanFrom < 0 || held.Length >= HoldReadAheadLimit || stream is null)
         {
             return null;
         }
-        return held.Peek = stream.ReadAsync(Memory<byte>.Empty, cancellationToken).AsTask();
+        return held.ReadAhead = stream.ReadAsync(Memory<byte>.Empty, cancellationToken).AsTask();
+    }
+
+    private void StartRead(bool fromClient, CancellationToken cancellationToken)
+    {
+        ref var held = ref HeldOf(fromClient);
+        var buffer = ArrayPool<byte>.Shared.Rent(ReadAheadSize);
+        held.ReadAheadBuffer = buffer;
+        held.ReadAhead = (fromClient ? _client! : _backend!).ReadAsync(buffer, cancellationToken).AsTask();
+    }
+
+    /// <summary>What one read ahead takes at most: it runs only while a peer is held, and its buffer is its own.</summary>
+    private const int ReadAheadSize = 4096;
+
+    /// <summary>
+    /// A read ahead completed during the hold: its bytes go behind the held ones. False when it ended the peer's stream or
+    /// failed: reading ahead stops, and the loop's next read meets the same end (a socket's end and failure stay).
+    /// </summary>
+    private bool TakeReadAhead(bool fromClient, Task<int> completed)
+    {
+        ref var held = ref HeldOf(fromClient);
+        var buffer = held.ReadAheadBuffer!;
+        held.ReadAhead = null;
+        held.ReadAheadBuffer = null;
+        var read = completed.IsCompletedSuccessfully ? completed.Result : 0;
+        _ = completed.Exception;
+        if (read > 0)
+        {
+            Volatile.Write(ref (fromClient ? ref _clientAlive : ref _backendAlive).LastHeard, _sweeper.Now);
+            Append(ref held, buffer.AsSpan(0, read));
+        }
+        else
+        {
+            held.ReadAheadStopped = true;
+        }
+        ArrayPool<byte>.Shared.Return(buffer);
+        return read > 0;
+    }
+
+    private void EndReadAhead(bool fromClient, Task<int> completed)
+    {
+        _ = completed.Exception;
+        HeldOf(fromClient).ReadAhead = null;
+        HeldOf(fromClient).ReadAheadStopped = true;
     }
 
     /// <summary>
-    /// Before the loop reads a peer: a zero-byte read the hold left pending must end first (one read at a time). It consumed
-    /// nothing, so the loop's own read follows as if it had not been.
+    /// Before the loop reads a peer whose hold left a read ahead pending (checked by the caller, so a tunnel never held pays
+    /// nothing): that read ends first, one read at a time. Returns -1 when it was a zero-byte read (nothing taken: read
+    /// as usual), 0 at the end of the peer's stream, or the count of bytes it read, now queued as held bytes that are due
+    /// at once (the loop's read takes them from there). A failure is thrown as the loop's own read would throw it.
     /// </summary>
-    private ValueTask AfterPeekAsync(bool fromClient)
+    private async ValueTask<int> FinishReadAheadAsync(bool fromClient)
     {
-        ref var held = ref HeldOf(fromClient);
-        if (held.Peek is not { } peek)
-        {
-            return default;
-        }
-        held.Peek = null;
-        return new ValueTask(peek);
-    }
-
-    /// <summary>Data is ready on the held peer: reads it behind the held bytes, then sends on the pings and pongs found there.</summary>
-    private async ValueTask ReadAheadAsync(bool fromClient, CancellationToken cancellationToken)
-    {
-        Stream stream = fromClient ? _client! : _backend!;
+        var pending = HeldOf(fromClient).ReadAhead!;
+        var buffer = HeldOf(fromClient).ReadAheadBuffer;
+        HeldOf(fromClient).ReadAhead = null;
+        HeldOf(fromClient).ReadAheadBuffer = null;
         int read;
         try
         {
-            read = await stream.ReadAsync(ReadAheadSpace(ref HeldOf(fromClient)), cancellationToken).ConfigureAwait(false);
+            read = await pending.ConfigureAwait(false);
         }
-        catch (Exception ex) when (IsPeerFailure(ex, cancellationToken))
+        catch
         {
-            HeldOf(fromClient).ReadAheadStopped = true; // the loop's next read meets the same end
-            return;
+            if (buffer is not null)
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+            throw;
         }
-        if (read == 0)
+        if (buffer is null)
         {
-            HeldOf(fromClient).ReadAheadStopped = true; // the end of the stream comes again to the loop's next read
-            return;
+            return -1;
         }
-        Volatile.Write(ref (fromClient ? ref _clientAlive : ref _backendAlive).LastHeard, _sweeper.Now);
-        Volatile.Write(ref HeldOf(fromClient).Length, HeldOf(fromClient).Length + read);
+        if (read > 0)
+        {
+            ref var held = ref HeldOf(fromClient);
+            held.ResumeAt = 0;
+            held.ScanFrom = -1; // the bytes continue the stream wherever the filter stopped, maybe inside a frame
+            Append(ref held, buffer.AsSpan(0, read));
+        }
+        ArrayPool<byte>.Shared.Return(buffer);
+        return read;
+    }
 
-        await PassHeldControlFramesAsync(fromClient).ConfigureAwait(false);
+    /// <summary>Puts bytes behind the held ones (in a larger buffer when they do not fit).</summary>
+    private static void Append(ref HeldInput held, ReadOnlySpan<byte> bytes)
+    {
+        var end = held.Offset + held.Length;
+        if (held.Buffer is null || held.Buffer.Length - end < bytes.Length)
+        {
+            var larger = ArrayPool<byte>.Shared.Rent(held.Length + bytes.Length);
+            if (held.Buffer is not null)
+            {
+                held.Buffer.AsSpan(held.Offset, held.Length).CopyTo(larger);
+                ArrayPool<byte>.Shared.Return(held.Buffer);
+            }
+            held.Buffer = larger;
+            held.Offset = 0;
+            end = held.Length;
+        }
+        bytes.CopyTo(held.Buffer.AsSpan(end));
+        Volatile.Write(ref held.Length, held.Length + bytes.Length);
     }
 
     /// <summary>Takes the whole pings and pongs out of the held bytes, scanned so far, and passes each on.</summary>
@@ -139,23 +208,6 @@ internal sealed partial class RelayTunnel
                 ArrayPool<byte>.Shared.Return(frame);
             }
         }
-    }
-
-    /// <summary>The free space after the held bytes, in a buffer grown to take at least a few KiB more.</summary>
-    private static Memory<byte> ReadAheadSpace(ref HeldInput held)
-    {
-        const int Least = 4096;
-        var end = held.Offset + held.Length;
-        if (held.Buffer!.Length - end < Least)
-        {
-            var larger = ArrayPool<byte>.Shared.Rent(held.Length + Least);
-            held.Buffer.AsSpan(held.Offset, held.Length).CopyTo(larger);
-            ArrayPool<byte>.Shared.Return(held.Buffer);
-            held.Buffer = larger;
-            held.Offset = 0;
-            end = held.Length;
-        }
-        return held.Buffer.AsMemory(end);
     }
 
     /// <summary>

@@ -21,9 +21,11 @@ internal sealed partial class RelayTunnel
         public long ResumeAt; // TimeProvider timestamp
 
         // Reading ahead for control frames while held (RelayTunnel.HoldReadAhead.cs): where the scan of whole frames goes on
-        // (-1: the held bytes no longer start at a frame), a zero-byte read still pending, and whether to read no further.
+        // (-1: the held bytes no longer start at a frame), a read still pending (a zero-byte one, or one into its buffer),
+        // and whether to read no further.
         public long ScanFrom;
-        public Task? Peek;
+        public Task<int>? ReadAhead;
+        public byte[]? ReadAheadBuffer;
         public bool ReadAheadStopped;
     }
 
@@ -143,10 +145,19 @@ internal sealed partial class RelayTunnel
 
     private static void ReturnHeld(ref HeldInput held)
     {
-        if (Interlocked.Exchange(ref held.Peek, null) is { } peek)
+        if (Interlocked.Exchange(ref held.ReadAhead, null) is { } pending)
         {
-            // The tunnel ended with a zero-byte read of the held peer pending: it fails with the connection; nobody waits for it.
-            peek.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            // The tunnel ended with a read of the held peer pending: it ends with the connection, and its buffer goes back
+            // to the pool only then (the read may still write into it).
+            var readBuffer = Interlocked.Exchange(ref held.ReadAheadBuffer, null);
+            pending.ContinueWith(static (t, state) =>
+            {
+                _ = t.Exception;
+                if (state is byte[] taken)
+                {
+                    ArrayPool<byte>.Shared.Return(taken);
+                }
+            }, readBuffer, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         }
         if (Interlocked.Exchange(ref held.Buffer, null) is { } buffer)
         {
