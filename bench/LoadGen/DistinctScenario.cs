@@ -30,12 +30,16 @@ public static class DistinctScenario
         var markEvery = o.GetInt("mark-every", 10_000) is var m and > 0 ? m : clients;
         var markFile = o.Get("mark-file", "");
         var markGoFile = o.Get("mark-go-file", "");
+        // Clients started per second (0: as fast as the slots free up). Paced, a run spans longer than an entry outlives
+        // its client, so the gateway's tables reach their steady size instead of only growing.
+        var rate = o.GetDouble("rate", 0);
         var sources = new SourceRange(IPAddress.Parse(o.Get("first-source", "127.1.0.1")), clients);
         var pids = o.GetPids();
         using var hard = new CancellationTokenSource(TimeSpan.FromSeconds(o.GetDouble("max-seconds", 1200)));
         var run = new DistinctRun { Messages = messages, Size = size, Hard = hard.Token };
 
-        Console.Error.WriteLine($"distinct: {clients} clients from {sources.At(0)} to {sources.At(clients - 1)}, {concurrency} at once, " +
+        Console.Error.WriteLine($"distinct: {clients} clients from {sources.At(0)} to {sources.At(clients - 1)}, {concurrency} at once" +
+            (rate > 0 ? string.Create(CultureInfo.InvariantCulture, $", {rate} started per second, ") : ", ") +
             $"{messages} x {size} B each, a mark every {markEvery}");
         var started = Stopwatch.GetTimestamp();
         var s0 = Sample.Take(pids);
@@ -47,6 +51,10 @@ public static class DistinctScenario
             // One batch up to the next mark; the workers take clients in order, so addresses are used once each.
             var end = Math.Min(clients, (next / markEvery + 1) * markEvery);
             var cursor = next - 1;
+            // The schedule restarts after each pause: client i is due at base + i / rate.
+            var interval = rate > 0 ? Frequency / rate : 0;
+            var batchStart = Stopwatch.GetTimestamp();
+            var batchFirst = next;
             var workers = new Task[Math.Min(concurrency, end - next)];
             for (var w = 0; w < workers.Length; w++)
             {
@@ -55,6 +63,18 @@ public static class DistinctScenario
                     int i;
                     while ((i = Interlocked.Increment(ref cursor)) < end && !hard.IsCancellationRequested)
                     {
+                        var wait = batchStart + (long)((i - batchFirst) * interval) - Stopwatch.GetTimestamp();
+                        if (wait > 0)
+                        {
+                            try
+                            {
+                                await Task.Delay(TimeSpan.FromSeconds(wait / (double)Frequency), hard.Token);
+                            }
+                            catch (OperationCanceledException)
+                            {
+                                break;
+                            }
+                        }
                         await new DistinctClient(run, target, sources.At(i)).RunAsync();
                     }
                 });
@@ -80,6 +100,7 @@ public static class DistinctScenario
         var result = run.Result();
         result["clients"] = clients;
         result["concurrency"] = concurrency;
+        result["rate"] = rate;
         result["messages_per_client"] = messages;
         result["size"] = size;
         result["first_source"] = sources.At(0).ToString();

@@ -71,7 +71,7 @@ public static class Program
                        --duration D [--size S --report-every 60 --drain 10 --echo-timeout 30 --backoff-min 1
                        --backoff-max 15 --ready-file F --end-file E --end-go-file G --md-out M] (bench/soak.sh:
                        tunnels that reconnect, every echo checked, every loss counted)
-          distinct     --url ws://... --clients N [--concurrency 200 --messages 3 --size 32 --first-source 127.1.0.1
+          distinct     --url ws://... --clients N [--concurrency 200 --rate 0 (clients/s; 0: no pacing) --messages 3 --size 32 --first-source 127.1.0.1
                        --mark-every 10000 --mark-file F --mark-go-file G --md-out M --max-seconds 1200]
                        (bench/distinct-clients.sh: N short clients, each from its own source address)
           report       --in results.jsonl [--baseline nginx]
