@@ -176,8 +176,9 @@ sample idle "$DONE"
 
 # ---- the tables ----
 row() { awk -F'\t' -v l="$1" '$1 == l' "$SAMPLES"; }
-# The mark two in (20,000 of 100,000: the pools have grown once) against the last mark, and the idle sample.
-EARLY=$(awk -F'\t' 'NR == 3 { print $1 }' "$SAMPLES")
+# The second mark (20,000 of 100,000: the pools have grown once; the first with fewer than 3 marks) against the last
+# mark, and the idle sample.
+EARLY=$(awk -F'\t' '$1 != "before" && $1 != "idle" { m[++n] = $1 } END { print (n >= 3 ? m[2] : m[1]) }' "$SAMPLES")
 LATE=$(awk -F'\t' '$1 != "idle" { l = $1 } END { print l }' "$SAMPLES")
 change() { # column: late minus early
   awk -v a="$(row "$EARLY" | cut -f"$1")" -v b="$(row "$LATE" | cut -f"$1")" \
@@ -203,7 +204,7 @@ change() { # column: late minus early
   echo "| | at $EARLY | at $LATE | change | idle |"
   echo "| --- | --- | --- | --- | --- |"
   echo "| RSS MB | $(row "$EARLY" | cut -f5) | $(row "$LATE" | cut -f5) | $(change 5) | $(row idle | cut -f5) |"
-  echo "| GC heap MB (after a full GC) | $(row "$EARLY" | cut -f6) | $(row "$LATE" | cut -f6) | $(change 6) | $(row idle | cut -f6) |"
+  echo "| GC heap MB$([[ $DISTINCT_HEAPSTAT == 1 ]] && echo ' (after a full GC)') | $(row "$EARLY" | cut -f6) | $(row "$LATE" | cut -f6) | $(change 6) | $(row idle | cut -f6) |"
   echo "| GC committed MB | $(row "$EARLY" | cut -f7) | $(row "$LATE" | cut -f7) | $(change 7) | $(row idle | cut -f7) |"
   echo "| shared buckets | $(row "$EARLY" | cut -f9) | $(row "$LATE" | cut -f9) | $(change 9) | $(row idle | cut -f9) |"
   echo "| token-bucket / concurrency limiters | $(row "$EARLY" | cut -f10) / $(row "$EARLY" | cut -f11) | $(row "$LATE" | cut -f10) / $(row "$LATE" | cut -f11) | | $(row idle | cut -f10) / $(row idle | cut -f11) |"
