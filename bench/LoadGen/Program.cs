@@ -37,6 +37,7 @@ public static class Program
                 "tls-connect" => await Scenarios.TlsConnectAsync(options),
                 "idle-h2" => await H2IdleScenario.RunAsync(options),
                 "soak" => await SoakScenario.RunAsync(options),
+                "distinct" => await DistinctScenario.RunAsync(options),
                 "merge" => Merge.Run(options),
                 _ => throw new ArgumentException($"unknown scenario '{scenario}'"),
             };
@@ -70,6 +71,9 @@ public static class Program
                        --duration D [--size S --report-every 60 --drain 10 --echo-timeout 30 --backoff-min 1
                        --backoff-max 15 --ready-file F --end-file E --end-go-file G --md-out M] (bench/soak.sh:
                        tunnels that reconnect, every echo checked, every loss counted)
+          distinct     --url ws://... --clients N [--concurrency 200 --rate 0 (clients/s; 0: no pacing) --messages 3 --size 32 --first-source 127.1.0.1
+                       --mark-every 10000 --mark-file F --mark-go-file G --md-out M --max-seconds 1200]
+                       (bench/distinct-clients.sh: N short clients, each from its own source address)
           report       --in results.jsonl [--baseline nginx]
           merge        --in a.jsonl,b.jsonl --hists a.hist,b.hist [--requested N --rate R --duration D --loadgens K]
                        [--set key=value,...] (one result from several rate runs at once: bench/seeds-scale.sh)
