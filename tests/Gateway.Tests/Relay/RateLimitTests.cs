@@ -306,6 +306,9 @@ public sealed class RateLimitTests : IDisposable
         Assert.Equal(1008, close!.CloseCode);
         Assert.Empty(await first.IdleAsync(TimeSpan.FromMilliseconds(200)));
         Assert.Equal(4, backend.Count(RawFrame.Text));
+        // One address, one bucket, whichever of its connections uses it.
+        var metrics = await MetricsScrape.FetchAsync(gateway);
+        Assert.Equal(1, metrics.Value("gateway_rate_limit_shared_buckets"));
     }
 
     [Fact]
