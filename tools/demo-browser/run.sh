@@ -34,7 +34,7 @@ log "building (Release, as demo.sh does)"
 dotnet build Gateway.sln -c Release --nologo -v quiet -clp:NoSummary >&2
 backend=src/ChatBackend/bin/Release/net10.0/ChatBackend.dll
 gateway=src/Gateway/bin/Release/net10.0/Gateway.dll
-rm -rf "$out" && mkdir -p "$out"
+mkdir -p "$out" && rm -f "$out"/chat-1.log "$out"/chat-2.log "$out"/gateway.log "$out"/*.png # only what a run writes
 
 # Only the processes started here, stopped by PID.
 pids=()
