@@ -113,7 +113,9 @@ async function join(page, room, name) {
   return waitForLog(page, /^welcome from backend /, Wait.connect);
 }
 
+// In the foreground, like a click: a background tab paints no frame to capture, and the capture waits for one.
 async function screenshot(page, file) {
+  await page.bringToFront().catch(() => {});
   await page.screenshot({ path: path.join(out, file), fullPage: true, timeout: Wait.page }).catch(() => {});
 }
 
