@@ -33,10 +33,14 @@ internal sealed partial class RelayTunnel
     {
         var timeout = activityTimeout ?? DefaultActivityTimeout;
         Volatile.Write(ref _activityTimeoutMs, timeout > TimeSpan.Zero ? Math.Max(1, (long)timeout.TotalMilliseconds) : 0);
-        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(_clientGone);
+        // The client gone cancels the client's read only: the backend's read goes on until the backend answers the
+        // Close the client's loss sends it (or the close grace ends). On an HTTP/2 stream a cancelled read is a reset
+        // (RST_STREAM, RFC 9113 section 6.4), which would discard that Close before the backend read it.
+        using var cancel = new CancellationTokenSource();
+        using var cancelClient = CancellationTokenSource.CreateLinkedTokenSource(cancel.Token, _clientGone);
         try
         {
-            var toBackend = PumpAsync(fromClient: true, cancel.Token);
+            var toBackend = PumpAsync(fromClient: true, cancelClient.Token);
             var toClient = PumpAsync(fromClient: false, cancel.Token);
             var first = await Task.WhenAny(toBackend, toClient).ConfigureAwait(false);
             var second = first == toBackend ? toClient : toBackend;
@@ -45,7 +49,7 @@ internal sealed partial class RelayTunnel
                 cancel.Cancel();
             }
             await second.ConfigureAwait(false);
-            var failure = Unexpected(first.Result, cancel.Token) ?? Unexpected(second.Result, cancel.Token);
+            var failure = Unexpected(toBackend.Result, cancelClient.Token) ?? Unexpected(toClient.Result, cancel.Token);
             if (failure is not null)
             {
                 Log.RelayFailed(_logger, RouteId, failure);
