@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Runtime.CompilerServices;
-using Yarp.ReverseProxy.Forwarder;
 
 namespace Gateway.Relay;
 
@@ -29,7 +28,7 @@ internal sealed partial class RelayTunnel
     /// </summary>
     /// <param name="activityTimeout">The cluster's <c>HttpRequest:ActivityTimeout</c>: no frame from either peer for
     /// this long ends the tunnel with a Close 1001, which YARP's loops did by cutting both connections.</param>
-    internal async ValueTask<ForwarderError> RelayAsync(TimeSpan? activityTimeout)
+    internal async ValueTask RelayAsync(TimeSpan? activityTimeout)
     {
         var timeout = activityTimeout ?? DefaultActivityTimeout;
         Volatile.Write(ref _activityTimeoutMs, timeout > TimeSpan.Zero ? Math.Max(1, (long)timeout.TotalMilliseconds) : 0);
@@ -49,13 +48,11 @@ internal sealed partial class RelayTunnel
                 cancel.Cancel();
             }
             await second.ConfigureAwait(false);
-            var failure = Unexpected(toBackend.Result, cancelClient.Token) ?? Unexpected(toClient.Result, cancel.Token);
-            if (failure is not null)
+            // Peers that fail are the tunnel's outcome already (Decide); only what no path turned into one is logged here.
+            if ((Unexpected(toBackend.Result, cancelClient.Token) ?? Unexpected(toClient.Result, cancel.Token)) is { } failure)
             {
                 Log.RelayFailed(_logger, RouteId, failure);
-                return first == toBackend ? ForwarderError.UpgradeRequestClient : ForwarderError.UpgradeResponseDestination;
             }
-            return ForwarderError.None;
         }
         finally
         {
