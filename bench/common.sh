@@ -1,5 +1,6 @@
-# Shell helpers shared by bench/run.sh, bench/seeds-scale.sh and bench/soak.sh: logging, the processes a run started (stopped by
-# PID on exit, never by name), waiting for a listener, installing nginx and HAProxy. Sourced, not run.
+# Shell helpers shared by bench/run.sh, bench/idle-heap.sh, bench/seeds-scale.sh and bench/soak.sh: logging, the processes a
+# run started (stopped by PID on exit, never by name), waiting for a listener, installing nginx and HAProxy, and run.sh's
+# certificate, echo server and gateway (config and start), which idle-heap.sh measures the same way. Sourced, not run.
 # The caller sets BENCH_LOG_TAG (the prefix of log lines) and WORK (where the processes' logs are) before use.
 
 log() { printf '%s %s: %s\n' "$(date -u +%H:%M:%S)" "${BENCH_LOG_TAG:-bench}" "$*" >&2; }
@@ -94,4 +95,68 @@ build_tools() { # into $WORK: LoadGen, EchoServer and the gateway (Release); set
   dotnet publish "$ROOT/src/Gateway/Gateway.csproj" -c Release -nologo -v quiet -o "$WORK/gateway" >>"$WORK/build.log" 2>&1 \
     || { cat "$WORK/build.log" >&2; die "Gateway publish failed"; }
   LOADGEN=(dotnet "$WORK/loadgen/LoadGen.dll")
+}
+
+# ---- run.sh's certificate, echo server and gateway (idle-heap.sh uses the same, on its own ports) ----
+# The caller sets BACKEND_PORT, GATEWAY_WS, GATEWAY_WSS and GATEWAY_ADMIN; build_tools has filled $WORK.
+
+bench_certificate() { # ec|rsa: a self-signed pair for localhost and 127.0.0.1 in $WORK/cert.pem and $WORK/key.pem
+  local keyopt=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1)
+  [[ ${1:-ec} == rsa ]] && keyopt=(-newkey rsa:2048)
+  openssl req -x509 "${keyopt[@]}" -nodes -days 2 -subj /CN=localhost \
+    -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
+}
+
+bench_start_echo() { # the echo backend on BACKEND_PORT; sets ECHO_PID
+  dotnet "$WORK/echoserver/EchoServer.dll" --port "$BACKEND_PORT" >>"$WORK/echoserver.log" 2>&1 &
+  ECHO_PID=$!; PIDS+=("$ECHO_PID")
+  wait_port "$BACKEND_PORT" "$ECHO_PID" echoserver
+}
+
+# keepalive_interval h2_streams [ka_extra]: $WORK/gateway.json. Keepalive (with backend pings) on /ka, off on /noka, both
+# to the echo server; ka_extra is appended to the keepalive policy (run.sh's rate limits: ', "RateLimits": {...}').
+bench_gateway_config() {
+  cat > "$WORK/gateway.json" <<EOF
+{
+  "Logging": { "LogLevel": { "Default": "Warning", "Microsoft.Hosting.Lifetime": "Information", "Gateway": "Information" } },
+  "Gateway": {
+    "Listeners": {
+      "ws":  { "Address": "127.0.0.1", "Port": $GATEWAY_WS },
+      "wss": { "Address": "127.0.0.1", "Port": $GATEWAY_WSS, "Tls": true }
+    },
+    "Tls": { "Certificates": [ { "Path": "$WORK/cert.pem", "KeyPath": "$WORK/key.pem" } ] },
+    "Admin": { "Address": "127.0.0.1", "Port": $GATEWAY_ADMIN },
+    "DataProtection": { "KeyDirectory": "$WORK/keys" },
+    "Drain": { "Delay": "00:00:00", "Period": "00:00:00" },
+    "WebSocketPolicies": {
+      "keepalive":   { "KeepAlive": { "Interval": "$1", "Timeout": "00:00:15", "Backend": true }${3:-} },
+      "nokeepalive": { "KeepAlive": { "Interval": "00:00:00" } }
+    }
+  },
+  "Kestrel": { "Limits": { "Http2": { "MaxStreamsPerConnection": $2 } } },
+  "ReverseProxy": {
+    "Routes": {
+      "ka":   { "ClusterId": "echo", "Match": { "Path": "/ka/{**rest}" },   "Metadata": { "WebSocketPolicy": "keepalive" } },
+      "noka": { "ClusterId": "echo", "Match": { "Path": "/noka/{**rest}" }, "Metadata": { "WebSocketPolicy": "nokeepalive" } }
+    },
+    "Clusters": {
+      "echo": {
+        "SessionAffinity": { "Enabled": false },
+        "HttpRequest": { "ActivityTimeout": "01:00:00" },
+        "Destinations": { "echo": { "Address": "http://127.0.0.1:$BACKEND_PORT/" } }
+      }
+    }
+  }
+}
+EOF
+}
+
+bench_start_gateway() { # [extra_env]: the published gateway on $WORK/gateway.json, ready as a load balancer would wait; sets GATEWAY_PID
+  # extra_env ("NAME=value ...") is split on spaces on purpose: extra environment for the gateway alone, for A/B runs.
+  # Ready means /readyz says 200, after the startup warm-up (about 12 s here).
+  (cd "$WORK" && exec env ${1:-} dotnet "$WORK/gateway/Gateway.dll" --config "$WORK/gateway.json") >>"$WORK/gateway.log" 2>&1 &
+  GATEWAY_PID=$!; PIDS+=("$GATEWAY_PID")
+  wait_port "$GATEWAY_WSS" "$GATEWAY_PID" gateway
+  wait_ready "$GATEWAY_ADMIN" "$GATEWAY_PID" gateway
+  sleep 1
 }

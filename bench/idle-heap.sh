@@ -36,7 +36,8 @@ STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
 BACKEND_PORT=$IDLE_PORT_BASE; GATEWAY_WS=$((IDLE_PORT_BASE + 1)); GATEWAY_WSS=$((IDLE_PORT_BASE + 2)); GATEWAY_ADMIN=$((IDLE_PORT_BASE + 3))
 
 BENCH_LOG_TAG=idle-heap
-# log, die, the PIDS stopped on exit, stop_pid, wait_port, wait_ready, build_tools, require_free_ports
+# log, die, the PIDS stopped on exit, stop_pid, wait_port, wait_ready, build_tools, require_free_ports, and run.sh's
+# certificate, echo server and gateway (bench_certificate, bench_start_echo, bench_gateway_config, bench_start_gateway)
 source "$BENCH_DIR/common.sh"
 for tool in curl openssl ss awk; do command -v $tool >/dev/null 2>&1 || die "$tool is required"; done
 (( 2 * IDLE_CONNS + 500 <= $(ulimit -n) )) || log "warning: the gateway needs 2 descriptors per tunnel"
@@ -50,55 +51,10 @@ dotnet build "$BENCH_DIR/HeapStat/HeapStat.csproj" -c Release -nologo -v quiet -
   || { cat "$WORK/build.log" >&2; die "HeapStat build failed"; }
 HEAPSTAT=(dotnet "$WORK/heapstat/HeapStat.dll")
 
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=localhost \
-  -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
-
-dotnet "$WORK/echoserver/EchoServer.dll" --port "$BACKEND_PORT" >>"$WORK/echoserver.log" 2>&1 &
-ECHO_PID=$!; PIDS+=("$ECHO_PID")
-wait_port "$BACKEND_PORT" "$ECHO_PID" echoserver
-
-# run.sh's gateway config, on this script's ports.
-cat > "$WORK/gateway.json" <<EOF
-{
-  "Logging": { "LogLevel": { "Default": "Warning", "Microsoft.Hosting.Lifetime": "Information", "Gateway": "Information" } },
-  "Gateway": {
-    "Listeners": {
-      "ws":  { "Address": "127.0.0.1", "Port": $GATEWAY_WS },
-      "wss": { "Address": "127.0.0.1", "Port": $GATEWAY_WSS, "Tls": true }
-    },
-    "Tls": { "Certificates": [ { "Path": "$WORK/cert.pem", "KeyPath": "$WORK/key.pem" } ] },
-    "Admin": { "Address": "127.0.0.1", "Port": $GATEWAY_ADMIN },
-    "DataProtection": { "KeyDirectory": "$WORK/keys" },
-    "Drain": { "Delay": "00:00:00", "Period": "00:00:00" },
-    "WebSocketPolicies": {
-      "keepalive":   { "KeepAlive": { "Interval": "00:00:05", "Timeout": "00:00:15", "Backend": true } },
-      "nokeepalive": { "KeepAlive": { "Interval": "00:00:00" } }
-    }
-  },
-  "Kestrel": { "Limits": { "Http2": { "MaxStreamsPerConnection": $IDLE_H2_STREAMS } } },
-  "ReverseProxy": {
-    "Routes": {
-      "ka":   { "ClusterId": "echo", "Match": { "Path": "/ka/{**rest}" },   "Metadata": { "WebSocketPolicy": "keepalive" } },
-      "noka": { "ClusterId": "echo", "Match": { "Path": "/noka/{**rest}" }, "Metadata": { "WebSocketPolicy": "nokeepalive" } }
-    },
-    "Clusters": {
-      "echo": {
-        "SessionAffinity": { "Enabled": false },
-        "HttpRequest": { "ActivityTimeout": "01:00:00" },
-        "Destinations": { "echo": { "Address": "http://127.0.0.1:$BACKEND_PORT/" } }
-      }
-    }
-  }
-}
-EOF
-
-start_gateway() {
-  (cd "$WORK" && exec env $IDLE_GATEWAY_ENV dotnet "$WORK/gateway/Gateway.dll" --config "$WORK/gateway.json") >>"$WORK/gateway.log" 2>&1 &
-  GATEWAY_PID=$!; PIDS+=("$GATEWAY_PID")
-  wait_port "$GATEWAY_WSS" "$GATEWAY_PID" gateway
-  wait_ready "$GATEWAY_ADMIN" "$GATEWAY_PID" gateway
-  sleep 1
-}
+# run.sh's certificate, echo server and gateway config, on this script's ports.
+bench_certificate ec
+bench_start_echo
+bench_gateway_config 00:00:05 "$IDLE_H2_STREAMS"
 
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 # Tunnels up = established backend legs (the echo server's side): one per tunnel in every mode.
@@ -149,7 +105,7 @@ run_mode() { # ws | wss | h2
   esac
   mkdir -p "$out"
   log "$mode: fresh gateway"
-  start_gateway
+  bench_start_gateway "$IDLE_GATEWAY_ENV"
   timeout --kill-after=5 60 "${LOADGEN[@]}" "${scenario[@]}" "${extra[@]}" --url "$url" --conns "$IDLE_WARMUP_CONNS" --duration 1 \
     --concurrency 100 --sources "$IDLE_SOURCES" --label warmup --target gateway >"$out/warmup.log" 2>&1 || log "warning: warm-up failed"
   sleep 2

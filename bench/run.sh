@@ -54,7 +54,8 @@ HAPROXY_WS=$((BENCH_PORT_BASE + 3)); HAPROXY_WSS=$((BENCH_PORT_BASE + 4))
 GATEWAY_WS=$((BENCH_PORT_BASE + 5)); GATEWAY_WSS=$((BENCH_PORT_BASE + 6)); GATEWAY_ADMIN=$((BENCH_PORT_BASE + 7))
 
 BENCH_LOG_TAG=bench
-# log, die, the PIDS stopped on exit, stop_pid, wait_port, ensure_proxies
+# log, die, the PIDS stopped on exit, stop_pid, wait_port, ensure_proxies, build_tools, and the certificate, echo server
+# and gateway (bench_certificate, bench_start_echo, bench_gateway_config, bench_start_gateway)
 source "$BENCH_DIR/common.sh"
 ensure_proxies
 command -v openssl >/dev/null 2>&1 || die "openssl is required"
@@ -78,18 +79,11 @@ log "mode $MODE, work dir $WORK, results $RESULTS"
 build_tools
 
 # ---- certificate shared by all proxies ----
-if [[ "$BENCH_CERT_KEY" == rsa ]]; then KEYOPT=(-newkey rsa:2048); else KEYOPT=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1); fi
-openssl req -x509 "${KEYOPT[@]}" -nodes -days 2 -subj /CN=localhost \
-  -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
+bench_certificate "$BENCH_CERT_KEY"
 cat "$WORK/cert.pem" "$WORK/key.pem" > "$WORK/combined.pem"
 
 # ---- echo backend ----
-start_echo() {
-  dotnet "$WORK/echoserver/EchoServer.dll" --port "$BACKEND_PORT" >>"$WORK/echoserver.log" 2>&1 &
-  ECHO_PID=$!; PIDS+=("$ECHO_PID")
-  wait_port "$BACKEND_PORT" "$ECHO_PID" echoserver
-}
-start_echo
+bench_start_echo
 
 # ---- nginx: 2 workers, ws and wss, upgrade headers, long proxy timeouts ----
 cat > "$WORK/nginx.conf" <<EOF
@@ -178,63 +172,18 @@ if [[ "$BENCH_RATE_LIMITS" == 1 ]]; then
   BIG='{ "Messages": { "PerSecond": 100000000, "Burst": 100000000 }, "Bytes": { "PerSecond": 100000000000, "Burst": 100000000000 } }'
   RATE_LIMITS=", \"RateLimits\": { \"PerConnection\": $BIG, \"PerClient\": $BIG, \"PerRoute\": $BIG, \"BackendPerConnection\": $BIG, \"Action\": \"Close\" }"
 fi
-cat > "$WORK/gateway.json" <<EOF
-{
-  "Logging": { "LogLevel": { "Default": "Warning", "Microsoft.Hosting.Lifetime": "Information", "Gateway": "Information" } },
-  "Gateway": {
-    "Listeners": {
-      "ws":  { "Address": "127.0.0.1", "Port": $GATEWAY_WS },
-      "wss": { "Address": "127.0.0.1", "Port": $GATEWAY_WSS, "Tls": true }
-    },
-    "Tls": { "Certificates": [ { "Path": "$WORK/cert.pem", "KeyPath": "$WORK/key.pem" } ] },
-    "Admin": { "Address": "127.0.0.1", "Port": $GATEWAY_ADMIN },
-    "DataProtection": { "KeyDirectory": "$WORK/keys" },
-    "Drain": { "Delay": "00:00:00", "Period": "00:00:00" },
-    "WebSocketPolicies": {
-      "keepalive":   { "KeepAlive": { "Interval": "$BENCH_KEEPALIVE_INTERVAL", "Timeout": "00:00:15", "Backend": true }$RATE_LIMITS },
-      "nokeepalive": { "KeepAlive": { "Interval": "00:00:00" } }
-    }
-  },
-  "Kestrel": { "Limits": { "Http2": { "MaxStreamsPerConnection": $BENCH_H2_STREAMS } } },
-  "ReverseProxy": {
-    "Routes": {
-      "ka":   { "ClusterId": "echo", "Match": { "Path": "/ka/{**rest}" },   "Metadata": { "WebSocketPolicy": "keepalive" } },
-      "noka": { "ClusterId": "echo", "Match": { "Path": "/noka/{**rest}" }, "Metadata": { "WebSocketPolicy": "nokeepalive" } }
-    },
-    "Clusters": {
-      "echo": {
-        "SessionAffinity": { "Enabled": false },
-        "HttpRequest": { "ActivityTimeout": "01:00:00" },
-        "Destinations": { "echo": { "Address": "http://127.0.0.1:$BACKEND_PORT/" } }
-      }
-    }
-  }
-}
-EOF
-start_gateway() {
-  # BENCH_GATEWAY_ENV: extra environment for the gateway alone (e.g. "DOTNET_TieredPGO=0"), for A/B runs.
-  (cd "$WORK" && exec env $BENCH_GATEWAY_ENV dotnet "$WORK/gateway/Gateway.dll" --config "$WORK/gateway.json") >>"$WORK/gateway.log" 2>&1 &
-  GATEWAY_PID=$!; PIDS+=("$GATEWAY_PID")
-  wait_port "$GATEWAY_WSS" "$GATEWAY_PID" gateway
-  # As a load balancer would: no traffic until /readyz says ready (after the startup warm-up, ~12 s here).
-  local started=$SECONDS
-  until [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$GATEWAY_ADMIN/readyz")" = 200 ]; do
-    kill -0 "$GATEWAY_PID" 2>/dev/null || die "gateway exited (see $WORK/gateway.log)"
-    [ $((SECONDS - started)) -lt 60 ] || die "gateway not ready within 60 s (see $WORK/gateway.log)"
-    sleep 0.2
-  done
-  sleep 1
-}
-start_gateway
+bench_gateway_config "$BENCH_KEEPALIVE_INTERVAL" "$BENCH_H2_STREAMS" "$RATE_LIMITS"
+# BENCH_GATEWAY_ENV: extra environment for the gateway alone (e.g. "DOTNET_TieredPGO=0"), for A/B runs.
+bench_start_gateway "$BENCH_GATEWAY_ENV"
 
 # A process keeps the memory of earlier runs (allocator pools, the GC heap), so RSS deltas are only meaningful on a
 # fresh process: before each idle run the target is restarted, then warmed with a few hundred connections.
 restart_target() {
   case "$1" in
-    direct)  stop_pid "$ECHO_PID";    start_echo ;;
+    direct)  stop_pid "$ECHO_PID";    bench_start_echo ;;
     nginx)   stop_pid "$NGINX_PID";   start_nginx ;;
     haproxy) stop_pid "$HAPROXY_PID"; start_haproxy ;;
-    gateway) stop_pid "$GATEWAY_PID"; start_gateway ;;
+    gateway) stop_pid "$GATEWAY_PID"; bench_start_gateway "$BENCH_GATEWAY_ENV" ;;
   esac
 }
 

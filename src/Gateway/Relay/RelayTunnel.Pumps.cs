@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Runtime.CompilerServices;
-using Yarp.ReverseProxy.Forwarder;
 
 namespace Gateway.Relay;
 
@@ -29,14 +28,18 @@ internal sealed partial class RelayTunnel
     /// </summary>
     /// <param name="activityTimeout">The cluster's <c>HttpRequest:ActivityTimeout</c>: no frame from either peer for
     /// this long ends the tunnel with a Close 1001, which YARP's loops did by cutting both connections.</param>
-    internal async ValueTask<ForwarderError> RelayAsync(TimeSpan? activityTimeout)
+    internal async ValueTask RelayAsync(TimeSpan? activityTimeout)
     {
         var timeout = activityTimeout ?? DefaultActivityTimeout;
         Volatile.Write(ref _activityTimeoutMs, timeout > TimeSpan.Zero ? Math.Max(1, (long)timeout.TotalMilliseconds) : 0);
-        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(_clientGone);
+        // The client gone cancels the client's read only: the backend's read goes on until the backend answers the
+        // Close the client's loss sends it (or the close grace ends). On an HTTP/2 stream a cancelled read is a reset
+        // (RST_STREAM, RFC 9113 section 6.4), which would discard that Close before the backend read it.
+        using var cancel = new CancellationTokenSource();
+        using var cancelClient = CancellationTokenSource.CreateLinkedTokenSource(cancel.Token, _clientGone);
         try
         {
-            var toBackend = PumpAsync(fromClient: true, cancel.Token);
+            var toBackend = PumpAsync(fromClient: true, cancelClient.Token);
             var toClient = PumpAsync(fromClient: false, cancel.Token);
             var first = await Task.WhenAny(toBackend, toClient).ConfigureAwait(false);
             var second = first == toBackend ? toClient : toBackend;
@@ -45,13 +48,11 @@ internal sealed partial class RelayTunnel
                 cancel.Cancel();
             }
             await second.ConfigureAwait(false);
-            var failure = Unexpected(first.Result, cancel.Token) ?? Unexpected(second.Result, cancel.Token);
-            if (failure is not null)
+            // Peers that fail are the tunnel's outcome already (Decide); only what no path turned into one is logged here.
+            if ((Unexpected(toBackend.Result, cancelClient.Token) ?? Unexpected(toClient.Result, cancel.Token)) is { } failure)
             {
                 Log.RelayFailed(_logger, RouteId, failure);
-                return first == toBackend ? ForwarderError.UpgradeRequestClient : ForwarderError.UpgradeResponseDestination;
             }
-            return ForwarderError.None;
         }
         finally
         {

@@ -161,6 +161,12 @@ internal sealed partial class RelayTunnel
                 }
             }
             await (toBackend ? _backend! : _client!).WriteAsync(frame).ConfigureAwait(false);
+            if (toBackend && _flushBackend)
+            {
+                // An HTTP/2 stream holds writes until flushed, and no relayed write may come to flush this one: a ping
+                // to an idle backend, or the Close for a client that is gone, would wait there until the tunnel is cut.
+                await FlushBackendAsync(CancellationToken.None).ConfigureAwait(false);
+            }
             Volatile.Write(ref toBackend ? ref _backendAlive.LastSent : ref _clientAlive.LastSent, now);
             return true;
         }

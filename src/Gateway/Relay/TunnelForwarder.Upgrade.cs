@@ -21,12 +21,21 @@ internal sealed partial class TunnelForwarder
     private static readonly byte[] AcceptGuid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"u8.ToArray();
 
     /// <summary>
-    /// Relays the tunnel to its end, or hands it to the connection when the request can end at the 101. Returns true when
-    /// handed over: the tunnel then gives back its count, permits and verdict itself.
+    /// Opens the backend's leg, upgrades the client and hands the relaying tunnel over. Returns true when handed over:
+    /// the tunnel then gives back its count, permits and verdict itself; false when there is no tunnel (the handshake
+    /// failed or was refused, and the request carries the answer).
     /// </summary>
     private async Task<bool> TunnelAsync(HttpContext context, WebSocketHandshake handshake, RelayTunnel tunnel, IReverseProxyFeature proxy,
         DestinationState destination)
     {
+        // Both servers offer the handover: the lean path's exchange, whose request ends at the 101 and whose connection
+        // lives on, and TunnelHoldingMiddleware for Kestrel's requests. Checked before the backend is asked for anything.
+        var handover = context.Features.Get<ITunnelHandover>()
+            ?? throw new InvalidOperationException($"no {nameof(ITunnelHandover)} for a WebSocket handshake: the host runs the pipeline without {nameof(TunnelHoldingMiddleware)}");
+        var connection = handover.EndsRequest
+            ? context.Features.Get<IConnectionLifetimeFeature>()
+                ?? throw new InvalidOperationException($"a request that ends at the 101 has no {nameof(IConnectionLifetimeFeature)} to relay on")
+            : null;
         var activityTimeout = proxy.Cluster.Config.HttpRequest?.ActivityTimeout ?? DefaultActivityTimeout;
         Stream backend;
         using (var handshakeTime = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted))
@@ -72,8 +81,6 @@ internal sealed partial class TunnelForwarder
         }
 
         // The lean path's request ends at the 101: the tunnel then reaches the client through the connection alone.
-        var handover = context.Features.Get<ITunnelHandover>();
-        var connection = handover is { EndsRequest: true } ? context.Features.Get<IConnectionLifetimeFeature>() : null;
         var ownsSocket = false;
         if (connection is not null && context.Features.Get<GatewayListener>() is { Tls: false }
             && context.Features.Get<ISocketTakeover>() is { } takeover && await takeover.TakeOverAsync() is var (socket, buffered))
@@ -93,17 +100,12 @@ internal sealed partial class TunnelForwarder
             Log.TlsWentDirect(_tunnelLogger, tunnel.RouteId);
         }
         tunnel.Upgraded(client, context, connection, ownsSocket);
-        if (handover is not null && (connection is not null || !handover.EndsRequest))
-        {
-            handshake.OutliveRequest();
-            // The room's count on its destination (ConsistentHash) lasts as long as the tunnel, not its request.
-            var keyLease = context.Features.Get<LoadBalancing.KeyLease>();
-            keyLease?.OutliveRequest();
-            handover.Hold(RelayHandedOverAsync(tunnel, handshake, keyLease, proxy.Route.Cluster!, destination, activityTimeout));
-            return true;
-        }
-        await tunnel.RelayAsync(activityTimeout);
-        return false;
+        handshake.OutliveRequest();
+        // The room's count on its destination (ConsistentHash) lasts as long as the tunnel, not its request.
+        var keyLease = context.Features.Get<LoadBalancing.KeyLease>();
+        keyLease?.OutliveRequest();
+        handover.Hold(RelayHandedOverAsync(tunnel, handshake, keyLease, proxy.Route.Cluster!, destination, activityTimeout));
+        return true;
     }
 
     /// <summary>

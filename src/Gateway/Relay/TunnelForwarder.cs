@@ -91,12 +91,9 @@ internal sealed partial class TunnelForwarder
         {
             if (!handedOver)
             {
+                // No tunnel: the handshake's failure or refusal is on the request, for passive health to read.
                 tunnel.Complete();
                 DestinationLoad.TunnelClosed(destination);
-                if (tunnel.EndedByBackendFault && context.Features.Get<IForwarderErrorFeature>() is null)
-                {
-                    context.Features.Set<IForwarderErrorFeature>(ForwarderFailure.BackendFault);
-                }
                 ReportToPassiveHealth(context, cluster, destination);
             }
         }
