@@ -38,7 +38,7 @@ internal sealed partial class RelayTunnel
         }
         if (_clientViolation)
         {
-            return CloseForClientViolationAsync();
+            return CloseForClientViolationAsync(cancellationToken);
         }
         if (_fromClient.CloseCode != 0 && _fromClient.AtFrameBoundary)
         {
@@ -260,7 +260,7 @@ internal sealed partial class RelayTunnel
             }
             if (_clientViolation)
             {
-                return await CloseForClientViolationAsync().ConfigureAwait(false);
+                return await CloseForClientViolationAsync(cancellationToken).ConfigureAwait(false);
             }
             if (ClientHeld)
             {

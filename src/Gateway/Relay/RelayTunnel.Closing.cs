@@ -119,10 +119,20 @@ internal sealed partial class RelayTunnel
 
     // ---- The client's doing ----
 
-    /// <summary>Runs inside the loop's read of the client: the client hears what it did wrong, the backend a Close 1001.</summary>
-    private async ValueTask<int> CloseForClientViolationAsync()
+    /// <summary>
+    /// Runs inside the loop's read of the client: the client hears what it did wrong, the backend a Close 1001. Then the
+    /// client's bytes are read and dropped until its answering Close (or its end, or the close grace): a client in the
+    /// middle of a burst is still sending, and a connection closed with its bytes unread is reset, which destroys the
+    /// gateway's Close before the client reads it (a browser then reports 1006). RFC 6455 §7.1.1: the server closes
+    /// the TCP connection after the closing handshake.
+    /// </summary>
+    private async ValueTask<int> CloseForClientViolationAsync(CancellationToken cancellationToken)
     {
-        _clientReadEnded = true;
+        if (_clientReadEnded)
+        {
+            return 0;
+        }
+        _clientLingering = true;
         if (BeginClosing())
         {
             var code = _fromClient.ViolationCode;
@@ -142,8 +152,85 @@ internal sealed partial class RelayTunnel
             await SendCloseAsync(toBackend: false, code, reason, InjectionWait.ForBoundary).ConfigureAwait(false);
             await SendCloseAsync(toBackend: true, 1001, "client closed by gateway", InjectionWait.ForBoundary).ConfigureAwait(false);
         }
+        try
+        {
+            await LingerForClientCloseAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _clientReadEnded = true;
+        }
         return 0;
     }
+
+    // After a violation: the client's frames from the refused one on, passed over until its Close.
+    private CloseSeeker _clientLinger;
+    private volatile bool _clientLingering;
+
+    private void SeekClientClose(string side, ReadOnlySpan<byte> rest)
+    {
+        if (ReferenceEquals(side, RelayMetrics.Side.Client))
+        {
+            _clientLinger.Feed(rest);
+        }
+    }
+
+    private async ValueTask LingerForClientCloseAsync(CancellationToken cancellationToken)
+    {
+        // What the tunnel already read past the refused frame comes first: a read ahead still pending, then held bytes.
+        if (_clientHeld.ReadAhead is not null)
+        {
+            try
+            {
+                await FinishReadAheadAsync(fromClient: true).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (IsPeerFailure(ex, cancellationToken))
+            {
+                return;
+            }
+        }
+        if (_clientHeld.Length > 0)
+        {
+            _clientLinger.Feed(_clientHeld.Buffer.AsSpan(_clientHeld.Offset, _clientHeld.Length));
+            ReturnHeld(ref _clientHeld);
+        }
+        if (_clientLinger.SawClose)
+        {
+            return;
+        }
+        // Until the client's Close, its end, or a quiet spell: a client that stopped sending has nothing unread left to
+        // reset the connection with, and one that has not answered by then has read the Close it was sent. The close
+        // grace bounds a client that never stops. The buffer is the tunnel's own, not pooled: a read still pending when
+        // the quiet spell ends may write into it until the connection is closed (violations are rare).
+        var buffer = new byte[LingerReadLength];
+        try
+        {
+            while (true)
+            {
+                var read = _client!.ReadAsync(buffer, cancellationToken).AsTask();
+                if (await Task.WhenAny(read, Task.Delay(LingerQuiet, _sweeper.Time, CancellationToken.None)).ConfigureAwait(false) != read)
+                {
+                    _ = read.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+                    return;
+                }
+                var count = await read.ConfigureAwait(false);
+                if (count == 0 || _clientLinger.Feed(buffer.AsSpan(0, count)))
+                {
+                    return;
+                }
+            }
+        }
+        catch (Exception ex) when (IsPeerFailure(ex, cancellationToken))
+        {
+            // Gone, or cut at the close grace: either way nothing is left to wait for.
+        }
+    }
+
+    /// <summary>How long a closed client may stay silent before its connection is closed without its answer.</summary>
+    private static readonly TimeSpan LingerQuiet = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>What one read of a closed client's leftovers takes (they are dropped).</summary>
+    private const int LingerReadLength = 2048;
 
     /// <summary>The client's connection ended or broke without a Close: the backend hears 1001 in its place.</summary>
     private async Task ClientLostAsync(Exception? error)

@@ -50,6 +50,7 @@ internal sealed partial class RelayTunnel
                     break;
                 case ScanResult.Violation:
                     violation = true;
+                    SeekClientClose(side, data[read..]);
                     read = data.Length;
                     break;
                 case ScanResult.Drop:
@@ -80,6 +81,7 @@ internal sealed partial class RelayTunnel
                                 _backendRateLimitClose = true;
                             }
                             violation = fromClient;
+                            SeekClientClose(side, data[read..]);
                             read = data.Length;
                             break;
                     }

@@ -43,7 +43,9 @@ internal sealed partial class RelayTunnel
             var toClient = PumpAsync(fromClient: false, cancel.Token);
             var first = await Task.WhenAny(toBackend, toClient).ConfigureAwait(false);
             var second = first == toBackend ? toClient : toBackend;
-            if (first.Result is not null || (first == toClient && !second.IsCompleted))
+            // A client closed for what it sent is still read until it answers (CloseForClientViolationAsync), within the
+            // close grace: the backend's end must not cut that short.
+            if (first.Result is not null || (first == toClient && !second.IsCompleted && !_clientLingering))
             {
                 cancel.Cancel();
             }

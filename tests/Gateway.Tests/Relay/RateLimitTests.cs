@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Net.Sockets;
 using System.Net.WebSockets;
 using System.Text;
 using System.Text.Json.Nodes;
@@ -65,6 +66,57 @@ public sealed class RateLimitTests : IDisposable
     [Theory]
     [InlineData(true)]
     [InlineData(false)]
+    public async Task A_client_closed_mid_burst_reads_the_1008_and_then_an_orderly_end_never_a_reset(bool lean)
+    {
+        // A browser pressing "send a burst" is still sending when the gateway's Close leaves: closing the connection with
+        // the client's bytes unread would reset it, and a reset throws away the Close before the client reads it (1006).
+        await using var backend = new RawBackend();
+        await using var gateway = await StartAsync(backend, Policy("Close", perSecond: 0.1, burst: 3), lean);
+        using var tcp = new TcpClient { NoDelay = true };
+        await tcp.ConnectAsync(gateway.Ws.Host, gateway.Ws.Port);
+        var stream = tcp.GetStream();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        await stream.WriteAsync(Encoding.ASCII.GetBytes(
+            $"GET /raw/burst HTTP/1.1\r\nHost: {gateway.Ws.Authority}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {RawFrames.NewKey()}\r\nSec-WebSocket-Version: 13\r\n\r\n"), timeout.Token);
+        Assert.StartsWith("HTTP/1.1 101", await RawFrames.ReadHeadAsync(stream, timeout.Token));
+
+        // The burst goes on for 300 ms after the gateway's Close came, as a client's does until it reads that Close.
+        var closeSeen = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var sender = Task.Run(async () =>
+        {
+            var frame = RawFrames.Encode(RawFrame.Text, "burst"u8);
+            for (var i = 0; i < 2000 && !closeSeen.Task.IsCompleted; i++)
+            {
+                await stream.WriteAsync(frame, timeout.Token);
+                await Task.Delay(1);
+            }
+            var clock = Stopwatch.StartNew();
+            while (clock.ElapsedMilliseconds < 300)
+            {
+                await stream.WriteAsync(frame, timeout.Token);
+                await Task.Delay(5);
+            }
+            await stream.WriteAsync(RawFrames.CloseFrame(1008), timeout.Token); // the client's answer
+        });
+        RawFrame received;
+        do
+        {
+            received = await RawFrames.ReadAsync(stream, expectMasked: false, timeout.Token);
+        }
+        while (received.Opcode != RawFrame.Close);
+        Assert.Equal(1008, received.CloseCode);
+        closeSeen.SetResult();
+        await sender; // still sending for 300 ms, then its Close
+
+        // The gateway closes the connection after the client's Close: the client reads an orderly end, not a reset.
+        var end = await stream.ReadAsync(new byte[64], timeout.Token);
+        Assert.Equal(0, end);
+        Assert.Equal(3, backend.Count(RawFrame.Text));
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
     public async Task A_client_over_its_message_rate_gets_1008_the_backend_1001_and_the_tunnel_is_counted_and_logged(bool lean)
     {
         await using var backend = new RawBackend();
@@ -85,15 +137,16 @@ public sealed class RateLimitTests : IDisposable
         Assert.InRange(frames.Count(f => f.Opcode == RawFrame.Text), 0, 5);
         Assert.Equal(1001, (await backend.CloseReceived.Task.WaitAsync(TimeSpan.FromSeconds(10))).CloseCode);
         Assert.Equal(5, backend.Count(RawFrame.Text));
+        // The client answers, as clients do (RFC 6455 §5.5.1); the gateway then closes the connection.
+        await client.SendAsync(RawFrames.CloseFrame(1008));
         await client.Ended.WaitAsync(TimeSpan.FromSeconds(10));
 
-        var scrape = await Retry.Eventually(async () =>
+        await Retry.Eventually(async () =>
         {
             var metrics = await MetricsScrape.FetchAsync(gateway);
             Assert.Equal(1, metrics.Value("gateway_relay_rate_limited_total", ("route", "raw"), ("direction", "client_to_backend"), ("action", "close")));
-            return metrics;
+            Assert.Equal(1, metrics.Value("gateway_websocket_connections_closed_total", ("closed_by", "gateway_limit"), ("code", "1008")));
         }, TimeSpan.FromSeconds(10));
-        Assert.Equal(1, scrape.Value("gateway_websocket_connections_closed_total", ("closed_by", "gateway_limit"), ("code", "1008")));
         var line = await Retry.Eventually(() => Task.FromResult(Assert.Single(logs.Records, r => r.Category == "Gateway.AccessLog")), TimeSpan.FromSeconds(5));
         Assert.EndsWith("1008 gateway_limit rate_limited=close", line.Message);
         _output.WriteLine(line.Message);
