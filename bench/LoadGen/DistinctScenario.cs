@@ -202,26 +202,6 @@ internal sealed class DistinctRun
     private static void Add(long[] buckets, long ticks) =>
         Interlocked.Increment(ref buckets[Math.Clamp(ticks * 10_000 / Stopwatch.Frequency, 0, buckets.Length - 1)]);
 
-    private static double PercentileMs(long[] buckets, double p)
-    {
-        var total = buckets.Sum();
-        if (total == 0)
-        {
-            return -1;
-        }
-        var rank = Math.Max(1, (long)Math.Ceiling(p / 100 * total));
-        long seen = 0;
-        for (var i = 0; i < buckets.Length; i++)
-        {
-            seen += buckets[i];
-            if (seen >= rank)
-            {
-                return i / 10.0;
-            }
-        }
-        return (buckets.Length - 1) / 10.0;
-    }
-
     public Dictionary<string, object> Result() => new()
     {
         ["done"] = Done,
@@ -229,11 +209,11 @@ internal sealed class DistinctRun
         ["failed"] = Done - Served,
         ["echoes_ok"] = EchoesOk,
         ["outcomes"] = string.Join(", ", Outcomes.OrderByDescending(kv => kv.Value).Select(kv => $"{kv.Key}: {kv.Value}")),
-        ["handshake_p50_ms"] = PercentileMs(_handshake, 50),
-        ["handshake_p99_ms"] = PercentileMs(_handshake, 99),
-        ["client_p50_ms"] = PercentileMs(_lifetime, 50),
-        ["client_p99_ms"] = PercentileMs(_lifetime, 99),
-        ["client_max_ms"] = PercentileMs(_lifetime, 100),
+        ["handshake_p50_ms"] = TenthMsBuckets.PercentileMs(_handshake, 50),
+        ["handshake_p99_ms"] = TenthMsBuckets.PercentileMs(_handshake, 99),
+        ["client_p50_ms"] = TenthMsBuckets.PercentileMs(_lifetime, 50),
+        ["client_p99_ms"] = TenthMsBuckets.PercentileMs(_lifetime, 99),
+        ["client_max_ms"] = TenthMsBuckets.PercentileMs(_lifetime, 100),
     };
 
     public string Markdown(Dictionary<string, object> r)

@@ -187,25 +187,7 @@ internal sealed class SoakRun
     private static string Join(ConcurrentDictionary<string, long> counts) =>
         string.Join(", ", counts.OrderByDescending(kv => kv.Value).Select(kv => $"{kv.Key}: {kv.Value}"));
 
-    private double PercentileMs(double p)
-    {
-        var total = _latency.Sum();
-        if (total == 0)
-        {
-            return -1;
-        }
-        var rank = Math.Max(1, (long)Math.Ceiling(p / 100 * total));
-        long seen = 0;
-        for (var i = 0; i < _latency.Length; i++)
-        {
-            seen += _latency[i];
-            if (seen >= rank)
-            {
-                return i / 10.0;
-            }
-        }
-        return (_latency.Length - 1) / 10.0;
-    }
+    private double PercentileMs(double p) => TenthMsBuckets.PercentileMs(_latency, p);
 
     public Dictionary<string, object> Result() => new()
     {

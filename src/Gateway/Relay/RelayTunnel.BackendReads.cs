@@ -43,22 +43,10 @@ internal sealed partial class RelayTunnel
         if (_backendHeld.ReadAhead is not null)
         {
             // A read the hold left pending ends first; bytes it took are queued as held, and the loop's read takes them there.
-            int ahead;
-            try
+            var ahead = await FinishBackendReadAheadAsync(cancellationToken).ConfigureAwait(false);
+            if (ahead >= 0)
             {
-                ahead = await FinishReadAheadAsync(fromClient: false).ConfigureAwait(false);
-            }
-            catch (Exception ex) when (IsPeerFailure(ex, cancellationToken))
-            {
-                return await OnBackendReadEndedAsync(ex, cancellationToken).ConfigureAwait(false);
-            }
-            if (ahead == 0)
-            {
-                return await OnBackendReadEndedAsync(null, cancellationToken).ConfigureAwait(false);
-            }
-            if (ahead > 0)
-            {
-                return 0;
+                return 0; // ended, or now held: the loop's next read takes them
             }
         }
         try
@@ -100,18 +88,10 @@ internal sealed partial class RelayTunnel
                 if (_backendHeld.ReadAhead is not null)
                 {
                     // A read the hold left pending ends first; bytes it took are queued as held, and the loop's read takes them there.
-                    int ahead;
-                    try
-                    {
-                        ahead = await FinishReadAheadAsync(fromClient: false).ConfigureAwait(false);
-                    }
-                    catch (Exception ex) when (IsPeerFailure(ex, cancellationToken))
-                    {
-                        return await OnBackendReadEndedAsync(ex, cancellationToken).ConfigureAwait(false);
-                    }
+                    var ahead = await FinishBackendReadAheadAsync(cancellationToken).ConfigureAwait(false);
                     if (ahead == 0)
                     {
-                        return await OnBackendReadEndedAsync(null, cancellationToken).ConfigureAwait(false);
+                        return 0;
                     }
                     if (ahead > 0)
                     {
@@ -209,5 +189,29 @@ internal sealed partial class RelayTunnel
         {
             _backend?.Dispose();
         }
+    }
+
+    /// <summary>
+    /// Finishes a read the hold left pending (<see cref="FinishReadAheadAsync"/>): -1 when it took nothing (read as usual),
+    /// 0 when the backend ended (said so already), 1 when its bytes are queued as held.
+    /// </summary>
+    private async ValueTask<int> FinishBackendReadAheadAsync(CancellationToken cancellationToken)
+    {
+        int ahead;
+        try
+        {
+            ahead = await FinishReadAheadAsync(fromClient: false).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (IsPeerFailure(ex, cancellationToken))
+        {
+            await OnBackendReadEndedAsync(ex, cancellationToken).ConfigureAwait(false);
+            return 0;
+        }
+        if (ahead == 0)
+        {
+            await OnBackendReadEndedAsync(null, cancellationToken).ConfigureAwait(false);
+            return 0;
+        }
+        return ahead < 0 ? -1 : 1;
     }
 }

@@ -73,22 +73,10 @@ internal sealed partial class RelayTunnel
             if (_clientHeld.ReadAhead is not null)
             {
                 // A read the hold left pending ends first; bytes it took are queued as held, and the loop's read takes them there.
-                int ahead;
-                try
+                var ahead = await FinishClientReadAheadAsync(cancellationToken).ConfigureAwait(false);
+                if (ahead >= 0)
                 {
-                    ahead = await FinishReadAheadAsync(fromClient: true).ConfigureAwait(false);
-                }
-                catch (Exception ex) when (IsPeerFailure(ex, cancellationToken))
-                {
-                    return await OnClientReadEndedAsync(ex).ConfigureAwait(false);
-                }
-                if (ahead == 0)
-                {
-                    return await OnClientReadEndedAsync(null).ConfigureAwait(false);
-                }
-                if (ahead > 0)
-                {
-                    return 0;
+                    return 0; // ended, or now held: the loop's next read takes them
                 }
             }
             byte[]? small = null;
@@ -220,18 +208,10 @@ internal sealed partial class RelayTunnel
                 if (_clientHeld.ReadAhead is not null)
                 {
                     // A read the hold left pending ends first; bytes it took are queued as held, and the loop's read takes them there.
-                    int ahead;
-                    try
-                    {
-                        ahead = await FinishReadAheadAsync(fromClient: true).ConfigureAwait(false);
-                    }
-                    catch (Exception ex) when (IsPeerFailure(ex, cancellationToken))
-                    {
-                        return await OnClientReadEndedAsync(ex).ConfigureAwait(false);
-                    }
+                    var ahead = await FinishClientReadAheadAsync(cancellationToken).ConfigureAwait(false);
                     if (ahead == 0)
                     {
-                        return await OnClientReadEndedAsync(null).ConfigureAwait(false);
+                        return 0;
                     }
                     if (ahead > 0)
                     {
@@ -330,4 +310,28 @@ internal sealed partial class RelayTunnel
     private bool IsPeerFailure(Exception exception, CancellationToken cancellationToken) =>
         exception is IOException or OperationCanceledException or ObjectDisposedException or System.Net.Sockets.SocketException or InvalidOperationException
         && (!cancellationToken.IsCancellationRequested || _clientGone.IsCancellationRequested);
+
+    /// <summary>
+    /// Finishes a read the hold left pending (<see cref="FinishReadAheadAsync"/>): -1 when it took nothing (read as usual),
+    /// 0 when the client ended (said so already), 1 when its bytes are queued as held.
+    /// </summary>
+    private async ValueTask<int> FinishClientReadAheadAsync(CancellationToken cancellationToken)
+    {
+        int ahead;
+        try
+        {
+            ahead = await FinishReadAheadAsync(fromClient: true).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (IsPeerFailure(ex, cancellationToken))
+        {
+            await OnClientReadEndedAsync(ex).ConfigureAwait(false);
+            return 0;
+        }
+        if (ahead == 0)
+        {
+            await OnClientReadEndedAsync(null).ConfigureAwait(false);
+            return 0;
+        }
+        return ahead < 0 ? -1 : 1;
+    }
 }
