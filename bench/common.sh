@@ -156,7 +156,7 @@ bench_start_gateway() { # [extra_env]: the published gateway on $WORK/gateway.js
   # Ready means /readyz says 200, after the startup warm-up (about 12 s here).
   (cd "$WORK" && exec env ${1:-} dotnet "$WORK/gateway/Gateway.dll" --config "$WORK/gateway.json") >>"$WORK/gateway.log" 2>&1 &
   GATEWAY_PID=$!; PIDS+=("$GATEWAY_PID")
-  wait_port "$GATEWAY_WSS" "$GATEWAY_PID" gateway
+  wait_port "${GATEWAY_WSS:-$GATEWAY_WS}" "$GATEWAY_PID" gateway # a script without a wss listener waits for its ws one
   wait_ready "$GATEWAY_ADMIN" "$GATEWAY_PID" gateway
   sleep 1
 }

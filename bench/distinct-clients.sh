@@ -103,10 +103,7 @@ cat > "$WORK/gateway.json" <<EOF
 }
 EOF
 
-(cd "$WORK" && exec env $DISTINCT_GATEWAY_ENV dotnet "$WORK/gateway/Gateway.dll" --config "$WORK/gateway.json") >>"$WORK/gateway.log" 2>&1 &
-GATEWAY_PID=$!; PIDS+=("$GATEWAY_PID")
-wait_port "$GATEWAY_WS" "$GATEWAY_PID" gateway
-wait_ready "$GATEWAY_ADMIN" "$GATEWAY_PID" gateway
+bench_start_gateway "$DISTINCT_GATEWAY_ENV"
 log "gateway ready (pid $GATEWAY_PID)"
 
 # ---- sampling ----

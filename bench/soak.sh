@@ -156,10 +156,7 @@ EOF
 write_config "$SOAK_KEEPALIVE" 0
 KEEPALIVE_ALT=$(date -u -d "1970-01-01 $SOAK_KEEPALIVE UTC + 2 seconds" +%H:%M:%S)
 
-(cd "$WORK" && exec env $SOAK_GATEWAY_ENV dotnet "$WORK/gateway/Gateway.dll" --config "$WORK/gateway.json") >>"$WORK/gateway.log" 2>&1 &
-GATEWAY_PID=$!; PIDS+=("$GATEWAY_PID")
-wait_port "$GATEWAY_WSS" "$GATEWAY_PID" gateway
-wait_ready "$GATEWAY_ADMIN" "$GATEWAY_PID" gateway
+bench_start_gateway "$SOAK_GATEWAY_ENV"
 log "gateway ready (pid $GATEWAY_PID), serving certificate serial $(served_serial)"
 
 # ---- sampling: RSS and descriptors of the gateway, open tunnels from the admin API ----
