@@ -1,5 +1,3 @@
-using System.Net.Sockets;
-
 namespace Gateway.Listeners;
 
 /// <summary>
@@ -12,12 +10,12 @@ internal interface ISocketTakeover
 {
     /// <summary>
     /// Waits until everything already flushed to the connection's output (the 101) is on the wire, stops the transport's
-    /// loops without closing the socket and gives it away: from then on the caller owns it (and closes it), and the
-    /// connection's abort only signals its closed token. <c>Buffered</c> holds what the transport had already received
-    /// and nobody read (a first frame sent in the same segment as the handshake). Null when the connection is already
-    /// ending: it stays the transport's.
+    /// loops without closing the socket and gives it away as the client's stream: from then on the caller owns it (and
+    /// closes it), and the connection's abort only signals its closed token. The stream starts with what the transport
+    /// had already received and nobody read (a first frame sent in the same segment as the handshake; <c>Buffered</c>
+    /// says how many bytes). Null when the connection is already ending: it stays the transport's.
     /// </summary>
-    ValueTask<(Socket Socket, byte[] Buffered)?> TakeOverAsync();
+    ValueTask<(Stream Client, int Buffered)?> TakeOverAsync();
 
     /// <summary>
     /// For a connection with a layer of its own over the transport (TLS): stops the transport's loops as

@@ -83,14 +83,13 @@ internal sealed partial class TunnelForwarder
         // The lean path's request ends at the 101: the tunnel then reaches the client through the connection alone.
         var ownsSocket = false;
         if (connection is not null && context.Features.Get<GatewayListener>() is { Tls: false }
-            && context.Features.Get<ISocketTakeover>() is { } takeover && await takeover.TakeOverAsync() is var (socket, buffered))
+            && context.Features.Get<ISocketTakeover>() is { } takeover && await takeover.TakeOverAsync() is var (taken, buffered))
         {
             // Gateway:SocketTakeover: the 101 is on the wire and the transport let go of the socket; the tunnel reads and
             // writes it itself. Bytes the client sent right behind its handshake were already received: they come first.
-            Stream taken = new NetworkStream(socket, ownsSocket: true);
-            client = buffered.Length == 0 ? taken : new Http.PrefixedStream(buffered, taken);
+            client = taken;
             ownsSocket = true;
-            Log.SocketTakenOver(_tunnelLogger, tunnel.RouteId, buffered.Length);
+            Log.SocketTakenOver(_tunnelLogger, tunnel.RouteId, buffered);
         }
         else if (connection is not null && context.Features.Get<GatewayListener>() is { Tls: true }
             && context.Features.Get<ISocketTakeover>() is { } direct && await direct.GoDirectAsync())

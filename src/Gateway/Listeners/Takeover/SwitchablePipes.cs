@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.IO.Pipelines;
 
 namespace Gateway.Listeners.Takeover;
@@ -55,4 +56,66 @@ internal sealed class SwitchablePipeWriter(PipeWriter inner) : PipeWriter
     public override void Complete(Exception? exception = null) => _inner.Complete(exception);
 
     public override ValueTask CompleteAsync(Exception? exception = null) => _inner.CompleteAsync(exception);
+}
+
+/// <summary>
+/// What the application's reader holds once the socket was given away: the end of the input, for every connection at
+/// once (stateless, so completing it changes nothing). It lets the connection drop the receive loop's pipe.
+/// </summary>
+internal sealed class EndedPipeReader : PipeReader
+{
+    public static readonly EndedPipeReader Instance = new();
+
+    private static ReadResult End => new(ReadOnlySequence<byte>.Empty, isCanceled: false, isCompleted: true);
+
+    public override bool TryRead(out ReadResult result)
+    {
+        result = End;
+        return true;
+    }
+
+    public override ValueTask<ReadResult> ReadAsync(CancellationToken cancellationToken = default) => new(End);
+
+    public override void AdvanceTo(SequencePosition consumed)
+    {
+    }
+
+    public override void AdvanceTo(SequencePosition consumed, SequencePosition examined)
+    {
+    }
+
+    public override void CancelPendingRead()
+    {
+    }
+
+    public override void Complete(Exception? exception = null)
+    {
+    }
+}
+
+/// <summary>The application's writer once the socket was given away: nobody reads what it writes (as a pipe whose reader completed).</summary>
+internal sealed class EndedPipeWriter : PipeWriter
+{
+    public static readonly EndedPipeWriter Instance = new();
+
+    public override void Advance(int bytes)
+    {
+    }
+
+    // Only a misbehaving writer gets here (nothing writes to a connection whose socket is the tunnel's): a fresh buffer
+    // keeps writers apart.
+    public override Memory<byte> GetMemory(int sizeHint = 0) => new byte[Math.Max(sizeHint, 256)];
+
+    public override Span<byte> GetSpan(int sizeHint = 0) => GetMemory(sizeHint).Span;
+
+    public override ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default) =>
+        new(new FlushResult(isCanceled: false, isCompleted: true));
+
+    public override void CancelPendingFlush()
+    {
+    }
+
+    public override void Complete(Exception? exception = null)
+    {
+    }
 }

@@ -9,28 +9,46 @@ namespace Gateway.Listeners.Takeover;
 internal sealed partial class TakeoverConnection
 {
     /// <summary>
-    /// Socket to input pipe. Idle, it waits with a zero-byte receive, which holds no buffer; the takeover cancels it or the
-    /// receive that follows (a cancelled receive took nothing), and whatever a receive took reaches the pipe.
+    /// Socket to input pipe. Idle, it waits with a zero-byte receive, which holds no buffer and takes nothing: a takeover
+    /// leaves that one pending (the tunnel's first read waits for it) and nothing is ever cancelled; after a wake it reads
+    /// what is there without waiting, and whatever it took reaches the pipe.
     /// </summary>
     private async Task ReceiveLoopAsync()
     {
         var socket = _socket!;
         var writer = _input!.Writer;
-        var stop = _stopReceiving!.Token;
         Exception? error = null;
         try
         {
             while (true)
             {
-                await socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None, stop).ConfigureAwait(false);
+                // Parked: a takeover from here on leaves this receive pending instead of cancelling it (a cancellation
+                // throws), and the loop stops when it completes. Full fences on both sides (here: park, then read the
+                // state; the takeover: move the state, then read this), so either the takeover sees the loop parked or the
+                // loop sees the takeover and stops before it receives.
+                Interlocked.Exchange(ref _loopAt, LoopParked);
                 if (Volatile.Read(ref _state) != Running)
                 {
                     break;
                 }
-                // Cancellable too: a zero-byte receive can complete with nothing to read (Linux wakes it for a readiness
-                // the previous receive already consumed), and a takeover must not wait here for the client's next bytes.
-                // A cancelled receive took nothing; one that took bytes completes with them, whatever the token says.
-                var received = await socket.ReceiveAsync(writer.GetMemory(), SocketFlags.None, stop).ConfigureAwait(false);
+                await socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None).ConfigureAwait(false);
+                Interlocked.Exchange(ref _loopAt, LoopBusy);
+                if (Volatile.Read(ref _state) != Running)
+                {
+                    break;
+                }
+                // Without waiting (the socket is non-blocking): a zero-byte receive can complete with nothing to read
+                // (Linux wakes it for a readiness the previous receive already consumed); the loop then parks again,
+                // rather than wait in a receive that a takeover would have to cancel.
+                var received = socket.Receive(writer.GetMemory().Span, SocketFlags.None, out var receiveError);
+                if (receiveError == SocketError.WouldBlock)
+                {
+                    continue;
+                }
+                if (receiveError != SocketError.Success)
+                {
+                    throw new SocketException((int)receiveError);
+                }
                 if (received == 0)
                 {
                     break; // the client's FIN
@@ -43,10 +61,6 @@ internal sealed partial class TakeoverConnection
                     break;
                 }
             }
-        }
-        catch (OperationCanceledException) when (stop.IsCancellationRequested)
-        {
-            // The takeover's.
         }
         catch (SocketException ex) when (IsReset(ex.SocketErrorCode))
         {

@@ -24,6 +24,10 @@ internal sealed partial class TakeoverConnection : ConnectionContext, IDuplexPip
     private const int Ended = 3;
     private const int Direct = 4;
 
+    // Where the receive loop is (_loopAt): parked in its idle zero-byte receive, or anywhere else.
+    private const int LoopBusy = 0;
+    private const int LoopParked = 1;
+
     /// <summary>What a taken-over connection offers anyone who still looks at its transport: an ended input, a closed output.</summary>
     private static readonly IDuplexPipe Detached = CreateDetached();
 
@@ -33,11 +37,11 @@ internal sealed partial class TakeoverConnection : ConnectionContext, IDuplexPip
     private readonly SwitchablePipeReader _reader; // what the application holds as the input: the pipe's, then the socket's
     private readonly SwitchablePipeWriter _writer;
     private IDuplexPipe _transport;
-    private CancellationTokenSource? _stopReceiving = new();
     private readonly CancellationTokenSource _closed = new();
     private Task? _receiving;
     private Task? _sending;
     private int _state;
+    private int _loopAt;
     private int _abortRequested;
     private int _socketClosed;
 
@@ -57,6 +61,9 @@ internal sealed partial class TakeoverConnection : ConnectionContext, IDuplexPip
 
     public void Start()
     {
+        // The receive loop's reads after a wake must not wait (see ReceiveLoopAsync); the socket is made blocking again
+        // before anyone else reads it (NetworkStream requires it).
+        _socket!.Blocking = false;
         _receiving = ReceiveLoopAsync();
         _sending = SendLoopAsync();
     }
@@ -71,24 +78,28 @@ internal sealed partial class TakeoverConnection : ConnectionContext, IDuplexPip
 
     PipeWriter IDuplexPipe.Output => _writer;
 
-    public async ValueTask<(Socket Socket, byte[] Buffered)?> TakeOverAsync()
+    public async ValueTask<(Stream Client, int Buffered)?> TakeOverAsync()
     {
         // A transport someone layered (TLS) carries other bytes than the socket's: such a connection is never given away.
         if (!ReferenceEquals(_transport, this) || Interlocked.CompareExchange(ref _state, TakingOver, Running) != Running)
         {
             return null;
         }
-        var buffered = await StopLoopsAsync().ConfigureAwait(false);
+        var (buffered, lastReceive) = await StopLoopsAsync().ConfigureAwait(false);
         var socket = _socket!;
-        // Nothing of the transport stays reachable from the connection while the tunnel relays.
+        // Nothing of the transport stays reachable from the connection while the tunnel relays (the pipes held by the
+        // application's reader and writer included).
         _socket = null;
         _transport = Detached;
+        _reader.SwitchTo(EndedPipeReader.Instance);
+        _writer.SwitchTo(EndedPipeWriter.Instance);
         Interlocked.Exchange(ref _state, TakenOver);
         if (Volatile.Read(ref _abortRequested) != 0)
         {
             FireClosed();
         }
-        return (socket, buffered);
+        Stream taken = new TakenSocketStream(socket, ownsSocket: true, lastReceive);
+        return (buffered.Length == 0 ? taken : new Http.PrefixedStream(buffered, taken), buffered.Length);
     }
 
     public async ValueTask<bool> GoDirectAsync()
@@ -98,10 +109,10 @@ internal sealed partial class TakeoverConnection : ConnectionContext, IDuplexPip
         {
             return false;
         }
-        var buffered = await StopLoopsAsync().ConfigureAwait(false);
+        var (buffered, lastReceive) = await StopLoopsAsync().ConfigureAwait(false);
         // Reads and writes go to the socket on the caller's own call, through TLS's pipes: no loop, no hand-off, and idle
         // holds no buffer (zero-byte reads down to the socket). Bytes the loop had received and TLS not read come first.
-        var socket = new NetworkStream(_socket!, ownsSocket: false);
+        var socket = new TakenSocketStream(_socket!, ownsSocket: false, lastReceive);
         Stream source = buffered.Length == 0 ? socket : new Http.PrefixedStream(buffered, socket);
         _reader.SwitchTo(PipeReader.Create(source, new StreamPipeReaderOptions(_pool, DirectBufferSize, DirectBufferSize / 4, leaveOpen: true, useZeroByteReads: true)));
         _writer.SwitchTo(PipeWriter.Create(socket, new StreamPipeWriterOptions(_pool, DirectBufferSize, leaveOpen: true)));
@@ -119,21 +130,32 @@ internal sealed partial class TakeoverConnection : ConnectionContext, IDuplexPip
 
     /// <summary>
     /// Stops both loops without closing the socket and drops their pipes; returns what the receive loop had taken from the
-    /// socket and nobody read (a first frame sent in the same segment as the handshake).
+    /// socket and nobody read (a first frame sent in the same segment as the handshake), and, when the loop was parked in
+    /// its idle zero-byte receive, the loop itself: it ends when that receive does, and the socket's next reader waits
+    /// for it.
     /// </summary>
-    private async ValueTask<byte[]> StopLoopsAsync()
+    private async ValueTask<(byte[] Buffered, Task? LastReceive)> StopLoopsAsync()
     {
         var input = _input!;
         var output = _output!;
         // The send loop writes what was flushed (the 101), sees the end and stops without touching the socket.
         output.Writer.Complete();
-        // The receive loop stops: a pending zero-byte receive is cancelled (it took nothing from the socket), a flush
-        // waiting for room returns. Bytes it already took are in the input pipe and handed over below.
-        _stopReceiving!.Cancel();
-        input.Writer.CancelPendingFlush();
         await _sending!.ConfigureAwait(false);
-        await _receiving!.ConfigureAwait(false);
+        // The state left Running before this read (a full fence): a loop seen parked stops when its receive ends, without
+        // receiving anything. A loop seen busy stops before it parks again (a flush waiting for room returns at once); the
+        // bytes it took are in the input pipe and handed over below.
+        Task? lastReceive = null;
+        if (Volatile.Read(ref _loopAt) == LoopParked)
+        {
+            lastReceive = _receiving;
+        }
+        else
+        {
+            input.Writer.CancelPendingFlush();
+            await _receiving!.ConfigureAwait(false);
+        }
 
+        _socket!.Blocking = true;
         var buffered = Array.Empty<byte>();
         if (input.Reader.TryRead(out var result))
         {
@@ -146,11 +168,9 @@ internal sealed partial class TakeoverConnection : ConnectionContext, IDuplexPip
         // Nothing of the loops stays reachable from the connection while the tunnel relays.
         _input = null;
         _output = null;
-        _stopReceiving.Dispose();
-        _stopReceiving = null;
         _receiving = null;
         _sending = null;
-        return buffered;
+        return (buffered, lastReceive);
     }
 
     public override void Abort(ConnectionAbortedException abortReason)
