@@ -23,10 +23,7 @@ internal sealed class BackendSockets(SourceAddresses sources)
         {
             if (Sources.IsEmpty)
             {
-                EndPoint endPoint = IPAddress.TryParse(uri.IdnHost, out var address)
-                    ? new IPEndPoint(address, uri.Port)
-                    : new DnsEndPoint(uri.IdnHost, uri.Port);
-                return await ConnectUnboundAsync(endPoint, timeout.Token).ConfigureAwait(false);
+                return await ConnectUnboundAsync(RequestTarget.EndPoint(uri), timeout.Token).ConfigureAwait(false);
             }
             return await ConnectFromSourcesAsync(uri, timeout.Token).ConfigureAwait(false);
         }
@@ -76,13 +73,24 @@ internal sealed class BackendSockets(SourceAddresses sources)
     /// </summary>
     private async Task<Socket> ConnectFromSourcesAsync(Uri uri, CancellationToken cancellationToken)
     {
-        var addresses = IPAddress.TryParse(uri.IdnHost, out var literal)
-            ? [literal]
-            : await Dns.GetHostAddressesAsync(uri.IdnHost, cancellationToken).ConfigureAwait(false);
+        IPAddress[] addresses;
+        int port;
+        var endPoint = RequestTarget.EndPoint(uri);
+        if (endPoint is IPEndPoint literal)
+        {
+            addresses = [literal.Address];
+            port = literal.Port;
+        }
+        else
+        {
+            var name = (DnsEndPoint)endPoint;
+            addresses = await Dns.GetHostAddressesAsync(name.Host, cancellationToken).ConfigureAwait(false);
+            port = name.Port;
+        }
         Exception? last = null;
         foreach (var address in addresses)
         {
-            var destination = new IPEndPoint(address, uri.Port);
+            var destination = new IPEndPoint(address, port);
             var (sources, start) = Sources.Next(address.AddressFamily);
             try
             {

@@ -177,9 +177,10 @@ internal sealed class UpgradeConnector : DelegatingHandler
     {
         head.Append(request.Method.Method);
         head.Append(" ");
-        head.Append(uri.PathAndQuery);
+        // Read from the address string rather than from the fresh Uri, whose first PathAndQuery parses it all (RequestTarget).
+        head.Append(RequestTarget.PathAndQuery(uri));
         head.Append(" HTTP/1.1\r\nHost: ");
-        head.Append(request.Headers.Host ?? uri.Authority);
+        head.Append(request.Headers.Host is { } host ? host : RequestTarget.Authority(uri));
         head.Append("\r\n");
         foreach (var (name, values) in request.Headers.NonValidated)
         {
@@ -215,7 +216,7 @@ internal sealed class UpgradeConnector : DelegatingHandler
         public byte[] Buffer = buffer;
         public int Length;
 
-        public void Append(string text)
+        public void Append(ReadOnlySpan<char> text)
         {
             if (Length + text.Length > Buffer.Length)
             {
