@@ -46,10 +46,15 @@ internal sealed class BackendSockets(SourceAddresses sources)
         }
     }
 
-    /// <summary>The kernel chooses the source address and port (a dual-mode socket reaches IPv4 and IPv6 alike).</summary>
+    /// <summary>
+    /// The kernel chooses the source address and port. An address literal gets a socket of its own family; a host name a
+    /// dual-mode one, which reaches IPv4 and IPv6 alike (at two IPV6_V6ONLY calls more per connect, hence not always).
+    /// </summary>
     private static async Task<Socket> ConnectUnboundAsync(EndPoint endPoint, CancellationToken cancellationToken)
     {
-        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        var socket = endPoint is IPEndPoint literal
+            ? new Socket(literal.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true }
+            : new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         try
         {
             await socket.ConnectAsync(endPoint, cancellationToken).ConfigureAwait(false);
