@@ -2,17 +2,18 @@ using System.Globalization;
 
 namespace HeapStat;
 
-/// <summary>The command line: <c>--pid N [--top 40] [--min-count 1] [--per TYPE_SUBSTRING] [--timeout 60]</c>.</summary>
-internal sealed record Options(int Pid, int Top, long MinCount, string? Per, TimeSpan Timeout)
+/// <summary>The command line: <c>--pid N [--top 40] [--min-count 1] [--per TYPE_SUBSTRING] [--timeout 60] [--alloc S]</c>.</summary>
+internal sealed record Options(int Pid, int Top, long MinCount, string? Per, TimeSpan Timeout, TimeSpan? Alloc)
 {
     public const string Usage =
-        "usage: HeapStat --pid N [--top 40] [--min-count 1] [--per TYPE_SUBSTRING] [--timeout 60]\n" +
+        "usage: HeapStat --pid N [--top 40] [--min-count 1] [--per TYPE_SUBSTRING] [--timeout 60] [--alloc S]\n" +
         "  Forces a full blocking GC in process N and prints its live managed objects by type, largest total first.\n" +
         "  --top N          rows to print (default 40)\n" +
         "  --min-count N    hide types with fewer than N objects (default 1)\n" +
         "  --per SUBSTRING  divide every row by the object count of the type whose name contains SUBSTRING\n" +
         "                   (an exact or simple-name match wins), e.g. --per SocketConnection\n" +
-        "  --timeout S      give up waiting for the heap walk after S seconds (default 60)";
+        "  --timeout S      give up waiting for the heap walk after S seconds (default 60)\n" +
+        "  --alloc S        instead of the heap walk: what the process allocates over S seconds, by type (sampled)";
 
     /// <summary>Parses <paramref name="args"/>; returns null with <paramref name="error"/> set (empty for --help).</summary>
     public static Options? Parse(string[] args, out string error)
@@ -22,6 +23,7 @@ internal sealed record Options(int Pid, int Top, long MinCount, string? Per, Tim
         long minCount = 1;
         string? per = null;
         int timeoutSeconds = 60;
+        int? allocSeconds = null;
         error = "";
 
         for (int i = 0; i < args.Length; i++)
@@ -67,7 +69,10 @@ internal sealed record Options(int Pid, int Top, long MinCount, string? Per, Tim
                 case "--timeout" when TryPositive(value, out int s):
                     timeoutSeconds = s;
                     break;
-                case "--pid" or "--top" or "--min-count" or "--per" or "--timeout":
+                case "--alloc" when TryPositive(value, out int a):
+                    allocSeconds = a;
+                    break;
+                case "--pid" or "--top" or "--min-count" or "--per" or "--timeout" or "--alloc":
                     error = $"bad value for {name}: '{value}'";
                     return null;
                 default:
@@ -81,7 +86,8 @@ internal sealed record Options(int Pid, int Top, long MinCount, string? Per, Tim
             error = "--pid is required";
             return null;
         }
-        return new Options(pid.Value, top, minCount, per, TimeSpan.FromSeconds(timeoutSeconds));
+        return new Options(pid.Value, top, minCount, per, TimeSpan.FromSeconds(timeoutSeconds),
+            allocSeconds is { } alloc ? TimeSpan.FromSeconds(alloc) : null);
     }
 
     private static bool TryPositive(string s, out int value) =>

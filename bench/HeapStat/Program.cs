@@ -17,6 +17,31 @@ if (options is null)
     return error.Length > 0 ? 2 : 0;
 }
 
+if (options.Alloc is { } allocFor)
+{
+    AllocationSample sample;
+    try
+    {
+        sample = AllocationSample.Take(options.Pid, allocFor);
+    }
+    catch (Exception e) when (e is ServerNotAvailableException or UnsupportedCommandException or IOException or UnauthorizedAccessException)
+    {
+        Console.Error.WriteLine($"HeapStat: cannot trace process {options.Pid}: {e.GetType().Name}: {e.Message}");
+        return 1;
+    }
+    var allocOutput = new StringBuilder();
+    allocOutput.AppendLine($"HeapStat: pid {options.Pid}{Describe(options.Pid)}");
+    allocOutput.AppendLine($"Allocations over {sample.Elapsed.TotalSeconds:0.0} s: {sample.Ticks:N0} ticks, {sample.Bytes:N0} bytes sampled"
+        + (sample.EventsLost > 0 ? $", {sample.EventsLost:N0} events LOST" : ""));
+    allocOutput.AppendLine("   Ticks        Bytes  Share  Type");
+    foreach (var (name, row) in sample.ByType.OrderByDescending(kv => kv.Value.Bytes).Take(options.Top))
+    {
+        allocOutput.AppendLine($"{row.Ticks,8:N0} {row.Bytes,12:N0} {100.0 * row.Bytes / Math.Max(1, sample.Bytes),5:0.0}%  {name}");
+    }
+    Console.Write(allocOutput.ToString());
+    return sample.Ticks > 0 ? 0 : 1;
+}
+
 HeapSnapshot snapshot;
 try
 {

@@ -46,8 +46,12 @@ internal sealed class RateLimitSettings
     /// <summary>The policy's limits, or null when it sets none (the relay then asks nothing per frame).</summary>
     public static RateLimitSettings? For(WebSocketPolicy policy)
     {
-        var settings = new RateLimitSettings(policy.Options.RateLimits);
-        return settings.FromClientOn || settings.Backend.IsOn ? settings : null;
+        // Decided on the options' values first: most policies set no limit, and the settings object was ~240 B of
+        // garbage per tunnel (HeapStat --alloc over a connect burst).
+        var options = policy.Options.RateLimits;
+        var any = ScopeRate.From(options.PerConnection).IsOn || ScopeRate.From(options.PerClient).IsOn || ScopeRate.From(options.PerUser).IsOn
+            || ScopeRate.From(options.PerRoute).IsOn || ScopeRate.From(options.BackendPerConnection).IsOn;
+        return any ? new RateLimitSettings(options) : null;
     }
 }
 
