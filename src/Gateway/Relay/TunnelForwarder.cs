@@ -122,15 +122,22 @@ internal sealed partial class TunnelForwarder
             DestinationLoad.TunnelClosed(destination);
             keyLease?.Dispose();
             handshake.Release();
-            // The request is gone: passive health reads the verdict from a context of its own, as it would from the request's.
-            var outcome = new DefaultHttpContext();
             if (tunnel.EndedByBackendFault)
             {
-                outcome.Features.Set<IForwarderErrorFeature>(ForwarderFailure.BackendFault);
                 // What the proxy's error count would have read from the request, had it still been running.
                 _proxyMetrics.Failed(cluster.ClusterId, destination.DestinationId, ForwarderFailure.BackendFault.Error);
             }
-            ReportToPassiveHealth(outcome, cluster, destination);
+            if (PassiveHealthOn(cluster))
+            {
+                // The request is gone: passive health reads the verdict from a context of its own, as it would from the
+                // request's. Made only for a cluster that has it (a context and its features per tunnel end otherwise).
+                var outcome = new DefaultHttpContext();
+                if (tunnel.EndedByBackendFault)
+                {
+                    outcome.Features.Set<IForwarderErrorFeature>(ForwarderFailure.BackendFault);
+                }
+                ReportToPassiveHealth(outcome, cluster, destination);
+            }
         }
     }
 
@@ -139,6 +146,8 @@ internal sealed partial class TunnelForwarder
     /// tunnel once, when it is over. A tunnel the client or the gateway ended carries no error, so it never counts
     /// against the backend.
     /// </summary>
+    private static bool PassiveHealthOn(ClusterState cluster) => cluster.Model.Config.HealthCheck?.Passive?.Enabled == true;
+
     private void ReportToPassiveHealth(HttpContext context, ClusterState cluster, DestinationState destination)
     {
         var passive = cluster.Model.Config.HealthCheck?.Passive;
