@@ -146,8 +146,6 @@ internal sealed partial class TunnelForwarder
     /// tunnel once, when it is over. A tunnel the client or the gateway ended carries no error, so it never counts
     /// against the backend.
     /// </summary>
-    private static bool PassiveHealthOn(ClusterState cluster) => cluster.Model.Config.HealthCheck?.Passive?.Enabled == true;
-
     private void ReportToPassiveHealth(HttpContext context, ClusterState cluster, DestinationState destination)
     {
         var passive = cluster.Model.Config.HealthCheck?.Passive;
@@ -161,4 +159,6 @@ internal sealed partial class TunnelForwarder
             policy.RequestProxied(context, cluster, destination);
         }
     }
+
+    private static bool PassiveHealthOn(ClusterState cluster) => cluster.Model.Config.HealthCheck?.Passive?.Enabled == true;
 }

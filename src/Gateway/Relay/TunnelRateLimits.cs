@@ -24,14 +24,14 @@ internal readonly record struct ScopeRate(BucketRate Messages, BucketRate Bytes)
 /// <summary>A policy's <c>RateLimits</c>, compiled: immutable, replaced as a whole when the policies reload.</summary>
 internal sealed class RateLimitSettings
 {
-    private RateLimitSettings(RateLimitOptions options)
+    private RateLimitSettings(RateLimitAction action, ScopeRate connection, ScopeRate client, ScopeRate user, ScopeRate route, ScopeRate backend)
     {
-        Action = options.Action;
-        Connection = ScopeRate.From(options.PerConnection);
-        Client = ScopeRate.From(options.PerClient);
-        User = ScopeRate.From(options.PerUser);
-        Route = ScopeRate.From(options.PerRoute);
-        Backend = ScopeRate.From(options.BackendPerConnection);
+        Action = action;
+        Connection = connection;
+        Client = client;
+        User = user;
+        Route = route;
+        Backend = backend;
     }
 
     public RateLimitAction Action { get; }
@@ -46,12 +46,16 @@ internal sealed class RateLimitSettings
     /// <summary>The policy's limits, or null when it sets none (the relay then asks nothing per frame).</summary>
     public static RateLimitSettings? For(WebSocketPolicy policy)
     {
-        // Decided on the options' values first: most policies set no limit, and the settings object was ~240 B of
-        // garbage per tunnel (HeapStat --alloc over a connect burst).
         var options = policy.Options.RateLimits;
-        var any = ScopeRate.From(options.PerConnection).IsOn || ScopeRate.From(options.PerClient).IsOn || ScopeRate.From(options.PerUser).IsOn
-            || ScopeRate.From(options.PerRoute).IsOn || ScopeRate.From(options.BackendPerConnection).IsOn;
-        return any ? new RateLimitSettings(options) : null;
+        var connection = ScopeRate.From(options.PerConnection);
+        var client = ScopeRate.From(options.PerClient);
+        var user = ScopeRate.From(options.PerUser);
+        var route = ScopeRate.From(options.PerRoute);
+        var backend = ScopeRate.From(options.BackendPerConnection);
+        // Decided before anything is allocated: most policies set no limit (a settings object per tunnel was garbage).
+        return connection.IsOn || client.IsOn || user.IsOn || route.IsOn || backend.IsOn
+            ? new RateLimitSettings(options.Action, connection, client, user, route, backend)
+            : null;
     }
 }
 

@@ -29,7 +29,7 @@ internal sealed partial class TakeoverConnection : ConnectionContext, IDuplexPip
     private const int LoopParked = 1;
 
     /// <summary>What a taken-over connection offers anyone who still looks at its transport: an ended input, a closed output.</summary>
-    private static readonly IDuplexPipe Detached = CreateDetached();
+    private static readonly IDuplexPipe Detached = new DetachedPipe(EndedPipeReader.Instance, EndedPipeWriter.Instance);
 
     private Socket? _socket;
     private Pipe? _input;   // the socket's bytes, for the application
@@ -253,15 +253,6 @@ internal sealed partial class TakeoverConnection : ConnectionContext, IDuplexPip
         catch (ObjectDisposedException)
         {
         }
-    }
-
-    private static IDuplexPipe CreateDetached()
-    {
-        var input = new Pipe();
-        input.Writer.Complete();
-        var output = new Pipe();
-        output.Reader.Complete();
-        return new DetachedPipe(input.Reader, output.Writer);
     }
 
     private sealed class DetachedPipe(PipeReader input, PipeWriter output) : IDuplexPipe
