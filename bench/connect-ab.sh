@@ -49,6 +49,8 @@ bench_start_echo
 bench_gateway_config 00:00:05 100
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# Managed bytes the gateway allocated since it started, from the runtime's meter on /metrics (each GC counts them).
+allocated_bytes() { curl -s --max-time 10 "http://127.0.0.1:$GATEWAY_ADMIN/metrics" | awk '/^dotnet_gc_heap_total_allocated_bytes_total/ { printf "%d", $NF; f = 1 } END { if (!f) print 0 }'; }
 ticks_per_s=$(getconf CLK_TCK)
 json_field() { grep -o "\"$1\":[0-9.]*" | head -1 | cut -d: -f2; }
 declare -A results
@@ -60,31 +62,34 @@ for round in $(seq 1 "$CONNECT_AB_ROUNDS"); do
     timeout --kill-after=5 60 "${LOADGEN[@]}" idle --url "ws://127.0.0.1:$GATEWAY_WS/ka/echo" --conns 2000 --duration 1 --concurrency 500 \
       --sources "$CONNECT_AB_SOURCES" --label warmup --target gateway >/dev/null 2>&1 || log "warning: warm-up failed"
     sleep 2
+    allocated_before=$(allocated_bytes)
     before=$(cpu_ticks "$GATEWAY_PID")
     burst=$(timeout --kill-after=5 120 "${LOADGEN[@]}" idle --url "ws://127.0.0.1:$GATEWAY_WS/ka/echo" --conns "$CONNECT_AB_CONNS" --duration 1 \
       --concurrency "$CONNECT_AB_CONCURRENCY" --sources "$CONNECT_AB_SOURCES" --label burst --target gateway | tail -1)
     after=$(cpu_ticks "$GATEWAY_PID")
     sleep 3
+    allocated_after=$(allocated_bytes)
     tls=$(timeout --kill-after=5 $((CONNECT_AB_TLS_S + 60)) "${LOADGEN[@]}" tls-connect --url "wss://127.0.0.1:$GATEWAY_WSS/ka/echo" \
       --duration "$CONNECT_AB_TLS_S" --concurrency 8 --ca "$WORK/cert.pem" --pids "$GATEWAY_PID" --label tls --target gateway | tail -1)
     stop_pid "$GATEWAY_PID"
     failures=$(echo "$burst" | json_field conn_failures)
     ws_ms=$(awk -v t=$((after - before)) -v hz="$ticks_per_s" -v n="$CONNECT_AB_CONNS" 'BEGIN { printf "%.4f", t * 1000 / hz / n }')
     connects=$(echo "$burst" | json_field connect_per_s)
+    ws_kb=$(awk -v a="$allocated_before" -v b="$allocated_after" -v n="$CONNECT_AB_CONNS" 'BEGIN { printf "%.2f", (b - a) / 1024 / n }')
     tls_ms=$(echo "$tls" | json_field target_cpu_ms_per_conn)
     tls_rate=$(echo "$tls" | json_field conns_per_s)
-    printf 'round %d %s: burst %s connects/s, %s ms CPU per ws connection (connect to close), %s failed; tls %s conns/s, %s ms CPU per wss connection\n' \
-      "$round" "$side" "$connects" "$ws_ms" "${failures:-?}" "$tls_rate" "$tls_ms"
-    results[$side-connects]+="$connects "; results[$side-ws]+="$ws_ms "; results[$side-tls]+="$tls_ms "; results[$side-tlsrate]+="$tls_rate "
+    printf 'round %d %s: burst %s connects/s, %s ms CPU and %s KB allocated per ws connection (connect to close), %s failed; tls %s conns/s, %s ms CPU per wss connection\n' \
+      "$round" "$side" "$connects" "$ws_ms" "$ws_kb" "${failures:-?}" "$tls_rate" "$tls_ms"
+    results[$side-connects]+="$connects "; results[$side-ws]+="$ws_ms "; results[$side-kb]+="$ws_kb "; results[$side-tls]+="$tls_ms "; results[$side-tlsrate]+="$tls_rate "
     sleep 2
   done
 done
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 echo "medians of $CONNECT_AB_ROUNDS (a = $REV_A, b = $REV_B):"
-for key in connects ws tlsrate tls; do
+for key in connects ws kb tlsrate tls; do
   a=$(echo "${results[a-$key]}" | median); b=$(echo "${results[b-$key]}" | median)
   awk -v k="$key" -v a="$a" -v b="$b" 'BEGIN {
-    name["connects"] = "burst connects/s"; name["ws"] = "ms CPU per ws connection"; name["tlsrate"] = "new wss conns/s"; name["tls"] = "ms CPU per wss connection"
+    name["connects"] = "burst connects/s"; name["ws"] = "ms CPU per ws connection"; name["kb"] = "KB allocated per ws conn"; name["tlsrate"] = "new wss conns/s"; name["tls"] = "ms CPU per wss connection"
     printf "  %-26s a %-10s b %-10s b/a %.2f\n", name[k], a, b, (a > 0 ? b / a : 0) }'
 done

@@ -2,18 +2,20 @@ using System.Globalization;
 
 namespace HeapStat;
 
-/// <summary>The command line: <c>--pid N [--top 40] [--min-count 1] [--per TYPE_SUBSTRING] [--timeout 60] [--alloc S]</c>.</summary>
-internal sealed record Options(int Pid, int Top, long MinCount, string? Per, TimeSpan Timeout, TimeSpan? Alloc)
+/// <summary>The command line: <c>--pid N [--top 40] [--min-count 1] [--per TYPE_SUBSTRING] [--timeout 60] [--alloc S [--stacks TYPE_SUBSTRING]]</c>.</summary>
+internal sealed record Options(int Pid, int Top, long MinCount, string? Per, TimeSpan Timeout, TimeSpan? Alloc, string? AllocStacks)
 {
     public const string Usage =
-        "usage: HeapStat --pid N [--top 40] [--min-count 1] [--per TYPE_SUBSTRING] [--timeout 60] [--alloc S]\n" +
+        "usage: HeapStat --pid N [--top 40] [--min-count 1] [--per TYPE_SUBSTRING] [--timeout 60] [--alloc S [--stacks TYPE_SUBSTRING]]\n" +
         "  Forces a full blocking GC in process N and prints its live managed objects by type, largest total first.\n" +
         "  --top N          rows to print (default 40)\n" +
         "  --min-count N    hide types with fewer than N objects (default 1)\n" +
         "  --per SUBSTRING  divide every row by the object count of the type whose name contains SUBSTRING\n" +
         "                   (an exact or simple-name match wins), e.g. --per SocketConnection\n" +
         "  --timeout S      give up waiting for the heap walk after S seconds (default 60)\n" +
-        "  --alloc S        instead of the heap walk: what the process allocates over S seconds, by type (sampled)";
+        "  --alloc S        instead of the heap walk: what the process allocates over S seconds, by type (sampled)\n" +
+        "  --stacks SUBSTR  with --alloc: where the sampled allocations of types containing SUBSTR come from, by stack\n" +
+        "                   (run the target with DOTNET_ReadyToRun=0 so framework frames have names)";
 
     /// <summary>Parses <paramref name="args"/>; returns null with <paramref name="error"/> set (empty for --help).</summary>
     public static Options? Parse(string[] args, out string error)
@@ -24,6 +26,7 @@ internal sealed record Options(int Pid, int Top, long MinCount, string? Per, Tim
         string? per = null;
         int timeoutSeconds = 60;
         int? allocSeconds = null;
+        string? stacks = null;
         error = "";
 
         for (int i = 0; i < args.Length; i++)
@@ -72,7 +75,10 @@ internal sealed record Options(int Pid, int Top, long MinCount, string? Per, Tim
                 case "--alloc" when TryPositive(value, out int a):
                     allocSeconds = a;
                     break;
-                case "--pid" or "--top" or "--min-count" or "--per" or "--timeout" or "--alloc":
+                case "--stacks" when value.Length > 0:
+                    stacks = value;
+                    break;
+                case "--pid" or "--top" or "--min-count" or "--per" or "--timeout" or "--alloc" or "--stacks":
                     error = $"bad value for {name}: '{value}'";
                     return null;
                 default:
@@ -86,8 +92,13 @@ internal sealed record Options(int Pid, int Top, long MinCount, string? Per, Tim
             error = "--pid is required";
             return null;
         }
+        if (stacks is not null && allocSeconds is null)
+        {
+            error = "--stacks needs --alloc S";
+            return null;
+        }
         return new Options(pid.Value, top, minCount, per, TimeSpan.FromSeconds(timeoutSeconds),
-            allocSeconds is { } alloc ? TimeSpan.FromSeconds(alloc) : null);
+            allocSeconds is { } alloc ? TimeSpan.FromSeconds(alloc) : null, stacks);
     }
 
     private static bool TryPositive(string s, out int value) =>

@@ -17,6 +17,20 @@ if (options is null)
     return error.Length > 0 ? 2 : 0;
 }
 
+if (options is { Alloc: { } stacksFor, AllocStacks: { } stacksOf })
+{
+    try
+    {
+        Console.Write(AllocationStacks.Take(options.Pid, stacksFor, stacksOf, frames: 12, top: options.Top));
+        return 0;
+    }
+    catch (Exception e) when (e is ServerNotAvailableException or UnsupportedCommandException or IOException or UnauthorizedAccessException)
+    {
+        Console.Error.WriteLine($"HeapStat: cannot trace process {options.Pid}: {e.GetType().Name}: {e.Message}");
+        return 1;
+    }
+}
+
 if (options.Alloc is { } allocFor)
 {
     AllocationSample sample;
