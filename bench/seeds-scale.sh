@@ -188,6 +188,7 @@ gateway_conf() { # echo_count
     "Upstream": { "SourceAddresses": [ $sources_json ] },
     "DataProtection": { "KeyDirectory": "$WORK/keys" },
     "Drain": { "Delay": "00:00:00", "Period": "00:00:00" },
+    "AccessLog": { "Enabled": false },
     "WebSocketPolicies": {
       "keepalive": { "KeepAlive": { "Interval": "00:00:05", "Timeout": "00:00:15", "Backend": true } },
       "nokeepalive": { "KeepAlive": { "Interval": "00:00:00" } }
@@ -241,6 +242,7 @@ start_target() { # target procs echo_count
       ;;
     gateway)
       gateway_conf "$echoes"
+      gateway_log_outside_config_dir
       for i in $(seq 0 $((procs - 1))); do
         (cd "$WORK" && exec env Gateway__Admin__Port=$((ADMIN_BASE + i)) $SCALE_GATEWAY_ENV \
           dotnet "$WORK/gateway/Gateway.dll" --config "$WORK/gateway.json") >>"$WORK/gateway.log" 2>&1 &

@@ -61,8 +61,8 @@ internal static class AllocationStacks
             {
                 continue;
             }
-            var lines = new List<string>(frames);
-            for (var frame = data.CallStack(); frame is not null && lines.Count < frames; frame = frame.Caller)
+            var lines = new List<string>(frames + 1) { name };
+            for (var frame = data.CallStack(); frame is not null && lines.Count <= frames; frame = frame.Caller)
             {
                 var method = frame.CodeAddress.FullMethodName;
                 if (string.IsNullOrEmpty(method))
@@ -72,7 +72,7 @@ internal static class AllocationStacks
                 }
                 lines.Add(method);
             }
-            var key = lines.Count == 0 ? "(no stack)" : string.Join("\n      ", lines);
+            var key = lines.Count == 1 ? name + "\n      (no stack)" : string.Join("\n      ", lines);
             var amount = data.AllocationAmount64;
             byStack[key] = byStack.TryGetValue(key, out var row) ? (row.Ticks + 1, row.Bytes + amount) : (1, amount);
             ticks++;

@@ -21,7 +21,7 @@ if (options is { Alloc: { } stacksFor, AllocStacks: { } stacksOf })
 {
     try
     {
-        Console.Write(AllocationStacks.Take(options.Pid, stacksFor, stacksOf, frames: 12, top: options.Top));
+        Console.Write(AllocationStacks.Take(options.Pid, stacksFor, stacksOf, options.Frames, top: options.Top));
         return 0;
     }
     catch (Exception e) when (e is ServerNotAvailableException or UnsupportedCommandException or IOException or UnauthorizedAccessException)
