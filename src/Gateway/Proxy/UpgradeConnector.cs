@@ -73,7 +73,8 @@ internal sealed class UpgradeConnector : DelegatingHandler
             _exhaustion?.Report(uri.Authority, _sockets.Sources.Description, ex.Message);
             return NoLocalPort(request);
         }
-        var stream = new NetworkStream(socket, ownsSocket: true);
+        // Writes to the backend go to its socket at once (DirectSocketStream), the request head's included.
+        var stream = new DirectSocketStream(socket, ownsSocket: true);
         byte[]? buffer = null;
         try
         {

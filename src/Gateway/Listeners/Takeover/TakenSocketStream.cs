@@ -1,4 +1,5 @@
 using System.Net.Sockets;
+using Gateway.Http;
 
 namespace Gateway.Listeners.Takeover;
 
@@ -8,8 +9,9 @@ namespace Gateway.Listeners.Takeover;
 /// cost an <see cref="OperationCanceledException"/> per connection (about 4 % of the CPU of a burst of connects, by
 /// <c>perf</c>), so a takeover leaves it pending and the loop stops by itself when it completes. Until then the socket
 /// already has a receive in flight: this stream's first read waits for it, then reads as a <see cref="NetworkStream"/>.
+/// Writes go to the socket at once (<see cref="DirectSocketStream"/>).
 /// </summary>
-internal sealed class TakenSocketStream(Socket socket, bool ownsSocket, Task? lastReceive) : NetworkStream(socket, ownsSocket)
+internal sealed class TakenSocketStream(Socket socket, bool ownsSocket, Task? lastReceive) : DirectSocketStream(socket, ownsSocket)
 {
     private Task? _lastReceive = lastReceive is { IsCompleted: false } ? lastReceive : null;
 

@@ -135,16 +135,25 @@ internal sealed partial class TakeoverConnection
         }
     }
 
+    /// <summary>
+    /// Each segment is sent without waiting first (the socket is non-blocking while the loops own it); only what the
+    /// socket cannot take now is sent asynchronously. A handshake's 101 nearly always fits, so a connection the relay
+    /// takes over never made the socket's asynchronous send object (DirectSocketStream does the same afterwards).
+    /// </summary>
     private static async ValueTask SendAsync(Socket socket, ReadOnlySequence<byte> buffer)
     {
-        if (buffer.IsSingleSegment)
-        {
-            await socket.SendAsync(buffer.First, SocketFlags.None).ConfigureAwait(false);
-            return;
-        }
         foreach (var segment in buffer)
         {
-            await socket.SendAsync(segment, SocketFlags.None).ConfigureAwait(false);
+            var sent = socket.Send(segment.Span, SocketFlags.None, out var error);
+            if (error == SocketError.Success && sent == segment.Length)
+            {
+                continue;
+            }
+            if (error is not (SocketError.Success or SocketError.WouldBlock))
+            {
+                throw new SocketException((int)error);
+            }
+            await socket.SendAsync(segment[(error == SocketError.Success ? sent : 0)..], SocketFlags.None).ConfigureAwait(false);
         }
     }
 
