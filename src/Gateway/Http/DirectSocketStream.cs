@@ -41,6 +41,8 @@ internal class DirectSocketStream : NetworkStream
         {
             return ValueTask.FromException(ex);
         }
+        // Non-blocking, the socket reports a partial send as Success with the count sent, and WouldBlock only when it took
+        // nothing (dotnet/runtime SocketPal.Unix TryCompleteSendTo), so the rest below starts where the kernel stopped.
         if (error == SocketError.Success)
         {
             if (sent == buffer.Length)
