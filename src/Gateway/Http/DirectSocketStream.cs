@@ -18,55 +18,55 @@ namespace Gateway.Http;
 /// </remarks>
 internal class DirectSocketStream : NetworkStream
 {
-    private bool _disposed;
-
     public DirectSocketStream(Socket socket, bool ownsSocket) : base(socket, ownsSocket)
     {
         socket.Blocking = false;
     }
 
+    /// <summary>
+    /// Sends what a non-blocking <paramref name="socket"/> takes now; returns the count (0 when it takes nothing), with
+    /// <paramref name="error"/> set only for a failure. The socket reports a partial send as success with the count sent,
+    /// and would-block only when it took nothing (dotnet/runtime SocketPal.Unix TryCompleteSendTo), so the caller's rest
+    /// starts where the kernel stopped.
+    /// </summary>
+    internal static int SendNow(Socket socket, ReadOnlySpan<byte> data, out SocketError error)
+    {
+        var sent = socket.Send(data, SocketFlags.None, out error);
+        if (error == SocketError.WouldBlock)
+        {
+            error = SocketError.Success;
+            return 0;
+        }
+        return sent;
+    }
+
     public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
-        if (_disposed || cancellationToken.IsCancellationRequested || buffer.IsEmpty)
+        // Disposed (NetworkStream then says it cannot write), cancelled or empty: the base class's checks and exceptions.
+        if (!CanWrite || cancellationToken.IsCancellationRequested || buffer.IsEmpty)
         {
-            return base.WriteAsync(buffer, cancellationToken); // its checks, its exceptions
+            return base.WriteAsync(buffer, cancellationToken);
         }
         int sent;
         SocketError error;
         try
         {
-            sent = Socket.Send(buffer.Span, SocketFlags.None, out error);
+            sent = SendNow(Socket, buffer.Span, out error);
         }
         catch (ObjectDisposedException ex)
         {
             return ValueTask.FromException(ex);
         }
-        // Non-blocking, the socket reports a partial send as Success with the count sent, and WouldBlock only when it took
-        // nothing (dotnet/runtime SocketPal.Unix TryCompleteSendTo), so the rest below starts where the kernel stopped.
-        if (error == SocketError.Success)
-        {
-            if (sent == buffer.Length)
-            {
-                return ValueTask.CompletedTask;
-            }
-            buffer = buffer[sent..];
-        }
-        else if (error != SocketError.WouldBlock)
+        if (error != SocketError.Success)
         {
             // As NetworkStream reports a failed send: an IOException around the socket's error.
             var failure = new SocketException((int)error);
             return ValueTask.FromException(new IOException($"Unable to write data to the transport connection: {failure.Message}.", failure));
         }
-        // The socket's buffer is full (a slow reader): the rest waits for room.
-        return base.WriteAsync(buffer, cancellationToken);
+        // What the socket could not take now (a slow reader) waits for room.
+        return sent == buffer.Length ? ValueTask.CompletedTask : base.WriteAsync(buffer[sent..], cancellationToken);
     }
 
     public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
         WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-    protected override void Dispose(bool disposing)
-    {
-        _disposed = true;
-        base.Dispose(disposing);
-    }
 }

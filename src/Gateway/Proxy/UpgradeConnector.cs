@@ -82,8 +82,8 @@ internal sealed class UpgradeConnector : DelegatingHandler
             // answer's is taken once the answer is there (a zero-byte read waits for it without a buffer). A buffer held
             // while the backend answers made a burst of a thousand handshakes in flight miss the pool and allocate 4 KB
             // each (about a fifth of what a connection allocated); taken and given back on one thread, the pool's
-            // per-thread slot serves them. Pooled also because the socket's send operation keeps a reference to the last
-            // buffer it sent for as long as the tunnel lives.
+            // per-thread slot serves them. Pooled also because a send that had to wait leaves a reference to its buffer in
+            // the socket's send operation for as long as the tunnel lives.
             buffer = ArrayPool<byte>.Shared.Rent(HeadBufferLength);
             var headLength = WriteRequestHead(request, uri, ref buffer);
             await stream.WriteAsync(buffer.AsMemory(0, headLength), cancellationToken).ConfigureAwait(false);

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Net.Sockets;
+using Gateway.Http;
 using Microsoft.AspNetCore.Connections;
 
 namespace Gateway.Listeners.Takeover;
@@ -144,16 +145,15 @@ internal sealed partial class TakeoverConnection
     {
         foreach (var segment in buffer)
         {
-            var sent = socket.Send(segment.Span, SocketFlags.None, out var error);
-            if (error == SocketError.Success && sent == segment.Length)
-            {
-                continue;
-            }
-            if (error is not (SocketError.Success or SocketError.WouldBlock))
+            var sent = DirectSocketStream.SendNow(socket, segment.Span, out var error);
+            if (error != SocketError.Success)
             {
                 throw new SocketException((int)error);
             }
-            await socket.SendAsync(segment[(error == SocketError.Success ? sent : 0)..], SocketFlags.None).ConfigureAwait(false);
+            if (sent < segment.Length)
+            {
+                await socket.SendAsync(segment[sent..], SocketFlags.None).ConfigureAwait(false);
+            }
         }
     }
 
