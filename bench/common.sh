@@ -97,6 +97,21 @@ build_tools() { # into $WORK: LoadGen, EchoServer and the gateway (Release); set
   LOADGEN=(dotnet "$WORK/loadgen/LoadGen.dll")
 }
 
+json_field() { grep -o "\"$1\":[0-9.]*" | head -1 | cut -d: -f2; } # name: a number field of LoadGen's JSON line on stdin
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; } # of the numbers on stdin
+
+bench_publish_revisions() { # rev_a rev_b: the gateway of each revision published to $WORK/gateway-a and -b (a detached worktree, removed after)
+  local side rev
+  for side in a b; do
+    rev=$1; [[ $side == b ]] && rev=$2
+    git -C "$ROOT" worktree add --detach --force "$WORK/src-$side" "$rev" >/dev/null 2>&1 || die "cannot check out $rev"
+    dotnet publish "$WORK/src-$side/src/Gateway/Gateway.csproj" -c Release -nologo -v quiet -o "$WORK/gateway-$side" >>"$WORK/build.log" 2>&1 \
+      || { git -C "$ROOT" worktree remove --force "$WORK/src-$side"; die "publish of $rev failed (see $WORK/build.log)"; }
+    git -C "$ROOT" worktree remove --force "$WORK/src-$side"
+    log "$side = $rev ($(git -C "$ROOT" rev-parse --short "$rev"))"
+  done
+}
+
 # ---- run.sh's certificate, echo server and gateway (idle-heap.sh uses the same, on its own ports) ----
 # The caller sets BACKEND_PORT, GATEWAY_WS, GATEWAY_WSS and GATEWAY_ADMIN; build_tools has filled $WORK.
 

@@ -33,16 +33,9 @@ WORK="$(mktemp -d /tmp/gateway-connect-ab.XXXXXX)"
 mkdir -p "$WORK/keys"
 log "work dir $WORK"
 
-# LoadGen and the echo server from this checkout; each gateway from its revision (a detached worktree, removed after).
+# LoadGen and the echo server from this checkout; each gateway from its revision.
 build_tools
-for side in a b; do
-  rev=$REV_A; [[ $side == b ]] && rev=$REV_B
-  git -C "$ROOT" worktree add --detach --force "$WORK/src-$side" "$rev" >/dev/null 2>&1 || die "cannot check out $rev"
-  dotnet publish "$WORK/src-$side/src/Gateway/Gateway.csproj" -c Release -nologo -v quiet -o "$WORK/gateway-$side" >>"$WORK/build.log" 2>&1 \
-    || { git -C "$ROOT" worktree remove --force "$WORK/src-$side"; die "publish of $rev failed (see $WORK/build.log)"; }
-  git -C "$ROOT" worktree remove --force "$WORK/src-$side"
-  log "$side = $rev ($(git -C "$ROOT" rev-parse --short "$rev"))"
-done
+bench_publish_revisions "$REV_A" "$REV_B"
 
 bench_certificate ec
 bench_start_echo
@@ -52,7 +45,6 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # Managed bytes the gateway allocated since it started, from the runtime's meter on /metrics (each GC counts them).
 allocated_bytes() { curl -s --max-time 10 "http://127.0.0.1:$GATEWAY_ADMIN/metrics" | awk '/^dotnet_gc_heap_total_allocated_bytes_total/ { printf "%d", $NF; f = 1 } END { if (!f) print 0 }'; }
 ticks_per_s=$(getconf CLK_TCK)
-json_field() { grep -o "\"$1\":[0-9.]*" | head -1 | cut -d: -f2; }
 declare -A results
 for round in $(seq 1 "$CONNECT_AB_ROUNDS"); do
   for side in a b; do
@@ -85,7 +77,6 @@ for round in $(seq 1 "$CONNECT_AB_ROUNDS"); do
   done
 done
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 echo "medians of $CONNECT_AB_ROUNDS (a = $REV_A, b = $REV_B):"
 for key in connects ws kb tlsrate tls; do
   a=$(echo "${results[a-$key]}" | median); b=$(echo "${results[b-$key]}" | median)

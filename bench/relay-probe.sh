@@ -32,7 +32,6 @@ dotnet build "$BENCH_DIR/RelayProbe/RelayProbe.csproj" -c Release -nologo -v qui
   || { cat "$WORK/build.log" >&2; die "RelayProbe build failed"; }
 bench_start_echo
 
-json_field() { grep -o "\"$1\":[0-9.]*" | head -1 | cut -d: -f2; }
 declare -A results
 for round in $(seq 1 "$RELAY_PROBE_ROUNDS"); do
   for mode in $RELAY_PROBE_MODES; do
@@ -51,7 +50,6 @@ for round in $(seq 1 "$RELAY_PROBE_ROUNDS"); do
   done
 done
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 echo "medians of $RELAY_PROBE_ROUNDS ($RELAY_PROBE_CONNS clients × 1 msg/s):"
 for mode in $RELAY_PROBE_MODES; do
   printf '  %-7s relay CPU %s %%, p50 %s ms, p99 %s ms\n' "$mode" "$(echo "${results[$mode-cpu]}" | median)" \

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Relay cost per message, build against build: two git revisions of the gateway, published side by side and run
+# alternately on one machine, each round a fresh process of each, under the seeds' load (LoadGen rate: RELAY_AB_CONNS
+# clients × 1 msg/s of 64 bytes through /ka to the echo server, keepalive on as in run.sh). Prints the gateway's CPU
+# and the round trip's p50/p99 per round and build, then the medians. Written for changes to the relay's per-message
+# path, whose effect (a few percent of the gateway's CPU) is below run.sh's run-to-run noise.
+#
+#   bench/relay-ab.sh 108b8ec HEAD            # 3 rounds, about 6 minutes
+#   RELAY_AB_ROUNDS=5 RELAY_AB_CONNS=1000 RELAY_AB_RATE=10 bench/relay-ab.sh main my-branch   # run.sh's rate load
+#
+# Loopback only (ports RELAY_AB_PORT_BASE..+3); every process it starts is stopped by PID; every load is bounded.
+set -euo pipefail
+
+BENCH_DIR="$(cd "$(dirname "$0")" && pwd)"
+ROOT="$(cd "$BENCH_DIR/.." && pwd)"
+(( $# == 2 )) || { echo "usage: $0 REV_A REV_B" >&2; exit 2; }
+REV_A=$1; REV_B=$2
+: "${RELAY_AB_ROUNDS:=3}"
+: "${RELAY_AB_CONNS:=9000}"       # the seeds' clients (2 descriptors each in the gateway)
+: "${RELAY_AB_RATE:=1}"           # messages per second per client
+: "${RELAY_AB_SIZE:=64}"
+: "${RELAY_AB_DURATION:=20}"      # seconds measured, after 3 of warm-up
+: "${RELAY_AB_PORT_BASE:=18780}"  # +0 echo, +1 ws, +2 wss, +3 admin (apart from the other benches')
+: "${RELAY_AB_SOURCES:=127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5,127.0.0.6,127.0.0.7,127.0.0.8,127.0.0.9}"
+BACKEND_PORT=$RELAY_AB_PORT_BASE; GATEWAY_WS=$((RELAY_AB_PORT_BASE + 1)); GATEWAY_WSS=$((RELAY_AB_PORT_BASE + 2)); GATEWAY_ADMIN=$((RELAY_AB_PORT_BASE + 3))
+
+BENCH_LOG_TAG=relay-ab
+source "$BENCH_DIR/common.sh"
+require_free_ports "$RELAY_AB_PORT_BASE" "$((RELAY_AB_PORT_BASE + 3))" RELAY_AB_PORT_BASE
+WORK="$(mktemp -d /tmp/gateway-relay-ab.XXXXXX)"
+mkdir -p "$WORK/keys"
+log "work dir $WORK"
+
+build_tools
+bench_publish_revisions "$REV_A" "$REV_B"
+bench_certificate ec
+bench_start_echo
+bench_gateway_config 00:00:05 100
+
+declare -A results
+for round in $(seq 1 "$RELAY_AB_ROUNDS"); do
+  for side in a b; do
+    rm -rf "$WORK/gateway"; cp -r "$WORK/gateway-$side" "$WORK/gateway"
+    bench_start_gateway
+    line=$(timeout --kill-after=5 $((RELAY_AB_DURATION + 120)) "${LOADGEN[@]}" rate --url "ws://127.0.0.1:$GATEWAY_WS/ka/echo" \
+      --conns "$RELAY_AB_CONNS" --rate "$RELAY_AB_RATE" --size "$RELAY_AB_SIZE" --duration "$RELAY_AB_DURATION" --warmup 3 \
+      --sources "$RELAY_AB_SOURCES" --pids "$GATEWAY_PID" --label "relay-$side" --target gateway | tail -1)
+    stop_pid "$GATEWAY_PID"
+    cpu=$(echo "$line" | json_field target_cpu_pct); p50=$(echo "$line" | json_field p50_ms); p99=$(echo "$line" | json_field p99_ms)
+    got=$(echo "$line" | json_field achieved_per_s)
+    printf 'round %d %s: %s msgs/s, p50 %s ms, p99 %s ms, gateway CPU %s %% of a core\n' "$round" "$side" "$got" "$p50" "$p99" "$cpu"
+    results[$side-cpu]+="$cpu "; results[$side-p50]+="$p50 "; results[$side-p99]+="$p99 "
+    sleep 3
+  done
+done
+
+echo "medians of $RELAY_AB_ROUNDS ($RELAY_AB_CONNS clients × $RELAY_AB_RATE msg/s; a = $REV_A, b = $REV_B):"
+for key in cpu p50 p99; do
+  a=$(echo "${results[a-$key]}" | median); b=$(echo "${results[b-$key]}" | median)
+  awk -v k="$key" -v a="$a" -v b="$b" 'BEGIN {
+    name["cpu"] = "gateway CPU % of a core"; name["p50"] = "p50 ms"; name["p99"] = "p99 ms"
+    printf "  %-24s a %-8s b %-8s b/a %.3f\n", name[k], a, b, (a > 0 ? b / a : 0) }'
+done
