@@ -102,7 +102,15 @@ internal sealed partial class TunnelForwarder
         // The room's count on its destination (ConsistentHash) lasts as long as the tunnel, not its request.
         var keyLease = context.Features.Get<LoadBalancing.KeyLease>();
         keyLease?.OutliveRequest();
-        handover.Hold(RelayHandedOverAsync(tunnel, handshake, keyLease, proxy.Route.Cluster!, destination, activityTimeout));
+        // The tunnel's loops do not carry the request's ExecutionContext (its logging scopes, a span): captured at every
+        // wait, it made each wake-up of a loop run through ExecutionContext.RunInternal, switching contexts in and out per
+        // message, and kept the request's scope objects alive as long as the tunnel. Nothing in the relay reads it.
+        Task relay;
+        using (ExecutionContext.SuppressFlow())
+        {
+            relay = RelayHandedOverAsync(tunnel, handshake, keyLease, proxy.Route.Cluster!, destination, activityTimeout);
+        }
+        handover.Hold(relay);
         return true;
     }
 
