@@ -35,6 +35,13 @@ internal sealed partial class RelayTunnel
         return buffer.IsEmpty ? BackendZeroByteReadAsync(cancellationToken) : ReadBackendCoreAsync(buffer, cancellationToken);
     }
 
+    /// <summary>
+    /// Nothing but the backend's data (or its end) can end the loop's idle wait: nothing held or read ahead, no violation
+    /// or rate-limit close to act on. The loop then waits on the backend's stream itself (<see cref="PumpAsync"/>).
+    /// </summary>
+    private bool BackendWaitIsPlain =>
+        !_backendReadEnded && !_backendViolation && !_backendRateLimitClose && !BackendHeld && _backendHeld.ReadAhead is null;
+
     /// <summary>The loop's idle wait on the backend (no buffer held): a failure here is the backend's end too.</summary>
     /// <remarks>It waits for every message an idle tunnel receives, so its state machine comes from a pool.</remarks>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]

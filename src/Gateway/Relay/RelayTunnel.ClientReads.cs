@@ -48,6 +48,15 @@ internal sealed partial class RelayTunnel
     }
 
     /// <summary>
+    /// Nothing but the client's data (or its end) can end the loop's idle wait: no bytes held or read ahead, no pong due,
+    /// no violation or Close to act on. The loop then waits on the client's stream itself (<see cref="PumpAsync"/>);
+    /// otherwise through <see cref="ReadFromClientAsync"/>.
+    /// </summary>
+    private bool ClientWaitIsPlain =>
+        !_clientReadEnded && _pendingLength == 0 && !ClientHeld && !_clientViolation && _fromClient.CloseCode == 0
+        && _clientHeld.ReadAhead is null && !Volatile.Read(ref _clientAlive.Outstanding);
+
+    /// <summary>
     /// The client's Close has gone to the backend, and after it the client sends nothing more (RFC 6455 §5.5.1): the
     /// client-to-backend copy ends here instead of leaving the loop's read pending. When the backend then hangs up,
     /// the tunnel finds the other direction finished and needs no cancellation, which would unwind as a chain of

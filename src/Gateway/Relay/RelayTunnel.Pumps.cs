@@ -78,7 +78,13 @@ internal sealed partial class RelayTunnel
         {
             while (true)
             {
-                var wait = fromClient ? ReadFromClientAsync(Memory<byte>.Empty, cancellationToken) : ReadFromBackendAsync(Memory<byte>.Empty, cancellationToken);
+                // The idle wait. In the usual state only data (or the end) can end it, and the loop waits on the stream
+                // itself: the stream's completion resumes this loop with no method of the tunnel's in between, which at
+                // chat rates (every message a wake-up) is one async frame and one pooled box less per message.
+                var direct = fromClient ? ClientWaitIsPlain : BackendWaitIsPlain;
+                var wait = direct
+                    ? (fromClient ? _client! : _backend!).ReadAsync(Memory<byte>.Empty, cancellationToken)
+                    : fromClient ? ReadFromClientAsync(Memory<byte>.Empty, cancellationToken) : ReadFromBackendAsync(Memory<byte>.Empty, cancellationToken);
                 if (wait.IsCompletedSuccessfully)
                 {
                     _ = wait.Result;
@@ -90,7 +96,22 @@ internal sealed partial class RelayTunnel
                         ArrayPool<byte>.Shared.Return(buffer);
                         buffer = null;
                     }
-                    await wait.ConfigureAwait(false);
+                    try
+                    {
+                        await wait.ConfigureAwait(false);
+                    }
+                    catch (Exception ex) when (direct && IsPeerFailure(ex, cancellationToken))
+                    {
+                        // What the tunnel's own wait does with a peer's failure: the direction ends, and says why.
+                        _ = fromClient ? await OnClientReadEndedAsync(ex).ConfigureAwait(false) : await OnBackendReadEndedAsync(ex, cancellationToken).ConfigureAwait(false);
+                        return null;
+                    }
+                }
+                if (direct && fromClient && Volatile.Read(ref _clientAlive.Outstanding))
+                {
+                    // A ping went out during the wait, and what woke it may be the pong: the tunnel's own wait reads it
+                    // into a small buffer (ZeroByteReadAsync) rather than the loop's 16 KiB one.
+                    continue;
                 }
                 buffer ??= ArrayPool<byte>.Shared.Rent(PumpBufferLength);
                 var read = fromClient
