@@ -40,6 +40,31 @@ internal class DirectSocketStream : NetworkStream
         return sent;
     }
 
+    /// <summary>
+    /// Receives what the socket holds now, without waiting: the count, 0 at the end of the stream, -1 when nothing is
+    /// there to take (or the stream cannot read on the caller's call now: disposed, or an earlier receive still pending),
+    /// with <paramref name="error"/> set only for a failure.
+    /// </summary>
+    internal virtual int ReceiveNow(Span<byte> buffer, out SocketError error)
+    {
+        int received;
+        try
+        {
+            received = Socket.Receive(buffer, SocketFlags.None, out error);
+        }
+        catch (ObjectDisposedException)
+        {
+            error = SocketError.Success;
+            return -1; // the asynchronous read reports it, as it would have
+        }
+        if (error == SocketError.WouldBlock)
+        {
+            error = SocketError.Success;
+            return -1;
+        }
+        return error == SocketError.Success ? received : 0;
+    }
+
     public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
         // Disposed (NetworkStream then says it cannot write), cancelled or empty: the base class's checks and exceptions.
