@@ -65,6 +65,28 @@ internal class DirectSocketStream : NetworkStream
         return error == SocketError.Success ? received : 0;
     }
 
+    /// <summary>
+    /// Sends what the socket takes now, without waiting: the count sent (0 when it takes nothing), or -1 when the stream
+    /// cannot write on the caller's call (disposed, or the send failed: <see cref="WriteAsync(ReadOnlyMemory{byte}, CancellationToken)"/>
+    /// then reports it as it would have).
+    /// </summary>
+    internal int SendNow(ReadOnlySpan<byte> data)
+    {
+        if (!CanWrite)
+        {
+            return -1;
+        }
+        try
+        {
+            var sent = SendNow(Socket, data, out var error);
+            return error == SocketError.Success ? sent : -1;
+        }
+        catch (ObjectDisposedException)
+        {
+            return -1;
+        }
+    }
+
     public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
         // Disposed (NetworkStream then says it cannot write), cancelled or empty: the base class's checks and exceptions.
