@@ -40,53 +40,6 @@ internal class DirectSocketStream : NetworkStream
         return sent;
     }
 
-    /// <summary>
-    /// Receives what the socket holds now, without waiting: the count, 0 at the end of the stream, -1 when nothing is
-    /// there to take (or the stream cannot read on the caller's call now: disposed, or an earlier receive still pending),
-    /// with <paramref name="error"/> set only for a failure.
-    /// </summary>
-    internal virtual int ReceiveNow(Span<byte> buffer, out SocketError error)
-    {
-        int received;
-        try
-        {
-            received = Socket.Receive(buffer, SocketFlags.None, out error);
-        }
-        catch (ObjectDisposedException)
-        {
-            error = SocketError.Success;
-            return -1; // the asynchronous read reports it, as it would have
-        }
-        if (error == SocketError.WouldBlock)
-        {
-            error = SocketError.Success;
-            return -1;
-        }
-        return error == SocketError.Success ? received : 0;
-    }
-
-    /// <summary>
-    /// Sends what the socket takes now, without waiting: the count sent (0 when it takes nothing), or -1 when the stream
-    /// cannot write on the caller's call (disposed, or the send failed: <see cref="WriteAsync(ReadOnlyMemory{byte}, CancellationToken)"/>
-    /// then reports it as it would have).
-    /// </summary>
-    internal int SendNow(ReadOnlySpan<byte> data)
-    {
-        if (!CanWrite)
-        {
-            return -1;
-        }
-        try
-        {
-            var sent = SendNow(Socket, data, out var error);
-            return error == SocketError.Success ? sent : -1;
-        }
-        catch (ObjectDisposedException)
-        {
-            return -1;
-        }
-    }
-
     public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
         // Disposed (NetworkStream then says it cannot write), cancelled or empty: the base class's checks and exceptions.

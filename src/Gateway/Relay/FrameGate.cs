@@ -41,14 +41,9 @@ internal sealed class FrameGate
     /// <summary>A read returned bytes that the loop will write to this peer.</summary>
     public void BeginRelay() => Interlocked.Or(ref _state, Busy);
 
-    /// <summary>
-    /// The loop may write now, without <see cref="EnterRelayWriteAsync"/>: the gateway is not writing a frame of its own,
-    /// and none can begin while the loop's bytes keep the gate busy.
-    /// </summary>
-    public bool RelayWriteFree => (Volatile.Read(ref _state) & Injecting) == 0;
-
     /// <summary>Before the loop writes: waits while the gateway is writing a frame of its own.</summary>
-    public ValueTask EnterRelayWriteAsync() => RelayWriteFree ? default : WaitForInjectorAsync();
+    public ValueTask EnterRelayWriteAsync() =>
+        (Volatile.Read(ref _state) & Injecting) == 0 ? default : WaitForInjectorAsync();
 
     private async ValueTask WaitForInjectorAsync()
     {

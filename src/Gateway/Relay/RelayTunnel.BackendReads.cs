@@ -120,7 +120,19 @@ internal sealed partial class RelayTunnel
                 }
             }
 
-            var produced = OnReadFromBackend(buffer.Span[..(filled + read)], out var violation, out var pong);
+            Volatile.Write(ref _backendAlive.LastHeard, _sweeper.Now);
+            _toClient.BeginRelay();
+            var produced = Filter(ref _fromBackend, ref _backendAlive, RelayMetrics.Side.Backend, buffer.Span[..(filled + read)],
+                ref _backendCarry, ref _backendCarryLength, ref _backendHeld, out var violation, out var pong);
+            _backendResumedAt = 0;
+            if (violation)
+            {
+                _backendViolation = true;
+            }
+            if (_fromBackend.CloseCode != 0)
+            {
+                Decide(RelayMetrics.ClosedBy.Backend, _fromBackend.CloseCode);
+            }
             if (produced > 0)
             {
                 return produced; // a violation after these bytes is acted on at the next read
@@ -143,28 +155,6 @@ internal sealed partial class RelayTunnel
             }
             // Only a swallowed pong, a dropped message or part of a header (or a hold): read (or wait) again.
         }
-    }
-
-    /// <summary>
-    /// Notes the backend's activity and filters what it sent; returns the bytes that go on to the client.
-    /// <paramref name="pong"/> is the length of a swallowed pong that was all there was.
-    /// </summary>
-    private int OnReadFromBackend(Span<byte> data, out bool violation, out int pong)
-    {
-        Volatile.Write(ref _backendAlive.LastHeard, _sweeper.Now);
-        _toClient.BeginRelay();
-        var produced = Filter(ref _fromBackend, ref _backendAlive, RelayMetrics.Side.Backend, data, ref _backendCarry, ref _backendCarryLength,
-            ref _backendHeld, out violation, out pong);
-        _backendResumedAt = 0;
-        if (violation)
-        {
-            _backendViolation = true;
-        }
-        if (_fromBackend.CloseCode != 0)
-        {
-            Decide(RelayMetrics.ClosedBy.Backend, _fromBackend.CloseCode);
-        }
-        return produced;
     }
 
     /// <summary>The loop's idle wait while a rate limit holds the backend.</summary>

@@ -114,33 +114,12 @@ internal sealed partial class RelayTunnel
                     continue;
                 }
                 buffer ??= ArrayPool<byte>.Shared.Rent(PumpBufferLength);
-                // What the wait announced is read on this call when the stream is a bare socket (.ReadsNow.cs), else
-                // through the tunnel's read path.
                 var read = fromClient
-                    ? ReadClientNow(buffer, cancellationToken, out var failure)
-                    : ReadBackendNow(buffer, cancellationToken, out failure);
-                if (read == ReadFailed)
-                {
-                    if (!IsPeerFailure(failure!, cancellationToken))
-                    {
-                        return failure;
-                    }
-                    _ = fromClient ? await OnClientReadEndedAsync(failure).ConfigureAwait(false) : await OnBackendReadEndedAsync(failure, cancellationToken).ConfigureAwait(false);
-                    return null;
-                }
+                    ? await ReadFromClientAsync(buffer, cancellationToken).ConfigureAwait(false)
+                    : await ReadFromBackendAsync(buffer, cancellationToken).ConfigureAwait(false);
                 if (read == 0)
                 {
-                    continue; // nothing to write; the next wait acts on whatever the scan found
-                }
-                if (read == ReadLater)
-                {
-                    read = fromClient
-                        ? await ReadFromClientAsync(buffer, cancellationToken).ConfigureAwait(false)
-                        : await ReadFromBackendAsync(buffer, cancellationToken).ConfigureAwait(false);
-                    if (read == 0)
-                    {
-                        return null;
-                    }
+                    return null;
                 }
                 if (fromClient)
                 {

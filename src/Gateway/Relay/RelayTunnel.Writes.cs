@@ -1,5 +1,4 @@
 using System.Runtime.CompilerServices;
-using Gateway.Http;
 
 namespace Gateway.Relay;
 
@@ -36,22 +35,6 @@ internal sealed partial class RelayTunnel
             _dropNextClientWrite = false;
             _toClient.EndRelay(_fromBackend.AtFrameBoundary);
             return default;
-        }
-        if (_client is DirectSocketStream socket && _toClient.RelayWriteFree && !cancellationToken.IsCancellationRequested)
-        {
-            // The usual write, on this call (see WriteToBackendAsync).
-            if (_fromBackend.CloseCode != 0)
-            {
-                _toClient.MarkClosed();
-            }
-            var sent = socket.SendNow(data.Span);
-            if (sent == data.Length)
-            {
-                Volatile.Write(ref _clientAlive.LastSent, _sweeper.Now);
-                _toClient.EndRelay(_fromBackend.AtFrameBoundary);
-                return default;
-            }
-            data = sent > 0 ? data[sent..] : data;
         }
         return WriteToClientCoreAsync(data, cancellationToken);
     }
@@ -101,24 +84,6 @@ internal sealed partial class RelayTunnel
         {
             _toBackend.EndRelay(ClientSideAtBoundary);
             return default;
-        }
-        if (_backend is DirectSocketStream socket && _toBackend.RelayWriteFree && !cancellationToken.IsCancellationRequested)
-        {
-            // The usual write, on this call: the gate is free (and stays so while the loop's bytes keep it busy), and a
-            // bare socket takes the bytes now. What it does not take (a slow reader), or a failure, goes the asynchronous
-            // way, which waits for room, watches the slow reader and reports the failure.
-            if (_fromClient.CloseCode != 0)
-            {
-                _toBackend.MarkClosed(); // the client's Close is in these bytes (WriteToBackendCoreAsync)
-            }
-            var sent = socket.SendNow(data.Span);
-            if (sent == data.Length)
-            {
-                Volatile.Write(ref _backendAlive.LastSent, _sweeper.Now);
-                _toBackend.EndRelay(ClientSideAtBoundary);
-                return default;
-            }
-            data = sent > 0 ? data[sent..] : data;
         }
         return WriteToBackendCoreAsync(data, cancellationToken);
     }

@@ -21,16 +21,6 @@ internal sealed class TakenSocketStream(Socket socket, bool ownsSocket, Task? la
     public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
         ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
-    internal override int ReceiveNow(Span<byte> buffer, out SocketError error)
-    {
-        if (_lastReceive is not null)
-        {
-            error = SocketError.Success;
-            return -1; // the transport's receive is still the socket's: the asynchronous read waits for it
-        }
-        return base.ReceiveNow(buffer, out error);
-    }
-
     public override int Read(Span<byte> buffer)
     {
         WaitForLastReceive();
