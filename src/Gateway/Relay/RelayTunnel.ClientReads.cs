@@ -69,75 +69,78 @@ internal sealed partial class RelayTunnel
         return 0;
     }
 
+    /// <summary>What the idle wait returns when what woke it was only for the tunnel (a swallowed pong): wait again.</summary>
+    private const int NothingYet = -1;
+
     /// <summary>
-    /// The loop's idle wait: no buffer is held. When data arrives while a pong is due, the tunnel reads it itself into a
+    /// The loop's idle wait: no buffer is held. Returns 0 when the loop may read (data, or the end, is there), or
+    /// <see cref="NothingYet"/>. When data arrives while a pong is due, the tunnel reads it itself into a
     /// small buffer: the loop rents its 16 KiB buffer as soon as this wait ends and keeps it until a read returns data, so
     /// handing it a pong that is then swallowed would leave every idle tunnel holding 16 KiB until its client next spoke.
     /// </summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<int> ZeroByteReadAsync(CancellationToken cancellationToken)
     {
-        while (true)
+        if (_clientHeld.ReadAhead is not null)
         {
-            if (_clientHeld.ReadAhead is not null)
+            // A read the hold left pending ends first; bytes it took are queued as held, and the loop's read takes them there.
+            var ahead = await FinishClientReadAheadAsync(cancellationToken).ConfigureAwait(false);
+            if (ahead >= 0)
             {
-                // A read the hold left pending ends first; bytes it took are queued as held, and the loop's read takes them there.
-                var ahead = await FinishClientReadAheadAsync(cancellationToken).ConfigureAwait(false);
-                if (ahead >= 0)
-                {
-                    return 0; // ended, or now held: the loop's next read takes them
-                }
+                return 0; // ended, or now held: the loop's next read takes them
             }
-            byte[]? small = null;
-            int read;
-            try
+        }
+        byte[]? small = null;
+        int read;
+        try
+        {
+            await _client!.ReadAsync(Memory<byte>.Empty, cancellationToken).ConfigureAwait(false);
+            if (!Volatile.Read(ref _clientAlive.Outstanding) || _clientReadEnded)
             {
-                await _client!.ReadAsync(Memory<byte>.Empty, cancellationToken).ConfigureAwait(false);
-                if (!Volatile.Read(ref _clientAlive.Outstanding) || _clientReadEnded)
-                {
-                    return 0;
-                }
-                small = ArrayPool<byte>.Shared.Rent(PongReadLength);
-                var held = TakeCarry(_readCarry, ref _readCarryLength, small);
-                read = await _client.ReadAsync(small.AsMemory(held, PongReadLength - held), cancellationToken).ConfigureAwait(false);
-                read = read == 0 ? 0 : read + held; // at the end, whatever was held is a truncated header
-            }
-            catch (Exception ex) when (IsPeerFailure(ex, cancellationToken))
-            {
-                if (small is not null)
-                {
-                    ArrayPool<byte>.Shared.Return(small);
-                }
-                return await OnClientReadEndedAsync(ex).ConfigureAwait(false);
-            }
-            catch
-            {
-                if (small is not null)
-                {
-                    ArrayPool<byte>.Shared.Return(small);
-                }
-                throw;
-            }
-
-            if (read == 0)
-            {
-                ArrayPool<byte>.Shared.Return(small);
-                return await OnClientReadEndedAsync(null).ConfigureAwait(false);
-            }
-            var produced = OnReadFromClient(small.AsSpan(0, read));
-            if (produced > 0)
-            {
-                // Not (only) a pong: the loop gets these bytes from its next read, before anything newer.
-                (_pending, _pendingOffset, _pendingLength) = (small, 0, produced);
                 return 0;
             }
-            ArrayPool<byte>.Shared.Return(small);
-            if (_clientViolation || ClientHeld)
-            {
-                return 0; // the loop's next read closes the tunnel, or waits out the hold
-            }
-            // The pong was swallowed (or half a header is held): keep waiting, holding no buffer.
+            small = ArrayPool<byte>.Shared.Rent(PongReadLength);
+            var held = TakeCarry(_readCarry, ref _readCarryLength, small);
+            read = await _client.ReadAsync(small.AsMemory(held, PongReadLength - held), cancellationToken).ConfigureAwait(false);
+            read = read == 0 ? 0 : read + held; // at the end, whatever was held is a truncated header
         }
+        catch (Exception ex) when (IsPeerFailure(ex, cancellationToken))
+        {
+            if (small is not null)
+            {
+                ArrayPool<byte>.Shared.Return(small);
+            }
+            return await OnClientReadEndedAsync(ex).ConfigureAwait(false);
+        }
+        catch
+        {
+            if (small is not null)
+            {
+                ArrayPool<byte>.Shared.Return(small);
+            }
+            throw;
+        }
+
+        if (read == 0)
+        {
+            ArrayPool<byte>.Shared.Return(small);
+            return await OnClientReadEndedAsync(null).ConfigureAwait(false);
+        }
+        var produced = OnReadFromClient(small.AsSpan(0, read));
+        if (produced > 0)
+        {
+            // Not (only) a pong: the loop gets these bytes from its next read, before anything newer.
+            (_pending, _pendingOffset, _pendingLength) = (small, 0, produced);
+            return 0;
+        }
+        ArrayPool<byte>.Shared.Return(small);
+        if (_clientViolation || ClientHeld)
+        {
+            return 0; // the loop's next read closes the tunnel, or waits out the hold
+        }
+        // The pong was swallowed (or half a header is held): nothing for the loop, which waits again. It does so on
+        // the client's stream itself once nothing is due, so an idle tunnel keeps no state machine of this method.
+        return NothingYet;
     }
 
     /// <summary>The loop's idle wait while a rate limit holds the client: until the bucket has room, then "data ready".</summary>
@@ -257,7 +260,9 @@ internal sealed partial class RelayTunnel
             }
             // Everything read was a swallowed pong or part of a header: never return 0 (end of stream) for it. Wait for
             // more without the loop's buffer, as the loop itself does between reads, so an idle tunnel holds no buffer.
-            await ZeroByteReadAsync(cancellationToken).ConfigureAwait(false);
+            while (await ZeroByteReadAsync(cancellationToken).ConfigureAwait(false) == NothingYet)
+            {
+            }
             if (_pendingLength > 0)
             {
                 return TakePending(buffer.Span);

@@ -85,9 +85,10 @@ internal sealed partial class RelayTunnel
                 var wait = direct
                     ? (fromClient ? _client! : _backend!).ReadAsync(Memory<byte>.Empty, cancellationToken)
                     : fromClient ? ReadFromClientAsync(Memory<byte>.Empty, cancellationToken) : ReadFromBackendAsync(Memory<byte>.Empty, cancellationToken);
+                int woke;
                 if (wait.IsCompletedSuccessfully)
                 {
-                    _ = wait.Result;
+                    woke = wait.Result;
                 }
                 else
                 {
@@ -98,7 +99,7 @@ internal sealed partial class RelayTunnel
                     }
                     try
                     {
-                        await wait.ConfigureAwait(false);
+                        woke = await wait.ConfigureAwait(false);
                     }
                     catch (Exception ex) when (direct && IsPeerFailure(ex, cancellationToken))
                     {
@@ -106,6 +107,10 @@ internal sealed partial class RelayTunnel
                         _ = fromClient ? await OnClientReadEndedAsync(ex).ConfigureAwait(false) : await OnBackendReadEndedAsync(ex, cancellationToken).ConfigureAwait(false);
                         return null;
                     }
+                }
+                if (woke == NothingYet)
+                {
+                    continue; // only a pong to the gateway's ping came
                 }
                 if (direct && fromClient && Volatile.Read(ref _clientAlive.Outstanding))
                 {
