@@ -112,6 +112,27 @@ bench_publish_revisions() { # rev_a rev_b: the gateway of each revision publishe
   done
 }
 
+rate_figures() { # LoadGen rate's JSON line: sets cpu (the target's, % of a core), p50, p99 (ms) and got (msgs/s)
+  cpu=$(echo "$1" | json_field target_cpu_pct); p50=$(echo "$1" | json_field p50_ms); p99=$(echo "$1" | json_field p99_ms)
+  got=$(echo "$1" | json_field achieved_per_s)
+}
+
+# For the build-against-build scripts (connect-ab.sh, relay-ab.sh): ports port_base..+3 (echo, ws, wss, admin), a work
+# dir, the tools, each revision's gateway ($WORK/gateway-a and -b), and run.sh's certificate, echo server and config.
+bench_ab_prepare() { # name port_base port_variable rev_a rev_b
+  BACKEND_PORT=$2; GATEWAY_WS=$(($2 + 1)); GATEWAY_WSS=$(($2 + 2)); GATEWAY_ADMIN=$(($2 + 3))
+  require_free_ports "$2" "$(($2 + 3))" "$3"
+  WORK="$(mktemp -d "/tmp/gateway-$1.XXXXXX")"
+  mkdir -p "$WORK/keys"
+  log "work dir $WORK"
+  # LoadGen and the echo server from this checkout; each gateway from its revision.
+  build_tools
+  bench_publish_revisions "$4" "$5"
+  bench_certificate ec
+  bench_start_echo
+  bench_gateway_config 00:00:05 100
+}
+
 # ---- run.sh's certificate, echo server and gateway (idle-heap.sh uses the same, on its own ports) ----
 # The caller sets BACKEND_PORT, GATEWAY_WS, GATEWAY_WSS and GATEWAY_ADMIN; build_tools has filled $WORK.
 

@@ -22,24 +22,11 @@ REV_A=$1; REV_B=$2
 : "${CONNECT_AB_TLS_S:=8}"          # seconds of new wss connections, 8 loops
 : "${CONNECT_AB_PORT_BASE:=18740}"  # +0 echo, +1 ws, +2 wss, +3 admin (apart from run.sh's and idle-heap.sh's)
 : "${CONNECT_AB_SOURCES:=127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5,127.0.0.6,127.0.0.7,127.0.0.8,127.0.0.9}"
-BACKEND_PORT=$CONNECT_AB_PORT_BASE; GATEWAY_WS=$((CONNECT_AB_PORT_BASE + 1)); GATEWAY_WSS=$((CONNECT_AB_PORT_BASE + 2)); GATEWAY_ADMIN=$((CONNECT_AB_PORT_BASE + 3))
-
 BENCH_LOG_TAG=connect-ab
-# log, die, the PIDS stopped on exit, stop_pid, wait_port, wait_ready, build_tools, require_free_ports, and run.sh's
-# certificate, echo server and gateway config (bench_certificate, bench_start_echo, bench_gateway_config, bench_start_gateway)
+# log, die, the PIDS stopped on exit, stop_pid, wait_ready, json_field, median, and bench_ab_prepare (ports, work dir,
+# tools, both revisions' gateways, run.sh's certificate, echo server and config), bench_start_gateway
 source "$BENCH_DIR/common.sh"
-require_free_ports "$CONNECT_AB_PORT_BASE" "$((CONNECT_AB_PORT_BASE + 3))" CONNECT_AB_PORT_BASE
-WORK="$(mktemp -d /tmp/gateway-connect-ab.XXXXXX)"
-mkdir -p "$WORK/keys"
-log "work dir $WORK"
-
-# LoadGen and the echo server from this checkout; each gateway from its revision.
-build_tools
-bench_publish_revisions "$REV_A" "$REV_B"
-
-bench_certificate ec
-bench_start_echo
-bench_gateway_config 00:00:05 100
+bench_ab_prepare connect-ab "$CONNECT_AB_PORT_BASE" CONNECT_AB_PORT_BASE "$REV_A" "$REV_B"
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # Managed bytes the gateway allocated since it started, from the runtime's meter on /metrics (each GC counts them).

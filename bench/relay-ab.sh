@@ -22,20 +22,11 @@ REV_A=$1; REV_B=$2
 : "${RELAY_AB_DURATION:=20}"      # seconds measured, after 3 of warm-up
 : "${RELAY_AB_PORT_BASE:=18780}"  # +0 echo, +1 ws, +2 wss, +3 admin (apart from the other benches')
 : "${RELAY_AB_SOURCES:=127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5,127.0.0.6,127.0.0.7,127.0.0.8,127.0.0.9}"
-BACKEND_PORT=$RELAY_AB_PORT_BASE; GATEWAY_WS=$((RELAY_AB_PORT_BASE + 1)); GATEWAY_WSS=$((RELAY_AB_PORT_BASE + 2)); GATEWAY_ADMIN=$((RELAY_AB_PORT_BASE + 3))
-
 BENCH_LOG_TAG=relay-ab
+# log, die, the PIDS stopped on exit, stop_pid, json_field, median, rate_figures, and bench_ab_prepare (ports, work
+# dir, tools, both revisions' gateways, run.sh's certificate, echo server and config), bench_start_gateway
 source "$BENCH_DIR/common.sh"
-require_free_ports "$RELAY_AB_PORT_BASE" "$((RELAY_AB_PORT_BASE + 3))" RELAY_AB_PORT_BASE
-WORK="$(mktemp -d /tmp/gateway-relay-ab.XXXXXX)"
-mkdir -p "$WORK/keys"
-log "work dir $WORK"
-
-build_tools
-bench_publish_revisions "$REV_A" "$REV_B"
-bench_certificate ec
-bench_start_echo
-bench_gateway_config 00:00:05 100
+bench_ab_prepare relay-ab "$RELAY_AB_PORT_BASE" RELAY_AB_PORT_BASE "$REV_A" "$REV_B"
 
 declare -A results
 for round in $(seq 1 "$RELAY_AB_ROUNDS"); do
@@ -46,8 +37,7 @@ for round in $(seq 1 "$RELAY_AB_ROUNDS"); do
       --conns "$RELAY_AB_CONNS" --rate "$RELAY_AB_RATE" --size "$RELAY_AB_SIZE" --duration "$RELAY_AB_DURATION" --warmup 3 \
       --sources "$RELAY_AB_SOURCES" --pids "$GATEWAY_PID" --label "relay-$side" --target gateway | tail -1)
     stop_pid "$GATEWAY_PID"
-    cpu=$(echo "$line" | json_field target_cpu_pct); p50=$(echo "$line" | json_field p50_ms); p99=$(echo "$line" | json_field p99_ms)
-    got=$(echo "$line" | json_field achieved_per_s)
+    rate_figures "$line"
     printf 'round %d %s: %s msgs/s, p50 %s ms, p99 %s ms, gateway CPU %s %% of a core\n' "$round" "$side" "$got" "$p50" "$p99" "$cpu"
     results[$side-cpu]+="$cpu "; results[$side-p50]+="$p50 "; results[$side-p99]+="$p99 "
     sleep 3

@@ -42,8 +42,7 @@ for round in $(seq 1 "$RELAY_PROBE_ROUNDS"); do
       --conns "$RELAY_PROBE_CONNS" --rate 1 --size 64 --duration "$RELAY_PROBE_DURATION" --warmup 3 \
       --sources "$RELAY_PROBE_SOURCES" --pids "$probe" --label "probe-$mode" --target "$mode" | tail -1)
     stop_pid "$probe"
-    cpu=$(echo "$line" | json_field target_cpu_pct); p50=$(echo "$line" | json_field p50_ms); p99=$(echo "$line" | json_field p99_ms)
-    got=$(echo "$line" | json_field achieved_per_s)
+    rate_figures "$line"
     printf 'round %d %-7s: %s msgs/s, p50 %s ms, p99 %s ms, relay CPU %s %% of a core\n' "$round" "$mode" "$got" "$p50" "$p99" "$cpu"
     results[$mode-cpu]+="$cpu "; results[$mode-p99]+="$p99 "; results[$mode-p50]+="$p50 "
     sleep 3
