@@ -19,6 +19,7 @@ REV_A=$1; REV_B=$2
 : "${RELAY_AB_CONNS:=9000}"       # the seeds' clients (2 descriptors each in the gateway)
 : "${RELAY_AB_RATE:=1}"           # messages per second per client
 : "${RELAY_AB_SIZE:=64}"
+: "${RELAY_AB_PATH:=/ka/echo}"    # /ka: keepalive every 5 s with backend pings, as run.sh; /noka: keepalive off
 : "${RELAY_AB_DURATION:=20}"      # seconds measured, after 3 of warm-up
 : "${RELAY_AB_PORT_BASE:=18780}"  # +0 echo, +1 ws, +2 wss, +3 admin (apart from the other benches')
 : "${RELAY_AB_SOURCES:=127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5,127.0.0.6,127.0.0.7,127.0.0.8,127.0.0.9}"
@@ -33,7 +34,7 @@ for round in $(seq 1 "$RELAY_AB_ROUNDS"); do
   for side in a b; do
     rm -rf "$WORK/gateway"; cp -r "$WORK/gateway-$side" "$WORK/gateway"
     bench_start_gateway
-    line=$(timeout --kill-after=5 $((RELAY_AB_DURATION + 120)) "${LOADGEN[@]}" rate --url "ws://127.0.0.1:$GATEWAY_WS/ka/echo" \
+    line=$(timeout --kill-after=5 $((RELAY_AB_DURATION + 120)) "${LOADGEN[@]}" rate --url "ws://127.0.0.1:$GATEWAY_WS$RELAY_AB_PATH" \
       --conns "$RELAY_AB_CONNS" --rate "$RELAY_AB_RATE" --size "$RELAY_AB_SIZE" --duration "$RELAY_AB_DURATION" --warmup 3 \
       --sources "$RELAY_AB_SOURCES" --pids "$GATEWAY_PID" --label "relay-$side" --target gateway | tail -1)
     stop_pid "$GATEWAY_PID"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # What the socket layer costs a message: bench/RelayProbe, a bare byte relay (no WebSocket or HTTP work), in two designs,
-# under the seeds' load (LoadGen rate: RELAY_PROBE_CONNS clients × 1 msg/s of 64 bytes, through the relay to the echo
+# under the seeds' load (LoadGen rate: RELAY_PROBE_CONNS clients × RELAY_PROBE_RATE (1) msg/s of 64 bytes, through the relay to the echo
 # server), alternating fresh processes, medians: "sockets" waits as the gateway's relay does (zero-byte receive, then a
 # read without waiting; sends without waiting), "epoll" on a readiness loop of its own (one recv and one send per
 # message and direction). The gap is what a relay of the gateway's own on epoll could save; the gateway's own CPU on
@@ -16,6 +16,7 @@ BENCH_DIR="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$BENCH_DIR/.." && pwd)"
 : "${RELAY_PROBE_ROUNDS:=3}"
 : "${RELAY_PROBE_CONNS:=9000}"
+: "${RELAY_PROBE_RATE:=1}"        # messages per second per client
 : "${RELAY_PROBE_DURATION:=20}"
 : "${RELAY_PROBE_MODES:=sockets epoll}"
 : "${RELAY_PROBE_PORT_BASE:=18760}"  # +0 echo, +1 the relay
@@ -39,7 +40,7 @@ for round in $(seq 1 "$RELAY_PROBE_ROUNDS"); do
     probe=$!; PIDS+=("$probe")
     wait_port "$PROBE_PORT" "$probe" relayprobe
     line=$(timeout --kill-after=5 $((RELAY_PROBE_DURATION + 120)) "${LOADGEN[@]}" rate --url "ws://127.0.0.1:$PROBE_PORT/echo" \
-      --conns "$RELAY_PROBE_CONNS" --rate 1 --size 64 --duration "$RELAY_PROBE_DURATION" --warmup 3 \
+      --conns "$RELAY_PROBE_CONNS" --rate "$RELAY_PROBE_RATE" --size 64 --duration "$RELAY_PROBE_DURATION" --warmup 3 \
       --sources "$RELAY_PROBE_SOURCES" --pids "$probe" --label "probe-$mode" --target "$mode" | tail -1)
     stop_pid "$probe"
     rate_figures "$line"
@@ -49,7 +50,7 @@ for round in $(seq 1 "$RELAY_PROBE_ROUNDS"); do
   done
 done
 
-echo "medians of $RELAY_PROBE_ROUNDS ($RELAY_PROBE_CONNS clients × 1 msg/s):"
+echo "medians of $RELAY_PROBE_ROUNDS ($RELAY_PROBE_CONNS clients × $RELAY_PROBE_RATE msg/s):"
 for mode in $RELAY_PROBE_MODES; do
   printf '  %-7s relay CPU %s %%, p50 %s ms, p99 %s ms\n' "$mode" "$(echo "${results[$mode-cpu]}" | median)" \
     "$(echo "${results[$mode-p50]}" | median)" "$(echo "${results[$mode-p99]}" | median)"
