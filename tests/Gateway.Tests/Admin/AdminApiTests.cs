@@ -35,6 +35,18 @@ public sealed class AdminApiTests
         return JsonNode.Parse(body)!;
     }
 
+    /// <summary>
+    /// The connection list once it shows <paramref name="count"/> tunnels. A tunnel joins the list right after its 101 is
+    /// on the wire, so its client may read the 101 a moment before the list shows the tunnel.
+    /// </summary>
+    private static Task<JsonNode> ConnectionsAsync(GatewayServer gateway, int count) =>
+        Retry.Eventually(async () =>
+        {
+            var list = await JsonAsync(await Http.GetAsync(new Uri(gateway.Admin, "/connections")), HttpStatusCode.OK);
+            Assert.Equal(count, (int)list["total"]!);
+            return list;
+        }, TimeSpan.FromSeconds(5));
+
     [Fact]
     public async Task The_connection_list_shows_each_tunnel_and_filters_and_limits()
     {
@@ -90,7 +102,7 @@ public sealed class AdminApiTests
         await using var gateway = await GatewayServer.StartAsync(config);
         await using var victim = await RawWebSocketClient.ConnectAsync(gateway.Ws, "/raw/victim");
         await using var bystander = await RawWebSocketClient.ConnectAsync(gateway.Ws, "/raw/bystander");
-        var list = await JsonAsync(await Http.GetAsync(new Uri(gateway.Admin, "/connections")), HttpStatusCode.OK);
+        var list = await ConnectionsAsync(gateway, 2);
         var id = (long)list["connections"]![0]!["id"]!;
 
         await JsonAsync(await Http.PostAsync(new Uri(gateway.Admin, $"/connections/{id}/close?code=1005"), null), HttpStatusCode.BadRequest);
@@ -285,7 +297,7 @@ public sealed class AdminApiTests
         await using var two = new RawBackend();
         await using var gateway = await GatewayServer.StartAsync(TwoDestinations(one, two, allowChanges: false));
         await using var victim = await RawWebSocketClient.ConnectAsync(gateway.Ws, "/raw/victim");
-        var list = await JsonAsync(await Http.GetAsync(new Uri(gateway.Admin, "/connections")), HttpStatusCode.OK);
+        var list = await ConnectionsAsync(gateway, 1);
         var id = (long)list["connections"]![0]!["id"]!;
 
         var close = await JsonAsync(await Http.PostAsync(new Uri(gateway.Admin, $"/connections/{id}/close?code=4000"), null), HttpStatusCode.Forbidden);
@@ -303,7 +315,7 @@ public sealed class AdminApiTests
         await using var two = new RawBackend();
         await using var gateway = await GatewayServer.StartAsync(TwoDestinations(one, two));
         await using var victim = await RawWebSocketClient.ConnectAsync(gateway.Ws, "/raw/victim");
-        var list = await JsonAsync(await Http.GetAsync(new Uri(gateway.Admin, "/connections")), HttpStatusCode.OK);
+        var list = await ConnectionsAsync(gateway, 1);
         var closeUri = new Uri(gateway.Admin, $"/connections/{(long)list["connections"]![0]!["id"]!}/close?code=4000&reason=gotcha");
 
         // A cross-site form post or fetch carries Origin; a browser's fetch metadata says cross-site; a DNS rebinding page
