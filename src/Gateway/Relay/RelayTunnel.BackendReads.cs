@@ -42,8 +42,10 @@ internal sealed partial class RelayTunnel
     private bool BackendWaitIsPlain =>
         !_backendReadEnded && !_backendViolation && !_backendRateLimitClose && !BackendHeld && _backendHeld.ReadAhead is null;
 
-    /// <summary>The loop's idle wait on the backend (no buffer held): a failure here is the backend's end too.</summary>
-    /// <remarks>It waits for every message an idle tunnel receives, so its state machine comes from a pool.</remarks>
+    /// <summary>
+    /// The loop's idle wait on the backend (no buffer held) while a read the hold left pending must end first (otherwise
+    /// the loop waits on the stream itself): a failure here is the backend's end too.
+    /// </summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<int> BackendZeroByteReadAsync(CancellationToken cancellationToken)
     {

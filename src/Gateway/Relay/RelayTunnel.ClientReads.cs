@@ -73,7 +73,8 @@ internal sealed partial class RelayTunnel
     private const int NothingYet = -1;
 
     /// <summary>
-    /// The loop's idle wait: no buffer is held. Returns 0 when the loop may read (data, or the end, is there), or
+    /// The loop's idle wait when a pong is due or a read the hold left pending must end first (otherwise the loop waits
+    /// on the stream itself): no buffer is held. Returns 0 when the loop may read (data, or the end, is there), or
     /// <see cref="NothingYet"/>. When data arrives while a pong is due, the tunnel reads it itself into a
     /// small buffer: the loop rents its 16 KiB buffer as soon as this wait ends and keeps it until a read returns data, so
     /// handing it a pong that is then swallowed would leave every idle tunnel holding 16 KiB until its client next spoke.

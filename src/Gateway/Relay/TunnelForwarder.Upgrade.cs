@@ -103,8 +103,8 @@ internal sealed partial class TunnelForwarder
         var keyLease = context.Features.Get<LoadBalancing.KeyLease>();
         keyLease?.OutliveRequest();
         // The tunnel's loops do not carry the request's ExecutionContext (its logging scopes, a span): captured at every
-        // wait, it made each wake-up of a loop run through ExecutionContext.RunInternal, switching contexts in and out per
-        // message, and kept the request's scope objects alive as long as the tunnel. Nothing in the relay reads it.
+        // wait, it made each wake-up of a loop switch contexts in and out (ExecutionContext.RunInternal). Nothing in the
+        // relay reads it. (The scope objects live on regardless: the connection's own tasks captured the same context.)
         Task relay;
         using (ExecutionContext.SuppressFlow())
         {
