@@ -33,20 +33,27 @@ public sealed class RateLimitAllocationTests(ITestOutputHelper output)
             limits.FromClient(firstFrame: true, payload: 128, time.GetTimestamp(), out _); // the shared entries are taken here
             limits.FromBackend(firstFrame: true, payload: 128, time.GetTimestamp(), out _);
         }
+        // Three rounds, judged by the least: anything per frame shows in every round (a byte a frame is 1 MB a round), while
+        // the runtime's one-offs (tiering promotes these methods about 100 ms in, inside a round) land in one of them.
         const int Frames = 1_000_000;
-        var before = GC.GetAllocatedBytesForCurrentThread();
-        var clock = Stopwatch.StartNew();
-        var passed = 0;
-        for (var i = 0; i < Frames; i++)
+        var rounds = new List<(long Allocated, TimeSpan Elapsed)>();
+        for (var round = 0; round < 3; round++)
         {
-            passed += limits.FromClient(firstFrame: true, payload: 128, time.GetTimestamp(), out _) == RateDecision.Pass ? 1 : 0;
+            var before = GC.GetAllocatedBytesForCurrentThread();
+            var clock = Stopwatch.StartNew();
+            var passed = 0;
+            for (var i = 0; i < Frames; i++)
+            {
+                passed += limits.FromClient(firstFrame: true, payload: 128, time.GetTimestamp(), out _) == RateDecision.Pass ? 1 : 0;
+            }
+            var elapsed = clock.Elapsed;
+            Assert.Equal(Frames, passed);
+            rounds.Add((GC.GetAllocatedBytesForCurrentThread() - before, elapsed));
         }
-        var elapsed = clock.Elapsed;
-        Assert.Equal(Frames, passed);
-        var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
-        output.WriteLine($"{Frames} client frames through 8 buckets (4 scopes x messages, bytes; 3 shared): {elapsed.TotalNanoseconds / Frames:0} ns each, {allocated} B allocated");
-        // Nothing per frame: what a million frames leave is the runtime's one-off (tiered compilation), under 1 KiB.
-        Assert.True(allocated < 1024, $"{allocated} B for {Frames} frames");
+        output.WriteLine($"{Frames} client frames through 8 buckets (4 scopes x messages, bytes; 3 shared), 3 rounds: "
+            + string.Join(", ", rounds.Select(r => $"{r.Elapsed.TotalNanoseconds / Frames:0} ns each, {r.Allocated} B allocated")));
+        var least = rounds.Min(r => r.Allocated);
+        Assert.True(least < 1024, $"{least} B for {Frames} frames in the best of 3 rounds");
         limits.Release();
     }
 }
