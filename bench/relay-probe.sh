@@ -18,7 +18,9 @@ ROOT="$(cd "$BENCH_DIR/.." && pwd)"
 : "${RELAY_PROBE_CONNS:=9000}"
 : "${RELAY_PROBE_RATE:=1}"        # messages per second per client
 : "${RELAY_PROBE_DURATION:=20}"
-: "${RELAY_PROBE_MODES:=sockets epoll}"
+: "${RELAY_PROBE_MODES:=sockets epoll}"   # also touch: sockets, each message touching RELAY_PROBE_TOUCH cold lines per direction
+: "${RELAY_PROBE_TOUCH:=8}"
+: "${RELAY_PROBE_STRIDE:=64}"     # bytes between the lines touched: 64 adjacent, 4160 one per page
 : "${RELAY_PROBE_PORT_BASE:=18760}"  # +0 echo, +1 the relay
 : "${RELAY_PROBE_SOURCES:=127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5,127.0.0.6,127.0.0.7,127.0.0.8,127.0.0.9}"
 BACKEND_PORT=$RELAY_PROBE_PORT_BASE; PROBE_PORT=$((RELAY_PROBE_PORT_BASE + 1))
@@ -36,7 +38,9 @@ bench_start_echo
 declare -A results
 for round in $(seq 1 "$RELAY_PROBE_ROUNDS"); do
   for mode in $RELAY_PROBE_MODES; do
-    dotnet "$WORK/relayprobe/RelayProbe.dll" --mode "$mode" --port "$PROBE_PORT" --backend-port "$BACKEND_PORT" >>"$WORK/relayprobe-$mode.log" 2>&1 &
+    extra=(); probe_mode=$mode
+    if [ "$mode" = touch ]; then probe_mode=sockets; extra=(--touch "$RELAY_PROBE_TOUCH" --touch-stride "$RELAY_PROBE_STRIDE"); fi
+    dotnet "$WORK/relayprobe/RelayProbe.dll" --mode "$probe_mode" "${extra[@]}" --port "$PROBE_PORT" --backend-port "$BACKEND_PORT" >>"$WORK/relayprobe-$mode.log" 2>&1 &
     probe=$!; PIDS+=("$probe")
     wait_port "$PROBE_PORT" "$probe" relayprobe
     line=$(timeout --kill-after=5 $((RELAY_PROBE_DURATION + 120)) "${LOADGEN[@]}" rate --url "ws://127.0.0.1:$PROBE_PORT/echo" \

@@ -6,14 +6,16 @@ namespace RelayProbe;
 /// <summary>
 /// <c>RelayProbe --mode sockets|epoll --port P --backend-port B</c>: accepts TCP clients on 127.0.0.1:P, connects each to
 /// 127.0.0.1:B and copies bytes both ways until either side ends. No WebSocket parsing, no HTTP: what is left is the cost
-/// of waiting for, reading and writing a message, in the design the mode names.
+/// of waiting for, reading and writing a message, in the design the mode names. <c>--touch N</c> (sockets mode) gives each
+/// tunnel a state object of its own and has each message touch N of its cache lines per direction: what per-tunnel memory
+/// that a message finds cold costs, at a number of tunnels where it is cold.
 /// </summary>
 public static class Program
 {
     public static async Task<int> Main(string[] args)
     {
         string? mode = null;
-        int port = 0, backendPort = 0;
+        int port = 0, backendPort = 0, touch = 0, stride = 64;
         for (var i = 0; i + 1 < args.Length; i += 2)
         {
             switch (args[i])
@@ -21,14 +23,16 @@ public static class Program
                 case "--mode": mode = args[i + 1]; break;
                 case "--port": port = int.Parse(args[i + 1]); break;
                 case "--backend-port": backendPort = int.Parse(args[i + 1]); break;
+                case "--touch": touch = int.Parse(args[i + 1]); break;
+                case "--touch-stride": stride = int.Parse(args[i + 1]); break;
                 default:
                     Console.Error.WriteLine($"relayprobe: unknown option {args[i]}");
                     return 2;
             }
         }
-        if (mode is not ("sockets" or "epoll") || port <= 0 || backendPort <= 0)
+        if (mode is not ("sockets" or "epoll") || port <= 0 || backendPort <= 0 || touch < 0 || stride < 1 || (touch > 0 && mode != "sockets"))
         {
-            Console.Error.WriteLine("usage: RelayProbe --mode sockets|epoll --port P --backend-port B");
+            Console.Error.WriteLine("usage: RelayProbe --mode sockets|epoll --port P --backend-port B [--touch N [--touch-stride BYTES] (sockets only)]");
             return 2;
         }
         if (mode == "epoll" && !OperatingSystem.IsLinux())
@@ -45,7 +49,7 @@ public static class Program
         listener.Listen(4096);
         var backend = new IPEndPoint(IPAddress.Loopback, backendPort);
         EpollRelay? epoll = mode == "epoll" ? new EpollRelay(Environment.ProcessorCount) : null;
-        Console.WriteLine($"relayprobe: {mode} on 127.0.0.1:{port} to {backend} (pid {Environment.ProcessId})");
+        Console.WriteLine($"relayprobe: {mode} on 127.0.0.1:{port} to {backend}, {touch} lines {stride} bytes apart touched per message (pid {Environment.ProcessId})");
 
         while (true)
         {
@@ -58,11 +62,11 @@ public static class Program
             {
                 continue;
             }
-            _ = RelayAsync(client, backend, epoll);
+            _ = RelayAsync(client, backend, epoll, touch, stride);
         }
     }
 
-    private static async Task RelayAsync(Socket client, IPEndPoint backendEndPoint, EpollRelay? epoll)
+    private static async Task RelayAsync(Socket client, IPEndPoint backendEndPoint, EpollRelay? epoll, int touch, int stride)
     {
         var backend = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         try
@@ -83,7 +87,7 @@ public static class Program
         }
         else
         {
-            await SocketsRelay.RunAsync(client, backend);
+            await SocketsRelay.RunAsync(client, backend, touch, stride);
         }
     }
 }

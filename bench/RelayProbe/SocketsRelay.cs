@@ -12,13 +12,15 @@ internal static class SocketsRelay
 {
     private const int BufferSize = 16 * 1024;
 
-    public static async Task RunAsync(Socket client, Socket backend)
+    public static async Task RunAsync(Socket client, Socket backend, int touch, int stride)
     {
+        // The tunnel's own state, as a proxy keeps one: each direction's lines apart, touched once per message.
+        var state = touch > 0 ? new byte[(2 * touch + 1) * stride] : null;
         client.Blocking = false;
         backend.Blocking = false;
         try
         {
-            await Task.WhenAny(PumpAsync(client, backend), PumpAsync(backend, client));
+            await Task.WhenAny(PumpAsync(client, backend, state, 0, touch, stride), PumpAsync(backend, client, state, touch, touch, stride));
         }
         finally
         {
@@ -27,7 +29,7 @@ internal static class SocketsRelay
         }
     }
 
-    private static async Task PumpAsync(Socket from, Socket to)
+    private static async Task PumpAsync(Socket from, Socket to, byte[]? state, int firstLine, int lines, int stride)
     {
         try
         {
@@ -45,6 +47,10 @@ internal static class SocketsRelay
                     if (error != SocketError.Success || read == 0)
                     {
                         return;
+                    }
+                    for (var line = firstLine; line < firstLine + lines; line++)
+                    {
+                        state![line * stride]++;
                     }
                     var sent = to.Send(buffer.AsSpan(0, read), SocketFlags.None, out error);
                     if (error is not (SocketError.Success or SocketError.WouldBlock))
