@@ -7,6 +7,7 @@
 #
 #   bench/relay-ab.sh 108b8ec HEAD            # 3 rounds, about 6 minutes
 #   RELAY_AB_ROUNDS=5 RELAY_AB_CONNS=1000 RELAY_AB_RATE=10 bench/relay-ab.sh main my-branch   # run.sh's rate load
+#   RELAY_AB_ENV_B=DOTNET_GCgen0size=0x4000000 bench/relay-ab.sh HEAD HEAD                       # a setting, one build
 #
 # Loopback only (ports RELAY_AB_PORT_BASE..+3); every process it starts is stopped by PID; every load is bounded.
 set -euo pipefail
@@ -23,6 +24,8 @@ REV_A=$1; REV_B=$2
 : "${RELAY_AB_DURATION:=20}"      # seconds measured, after 3 of warm-up
 : "${RELAY_AB_PORT_BASE:=18780}"  # +0 echo, +1 ws, +2 wss, +3 admin (apart from the other benches')
 : "${RELAY_AB_SOURCES:=127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5,127.0.0.6,127.0.0.7,127.0.0.8,127.0.0.9}"
+: "${RELAY_AB_ENV_A:=}"           # extra environment for a's gateway ("NAME=value ..."): A/B a setting on one build
+: "${RELAY_AB_ENV_B:=}"
 BENCH_LOG_TAG=relay-ab
 # log, die, the PIDS stopped on exit, stop_pid, json_field, median, rate_figures, and bench_ab_prepare (ports, work
 # dir, tools, both revisions' gateways, run.sh's certificate, echo server and config), bench_start_gateway
@@ -33,7 +36,7 @@ declare -A results
 for round in $(seq 1 "$RELAY_AB_ROUNDS"); do
   for side in a b; do
     rm -rf "$WORK/gateway"; cp -r "$WORK/gateway-$side" "$WORK/gateway"
-    bench_start_gateway
+    if [ "$side" = a ]; then bench_start_gateway "$RELAY_AB_ENV_A"; else bench_start_gateway "$RELAY_AB_ENV_B"; fi
     line=$(timeout --kill-after=5 $((RELAY_AB_DURATION + 120)) "${LOADGEN[@]}" rate --url "ws://127.0.0.1:$GATEWAY_WS$RELAY_AB_PATH" \
       --conns "$RELAY_AB_CONNS" --rate "$RELAY_AB_RATE" --size "$RELAY_AB_SIZE" --duration "$RELAY_AB_DURATION" --warmup 3 \
       --sources "$RELAY_AB_SOURCES" --pids "$GATEWAY_PID" --label "relay-$side" --target gateway | tail -1)
