@@ -35,7 +35,9 @@ public sealed class MetricsScenarioTests
         var config = GatewayServer.Config(proxy);
         config["Gateway"]!["WebSocketPolicies"] = new JsonObject
         {
-            ["fast"] = new JsonObject { ["KeepAlive"] = new JsonObject { ["Interval"] = "00:00:00.200", ["Timeout"] = "00:00:00.400" } },
+            // Pings every 0.2 s, but 1.5 s to answer: a pong late by more than that on a busy machine would reap the raw tunnel
+            // before the first scrape counts it open.
+            ["fast"] = new JsonObject { ["KeepAlive"] = new JsonObject { ["Interval"] = "00:00:00.200", ["Timeout"] = "00:00:01.500" } },
         };
         await using var gateway = await GatewayServer.StartAsync(config);
 
