@@ -39,9 +39,8 @@ public sealed class PassiveHealthTests(ITestOutputHelper output)
         var crashing = new RawBackend();
         var port = crashing.Address.Port;
         await using var survivor = new RawBackend();
-        RecordingHealthUpdater? verdicts = null;
-        await using var gateway = await GatewayServer.StartAsync(Config(crashing.Address, survivor.Address, "00:00:02"),
-            services => RecordingHealthUpdater.Replace(services, recorder => verdicts = recorder));
+        var health = new HealthRecorder();
+        await using var gateway = await GatewayServer.StartAsync(Config(crashing.Address, survivor.Address, "00:00:02"), health.Install);
         var clients = new List<RawWebSocketClient>();
         try
         {
@@ -60,18 +59,21 @@ public sealed class PassiveHealthTests(ITestOutputHelper output)
             }
             await crashing.DisposeAsync();
 
-            // Marked by its failed tunnels (each reported when its tunnel ends, just after its client hears 1014). The mark is
-            // read from the verdicts as they were set, not polled: on a loaded machine a poll could land after the period.
+            // Marked by its failed tunnels (each reported when its tunnel ends, just after its client hears 1014), and then left
+            // out of the cluster's available destinations, which YARP rebuilds just after the mark: a probe sent between the
+            // two would still reach d1. Both are read from what YARP was told and did, as it happened, not polled: the state
+            // lasts only the period, and on a loaded machine a poll could land after it.
             var marked = await Retry.Eventually(() =>
             {
-                Assert.NotNull(verdicts);
-                var marks = verdicts.Marks("d1").ToArray();
-                Assert.True(marks.Length == 1, $"d1 marked {marks.Length} times; {verdicts.Count("d1")} verdicts on it, of {lost} tunnels lost");
+                var marks = health.Marks("d1").ToArray();
+                Assert.True(marks.Length == 1, $"d1 marked {marks.Length} times; {health.VerdictCount("d1")} verdicts on it, of {lost} tunnels lost");
                 return Task.FromResult(marks[0]);
             }, TimeSpan.FromSeconds(10));
+            await Retry.Eventually(() => Assert.True(health.LeftOut("d1", since: marked), "d1 is still among the available destinations"),
+                TimeSpan.FromSeconds(5));
             var sinceMark = () => Stopwatch.GetElapsedTime(marked);
             Assert.True(gateway.Services.GetRequiredService<IProxyStateLookup>().TryGetCluster("raw", out var cluster));
-            Assert.Empty(verdicts!.Marks("d2"));
+            Assert.Empty(health.Marks("d2"));
             // Back at once, as a restarted process is (active health checks would pass from now on).
             crashing = new RawBackend(port);
 
@@ -114,35 +116,65 @@ public sealed class PassiveHealthTests(ITestOutputHelper output)
         Assert.Equal("Gateway.Health.FailureRatePolicy", policy.GetType().FullName);
     }
 
-    /// <summary>YARP's health updater, with each passive verdict recorded as it is set (destination, health, timestamp).</summary>
-    private sealed class RecordingHealthUpdater(IDestinationHealthUpdater inner) : IDestinationHealthUpdater
+    /// <summary>
+    /// What YARP's health machinery was told and did, as it happened: each passive verdict (through a decorator over its
+    /// <see cref="IDestinationHealthUpdater"/>) and each rebuild of a cluster's available destinations (over its
+    /// <see cref="IClusterDestinationsUpdater"/>, which the reactivation goes through too), with Stopwatch timestamps.
+    /// </summary>
+    private sealed class HealthRecorder
     {
-        private readonly ConcurrentQueue<(string Destination, DestinationHealth Health, long At)> _passive = new();
+        private readonly ConcurrentQueue<(string Destination, DestinationHealth Health, long At)> _verdicts = new();
+        private readonly ConcurrentQueue<(string[] Available, long At)> _rebuilds = new();
 
-        public static void Replace(IServiceCollection services, Action<RecordingHealthUpdater> made)
+        public void Install(IServiceCollection services)
         {
-            var yarps = services.Last(d => d.ServiceType == typeof(IDestinationHealthUpdater));
-            services.Remove(yarps);
-            services.AddSingleton<IDestinationHealthUpdater>(provider =>
-            {
-                var recorder = new RecordingHealthUpdater((IDestinationHealthUpdater)ActivatorUtilities.CreateInstance(provider, yarps.ImplementationType!));
-                made(recorder);
-                return recorder;
-            });
+            Decorate<IDestinationHealthUpdater>(services, yarps => new VerdictRecorder(yarps, this));
+            Decorate<IClusterDestinationsUpdater>(services, yarps => new RebuildRecorder(yarps, this));
         }
 
-        /// <summary>When <paramref name="destination"/> was marked unhealthy (Stopwatch timestamps).</summary>
+        /// <summary>When <paramref name="destination"/> was marked unhealthy.</summary>
         public IEnumerable<long> Marks(string destination) =>
-            _passive.Where(v => v.Destination == destination && v.Health == DestinationHealth.Unhealthy).Select(v => v.At);
+            _verdicts.Where(v => v.Destination == destination && v.Health == DestinationHealth.Unhealthy).Select(v => v.At);
 
-        public int Count(string destination) => _passive.Count(v => v.Destination == destination);
+        public int VerdictCount(string destination) => _verdicts.Count(v => v.Destination == destination);
 
-        public void SetPassive(ClusterState cluster, DestinationState destination, DestinationHealth newHealth, TimeSpan reactivationPeriod)
+        /// <summary>Whether a rebuild at or after <paramref name="since"/> left <paramref name="destination"/> out.</summary>
+        public bool LeftOut(string destination, long since) => _rebuilds.Any(r => r.At >= since && !r.Available.Contains(destination));
+
+        private static void Decorate<T>(IServiceCollection services, Func<T, T> decorate) where T : class
         {
-            _passive.Enqueue((destination.DestinationId, newHealth, Stopwatch.GetTimestamp()));
-            inner.SetPassive(cluster, destination, newHealth, reactivationPeriod);
+            var yarps = services.Last(d => d.ServiceType == typeof(T));
+            services.Remove(yarps);
+            services.AddSingleton(provider => decorate((T)ActivatorUtilities.CreateInstance(provider, yarps.ImplementationType!)));
         }
 
-        public void SetActive(ClusterState cluster, IEnumerable<NewActiveDestinationHealth> newHealthStates) => inner.SetActive(cluster, newHealthStates);
+        private sealed class VerdictRecorder(IDestinationHealthUpdater inner, HealthRecorder recorder) : IDestinationHealthUpdater
+        {
+            public void SetPassive(ClusterState cluster, DestinationState destination, DestinationHealth newHealth, TimeSpan reactivationPeriod)
+            {
+                recorder._verdicts.Enqueue((destination.DestinationId, newHealth, Stopwatch.GetTimestamp()));
+                inner.SetPassive(cluster, destination, newHealth, reactivationPeriod);
+            }
+
+            public void SetActive(ClusterState cluster, IEnumerable<NewActiveDestinationHealth> newHealthStates) => inner.SetActive(cluster, newHealthStates);
+        }
+
+        private sealed class RebuildRecorder(IClusterDestinationsUpdater inner, HealthRecorder recorder) : IClusterDestinationsUpdater
+        {
+            public void UpdateAvailableDestinations(ClusterState cluster)
+            {
+                inner.UpdateAvailableDestinations(cluster);
+                Record(cluster);
+            }
+
+            public void UpdateAllDestinations(ClusterState cluster)
+            {
+                inner.UpdateAllDestinations(cluster);
+                Record(cluster);
+            }
+
+            private void Record(ClusterState cluster) =>
+                recorder._rebuilds.Enqueue((cluster.DestinationsState.AvailableDestinations.Select(d => d.DestinationId).ToArray(), Stopwatch.GetTimestamp()));
+        }
     }
 }
