@@ -65,12 +65,15 @@ internal sealed class FailureRatePolicy : IPassiveHealthCheckPolicy
             {
                 history.Clear();
             }
+            // Passed on under the lock: YARP's updater acts on every change, so a Healthy verdict reached just before a
+            // mark but passed on after it would let the destination back at once, undoing the mark of the crash it is
+            // out for (CI saw it: a crashed backend still Healthy after its tunnels had marked it).
+            _health.SetPassive(cluster, destination, verdict, period);
         }
         if (verdict == DestinationHealth.Unhealthy)
         {
             Log.MarkedUnhealthy(_logger, cluster.ClusterId, destination.DestinationId, refused ? "a connection was refused" : $"{rate:P0} of its requests failed", period);
         }
-        _health.SetPassive(cluster, destination, verdict, period);
     }
 
     private double RateLimit(ClusterState cluster) =>

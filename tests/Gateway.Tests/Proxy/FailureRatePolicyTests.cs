@@ -93,6 +93,33 @@ public sealed class FailureRatePolicyTests
     }
 
     [Fact]
+    public async Task A_healthy_verdict_reached_before_the_mark_is_not_passed_on_after_it()
+    {
+        var gated = new GatedUpdater();
+        var policy = new FailureRatePolicy(Options.Create(new TransportFailureRateHealthPolicyOptions()), gated, _time, NullLogger<FailureRatePolicy>.Instance);
+        for (var i = 0; i < 8; i++)
+        {
+            Report(policy, ForwarderError.UpgradeResponseDestination); // fewer than 10 requests: not judged, Healthy
+        }
+
+        // The 9th failure is still judged Healthy; its call to YARP's updater is held up, as a preempted thread would be.
+        gated.HoldNextHealthy = true;
+        var ninth = Task.Factory.StartNew(() => Report(policy, ForwarderError.UpgradeResponseDestination), TaskCreationOptions.LongRunning);
+        Assert.True(gated.Held.Wait(TimeSpan.FromSeconds(10)), "the 9th report never reached the updater");
+
+        // The 10th marks it. With the verdict passed on outside the policy's lock the mark lands now, and the 9th's Healthy
+        // after it lets the destination back at once; under the lock the 10th waits for the 9th.
+        var tenth = Task.Factory.StartNew(() => Report(policy, ForwarderError.UpgradeResponseDestination), TaskCreationOptions.LongRunning);
+        await Task.WhenAny(tenth, Task.Delay(TimeSpan.FromSeconds(1)));
+        gated.Release.Set();
+        await ninth.WaitAsync(TimeSpan.FromSeconds(10));
+        await tenth.WaitAsync(TimeSpan.FromSeconds(10));
+
+        Assert.Equal([DestinationHealth.Healthy, DestinationHealth.Unhealthy], gated.Calls.TakeLast(2));
+        Assert.Equal(DestinationHealth.Unhealthy, _destination.Health.Passive);
+    }
+
+    [Fact]
     public async Task An_enabled_passive_check_without_a_period_gets_the_default_written_into_its_cluster()
     {
         var defaults = new Gateway.Proxy.ProxyConfigDefaults(new Gateway.Policies.WebSocketPolicies(Infrastructure.InMemoryGatewayOptions.Load()));
@@ -112,7 +139,10 @@ public sealed class FailureRatePolicyTests
         Assert.Null(off.HealthCheck!.Passive!.ReactivationPeriod);
     }
 
-    private void Report(ForwarderError? error, bool clientGone = false, Exception? exception = null)
+    private void Report(ForwarderError? error, bool clientGone = false, Exception? exception = null) =>
+        Report(_policy, error, clientGone, exception);
+
+    private void Report(FailureRatePolicy policy, ForwarderError? error, bool clientGone = false, Exception? exception = null)
     {
         var context = new DefaultHttpContext();
         if (error is { } value)
@@ -125,7 +155,7 @@ public sealed class FailureRatePolicyTests
             aborted.Cancel();
             context.RequestAborted = aborted.Token;
         }
-        _policy.RequestProxied(context, _cluster, _destination);
+        policy.RequestProxied(context, _cluster, _destination);
     }
 
     private sealed record ErrorFeature(ForwarderError Error, Exception? Exception) : IForwarderErrorFeature;
@@ -143,6 +173,47 @@ public sealed class FailureRatePolicyTests
         {
             Calls.Add((newHealth, reactivationPeriod));
             destination.Health.Passive = newHealth;
+        }
+    }
+
+    /// <summary>Sets the destination's passive health as YARP's updater does; can hold one Healthy call until released.</summary>
+    private sealed class GatedUpdater : IDestinationHealthUpdater
+    {
+        private readonly Lock _lock = new();
+        private readonly List<DestinationHealth> _calls = [];
+
+        public volatile bool HoldNextHealthy;
+        public ManualResetEventSlim Held { get; } = new();
+        public ManualResetEventSlim Release { get; } = new();
+
+        public DestinationHealth[] Calls
+        {
+            get
+            {
+                lock (_lock)
+                {
+                    return [.. _calls];
+                }
+            }
+        }
+
+        public void SetActive(ClusterState cluster, IEnumerable<NewActiveDestinationHealth> newHealthStates)
+        {
+        }
+
+        public void SetPassive(ClusterState cluster, DestinationState destination, DestinationHealth newHealth, TimeSpan reactivationPeriod)
+        {
+            if (newHealth == DestinationHealth.Healthy && HoldNextHealthy)
+            {
+                HoldNextHealthy = false;
+                Held.Set();
+                Release.Wait(TimeSpan.FromSeconds(10));
+            }
+            lock (_lock)
+            {
+                _calls.Add(newHealth);
+                destination.Health.Passive = newHealth;
+            }
         }
     }
 }
