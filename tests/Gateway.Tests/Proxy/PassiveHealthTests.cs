@@ -75,8 +75,9 @@ public sealed class PassiveHealthTests(ITestOutputHelper output)
 
             // "Back" is the first rebuild of the cluster's available destinations after the mark that has d1 in it: the
             // reactivation's own rebuild when the period ends. YARP leaves d1 out on a thread-pool item queued at the mark;
-            // on a starved pool that item can run after the reactivation, so the test does not wait for it (CI once waited
-            // 5 s for it in vain), and probes cannot time the return either (one sent before that item ran would reach d1).
+            // on a starved pool that item could run after the reactivation, so the test does not wait for it, and probes
+            // cannot time the return either (one sent before that item ran would reach d1). A verdict that undoes the mark
+            // shows here as "available again 0.00 s after the mark" (FailureRatePolicy once passed verdicts on unordered).
             var back = await Retry.Eventually(() =>
             {
                 var rebuilt = health.FirstWith("d1", since: marked);
