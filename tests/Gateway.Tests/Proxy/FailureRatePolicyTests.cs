@@ -95,27 +95,25 @@ public sealed class FailureRatePolicyTests
     [Fact]
     public async Task A_healthy_verdict_reached_before_the_mark_is_not_passed_on_after_it()
     {
-        var gated = new GatedUpdater();
-        var policy = new FailureRatePolicy(Options.Create(new TransportFailureRateHealthPolicyOptions()), gated, _time, NullLogger<FailureRatePolicy>.Instance);
         for (var i = 0; i < 8; i++)
         {
-            Report(policy, ForwarderError.UpgradeResponseDestination); // fewer than 10 requests: not judged, Healthy
+            Report(ForwarderError.UpgradeResponseDestination); // fewer than 10 requests: not judged, Healthy
         }
 
         // The 9th failure is still judged Healthy; its call to YARP's updater is held up, as a preempted thread would be.
-        gated.HoldNextHealthy = true;
-        var ninth = Task.Factory.StartNew(() => Report(policy, ForwarderError.UpgradeResponseDestination), TaskCreationOptions.LongRunning);
-        Assert.True(gated.Held.Wait(TimeSpan.FromSeconds(10)), "the 9th report never reached the updater");
+        _health.HoldNextHealthy = true;
+        var ninth = Task.Factory.StartNew(() => Report(ForwarderError.UpgradeResponseDestination), TaskCreationOptions.LongRunning);
+        Assert.True(_health.Held.Wait(TimeSpan.FromSeconds(10)), "the 9th report never reached the updater");
 
         // The 10th marks it. With the verdict passed on outside the policy's lock the mark lands now, and the 9th's Healthy
         // after it lets the destination back at once; under the lock the 10th waits for the 9th.
-        var tenth = Task.Factory.StartNew(() => Report(policy, ForwarderError.UpgradeResponseDestination), TaskCreationOptions.LongRunning);
+        var tenth = Task.Factory.StartNew(() => Report(ForwarderError.UpgradeResponseDestination), TaskCreationOptions.LongRunning);
         await Task.WhenAny(tenth, Task.Delay(TimeSpan.FromSeconds(1)));
-        gated.Release.Set();
+        _health.Release.Set();
         await ninth.WaitAsync(TimeSpan.FromSeconds(10));
         await tenth.WaitAsync(TimeSpan.FromSeconds(10));
 
-        Assert.Equal([DestinationHealth.Healthy, DestinationHealth.Unhealthy], gated.Calls.TakeLast(2));
+        Assert.Equal([DestinationHealth.Healthy, DestinationHealth.Unhealthy], _health.Calls.Select(c => c.Health).TakeLast(2));
         Assert.Equal(DestinationHealth.Unhealthy, _destination.Health.Passive);
     }
 
@@ -139,10 +137,7 @@ public sealed class FailureRatePolicyTests
         Assert.Null(off.HealthCheck!.Passive!.ReactivationPeriod);
     }
 
-    private void Report(ForwarderError? error, bool clientGone = false, Exception? exception = null) =>
-        Report(_policy, error, clientGone, exception);
-
-    private void Report(FailureRatePolicy policy, ForwarderError? error, bool clientGone = false, Exception? exception = null)
+    private void Report(ForwarderError? error, bool clientGone = false, Exception? exception = null)
     {
         var context = new DefaultHttpContext();
         if (error is { } value)
@@ -155,44 +150,31 @@ public sealed class FailureRatePolicyTests
             aborted.Cancel();
             context.RequestAborted = aborted.Token;
         }
-        policy.RequestProxied(context, _cluster, _destination);
+        _policy.RequestProxied(context, _cluster, _destination);
     }
 
     private sealed record ErrorFeature(ForwarderError Error, Exception? Exception) : IForwarderErrorFeature;
 
-    /// <summary>Sets the destination's passive health as YARP's updater does, and remembers each call.</summary>
+    /// <summary>
+    /// Sets the destination's passive health as YARP's updater does, and remembers each call; can hold one Healthy call
+    /// until released, as a preempted thread would.
+    /// </summary>
     private sealed class RecordingUpdater : IDestinationHealthUpdater
     {
-        public List<(DestinationHealth Health, TimeSpan Period)> Calls { get; } = [];
-
-        public void SetActive(ClusterState cluster, IEnumerable<NewActiveDestinationHealth> newHealthStates)
-        {
-        }
-
-        public void SetPassive(ClusterState cluster, DestinationState destination, DestinationHealth newHealth, TimeSpan reactivationPeriod)
-        {
-            Calls.Add((newHealth, reactivationPeriod));
-            destination.Health.Passive = newHealth;
-        }
-    }
-
-    /// <summary>Sets the destination's passive health as YARP's updater does; can hold one Healthy call until released.</summary>
-    private sealed class GatedUpdater : IDestinationHealthUpdater
-    {
         private readonly Lock _lock = new();
-        private readonly List<DestinationHealth> _calls = [];
+        private readonly List<(DestinationHealth Health, TimeSpan Period)> _calls = [];
 
         public volatile bool HoldNextHealthy;
         public ManualResetEventSlim Held { get; } = new();
         public ManualResetEventSlim Release { get; } = new();
 
-        public DestinationHealth[] Calls
+        public IReadOnlyList<(DestinationHealth Health, TimeSpan Period)> Calls
         {
             get
             {
                 lock (_lock)
                 {
-                    return [.. _calls];
+                    return _calls.ToList();
                 }
             }
         }
@@ -211,7 +193,7 @@ public sealed class FailureRatePolicyTests
             }
             lock (_lock)
             {
-                _calls.Add(newHealth);
+                _calls.Add((newHealth, reactivationPeriod));
                 destination.Health.Passive = newHealth;
             }
         }
